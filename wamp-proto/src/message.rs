@@ -290,6 +290,19 @@ impl Message {
     }
 }
 
+/// Encodes `[8, topicUri, event]` from borrowed parts, without building a [`Message`]: a
+/// router serialises each published event once this way and sends the same text to every
+/// recipient.
+pub fn event_json(topic_uri: &str, event: &Value) -> String {
+    serde_json::to_string(&(TYPE_EVENT, topic_uri, event)).expect("an EVENT always serialises")
+}
+
+/// Encodes `[3, callId, result]` from borrowed parts.
+pub fn call_result_json(call_id: &str, result: &Value) -> String {
+    serde_json::to_string(&(TYPE_CALLRESULT, call_id, result))
+        .expect("a CALLRESULT always serialises")
+}
+
 /// The spec's name for a type id, or `None` for an id WAMP v1 does not define.
 pub fn type_name(type_id: u64) -> Option<&'static str> {
     Some(match type_id {
@@ -726,6 +739,21 @@ mod tests {
             let err = Message::from_json(input).expect_err(input).to_string();
             assert!(err.contains(want), "{input}: got {err:?}, want {want:?}");
         }
+    }
+
+    #[test]
+    fn borrowed_encoders_match_message() {
+        let event = json!({"a": [1, "x"]});
+        let m = Message::Event {
+            topic_uri: "http://t/x".into(),
+            event: event.clone(),
+        };
+        assert_eq!(event_json("http://t/x", &event), m.to_json());
+        let r = Message::CallResult {
+            call_id: "c".into(),
+            result: event.clone(),
+        };
+        assert_eq!(call_result_json("c", &event), r.to_json());
     }
 
     #[test]

@@ -183,6 +183,13 @@ function report(error) {
   else console.error(error);
 }
 
+/** A WebSocket close reason fits in 123 UTF-8 bytes. */
+function closeReason(text) {
+  let reason = String(text);
+  while (new TextEncoder().encode(reason).length > 123) reason = reason.slice(0, -1);
+  return reason;
+}
+
 function isIdList(value) {
   return Array.isArray(value) && value.every((v) => typeof v === 'string');
 }
@@ -275,7 +282,7 @@ export class WampSession {
     this._cancelRetry();
     if (this._ws !== null) {
       this._closeReason = 'closed';
-      this._ws.close(code, reason);
+      this._ws.close(code, closeReason(reason));
     } else {
       this._settleWaiters(new Error('closed'));
     }
@@ -406,7 +413,7 @@ export class WampSession {
     if (this._ws === null) return;
     this._closeReason = 'protocol-error';
     // Browsers let scripts close only with 1000 or 3000-4999; the reason tells what went wrong.
-    this._ws.close(1000, `protocol error: ${why}`.slice(0, 120));
+    this._ws.close(1000, closeReason(`protocol error: ${why}`));
   }
 
   // --- wire ----------------------------------------------------------------------------------
@@ -471,7 +478,7 @@ export class WampSession {
     if (typeof msg[1] !== 'string') return this._protocolError('WELCOME without a session id');
     if (msg.length > 2 && msg[2] !== 1) {
       this._closeReason = 'unsupported';
-      this._ws.close(1000, `unsupported WAMP version ${JSON.stringify(msg[2])}`.slice(0, 120));
+      this._ws.close(1000, closeReason(`unsupported WAMP version ${JSON.stringify(msg[2])}`));
       return undefined;
     }
     const ws = this._ws;

@@ -1,0 +1,63 @@
+//! `wamp-server`: a WAMP v1 router (RPC, PubSub, WAMP-CRA) over tokio and tokio-tungstenite.
+//!
+//! Build a [`Router`] with procedures and topic policies, then [`serve`] it on a listener (or
+//! mount it in an axum app with [`axum_handler`]). The wire behaviour follows the project's
+//! `spec/WAMP1.md`: every CALL gets exactly one reply, CURIEs resolve at the first colon,
+//! events reach (subscribers ∩ eligible) − exclude, and bad input closes only the session that
+//! sent it (see [`close`] for the codes).
+//!
+//! The seed tutorial's server (echo, a chat relay, a publish "broker") in a few lines:
+//!
+//! ```no_run
+//! use serde_json::{json, Value};
+//! use wamp_server::{CallError, Router, Topic};
+//!
+//! # async fn run() -> std::io::Result<()> {
+//! let router = Router::builder()
+//!     .default_prefix("rpc", "http://wamptutorial/rpc#")
+//!     .default_prefix("event", "http://wamptutorial/event#")
+//!     .procedure("http://wamptutorial/rpc#echo", |_ctx, args: Vec<Value>| async move {
+//!         Ok(args.into_iter().next().unwrap_or(Value::Null))
+//!     })
+//!     .procedure("http://wamptutorial/rpc#throw", |_ctx, _args| async move {
+//!         Err::<Value, _>(CallError::internal("An exception"))
+//!     })
+//!     // A plain relay...
+//!     .topic("http://wamptutorial/event#chat", Topic::open())
+//!     // ...and a "broker" that stamps each message with its sender.
+//!     .topic("http://wamptutorial/event#signed", Topic::open().on_publish(|ctx, mut p| async move {
+//!         p.event = json!({"from": &*ctx.session_id, "message": p.event});
+//!         Some(p)
+//!     }))
+//!     .build();
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await?;
+//! wamp_server::serve(listener, router, async { let _ = tokio::signal::ctrl_c().await; }).await
+//! # }
+//! ```
+//!
+//! Server-side publishing, from anywhere that holds the router (or from a handler through
+//! [`CallContext::router`]): [`Router::publish`], [`Router::publish_excluding`],
+//! [`Router::publish_to`], [`Router::subscribers`], [`Router::close_session`].
+//!
+//! Authentication: [`AuthConfig`] (WAMP-CRA; the security rules are in [`mod@auth`]).
+
+pub mod auth;
+mod axum_mount;
+mod broker;
+pub mod close;
+mod handler;
+pub mod handshake;
+mod router;
+mod server;
+mod session;
+mod topic;
+pub mod transport;
+pub mod tutorial;
+
+pub use auth::{AuthConfig, AuthProvider, AuthUser, InMemoryAuth};
+pub use axum_mount::axum_handler;
+pub use handler::{typed_args, BoxFuture, CallContext, CallError, CallResult};
+pub use router::{Options, Router, RouterBuilder};
+pub use server::serve;
+pub use session::{run_session, ConnectionInfo};
+pub use topic::{Publication, PublishPolicy, SubscribePolicy, Topic, TopicContext};

@@ -1,0 +1,71 @@
+//! The tutorial server: the seed's demo page and a WAMP v1 endpoint.
+//!
+//! Run with: `cargo run --release -p wamp-server` (then open http://localhost:8080/).
+//! Flags: `--bind ADDR` (default 127.0.0.1), `--port N` (default 8080; 0 picks a free port).
+//! Logs: `RUST_LOG=debug` for every session's story.
+
+use std::net::{IpAddr, SocketAddr};
+
+use clap::Parser;
+use tracing::info;
+
+/// The WAMP v1 tutorial server: demo page on `/`, WAMP on `/ws`.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+struct Args {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1", env = "WAMP_BIND")]
+    bind: IpAddr,
+    /// Port to listen on (0 picks a free one).
+    #[arg(long, default_value_t = 8080, env = "WAMP_PORT")]
+    port: u16,
+}
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info".into()),
+        )
+        .init();
+    let args = Args::parse();
+    let addr = SocketAddr::new(args.bind, args.port);
+    let listener = match tokio::net::TcpListener::bind(addr).await {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("error: cannot listen on {addr}: {e} (is another server using the port? try --port)");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    let local = listener.local_addr().expect("a bound listener has an address");
+    let router = wamp_server::tutorial::router();
+    let app = wamp_server::tutorial::app(router.clone());
+    let host = if local.ip().is_loopback() {
+        "localhost".to_string()
+    } else {
+        local.ip().to_string()
+    };
+    println!(
+        "wamp-server listening: page http://{host}:{port}/  WAMP ws://{host}:{port}/ws",
+        port = local.port()
+    );
+    info!(%local, "listening");
+    let shutdown_router = router.clone();
+    let served = axum::serve(listener, app)
+        .with_graceful_shutdown(async move {
+            let _ = tokio::signal::ctrl_c().await;
+            info!("Ctrl-C: shutting down");
+            shutdown_router.shutdown();
+        })
+        .await;
+    let grace = router.options().shutdown_grace + std::time::Duration::from_secs(1);
+    let _ = tokio::time::timeout(grace, router.closed()).await;
+    match served {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: server failed: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

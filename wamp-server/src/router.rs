@@ -1,0 +1,544 @@
+//! The router: procedures, topic policies, hooks, auth and options, built once and cheap to
+//! clone; plus the server-side API (publish, list subscribers, close sessions, shutdown).
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use serde_json::Value;
+use tokio::sync::{watch, Notify};
+use wamp_proto::uri::Prefixes;
+
+use crate::auth::AuthConfig;
+use crate::broker::Broker;
+use crate::handler::{boxed_procedure, typed_procedure, CallContext, CallError, CallResult, Procedure};
+use crate::session::SessionHandle;
+use crate::topic::{Topic, TopicTable};
+
+/// Router-wide settings. Every field has a default; set them through [`RouterBuilder`].
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// The WELCOME's server ident. Default `wamp-server/<crate version>`.
+    pub server_ident: String,
+    /// Whether a subscribed publisher receives its own event when PUBLISH has no third
+    /// element. Default `true` (the spec's wording and clj-wamp); AutobahnPython excludes.
+    pub publisher_receives_own_events: bool,
+    /// The largest WebSocket message (and frame) accepted, in bytes; larger closes the session
+    /// with 1009. Default 1 MiB.
+    pub max_message_size: usize,
+    /// The most sessions open at once; more are refused at accept. Default 10,000.
+    pub max_connections: usize,
+    /// How many frames may wait in a session's outgoing queue; a session whose queue passes
+    /// this does not read fast enough and is closed ([`crate::close::SLOW_CONSUMER`]).
+    /// Default 4,096.
+    pub outbox_capacity: usize,
+    /// If set, browser requests (those with an `Origin` header) are accepted only from these
+    /// origins (e.g. `http://localhost:8080`); others get HTTP 403.
+    pub allowed_origins: Option<Vec<String>>,
+    /// Refuse clients that do not offer the `wamp` subprotocol at all (by default only clients
+    /// that offer other subprotocols but not `wamp` are refused).
+    pub strict_subprotocol: bool,
+    /// How long shutdown waits for in-flight calls before closing sessions. Default 5 s.
+    pub shutdown_grace: Duration,
+    /// The size of each session's WebSocket read buffer in bytes. Default 4 KiB.
+    pub read_buffer_size: usize,
+    /// The size of each session's WebSocket write buffer in bytes. Default 4 KiB.
+    pub write_buffer_size: usize,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            server_ident: concat!("wamp-server/", env!("CARGO_PKG_VERSION")).to_string(),
+            publisher_receives_own_events: true,
+            max_message_size: 1 << 20,
+            max_connections: 10_000,
+            outbox_capacity: 4096,
+            allowed_origins: None,
+            strict_subprotocol: false,
+            shutdown_grace: Duration::from_secs(5),
+            read_buffer_size: 4096,
+            write_buffer_size: 4096,
+        }
+    }
+}
+
+type SessionHook = Arc<dyn Fn(&str) + Send + Sync>;
+type CloseHook = Arc<dyn Fn(&str, &str) + Send + Sync>;
+type TopicHook = Arc<dyn Fn(&str, &str) + Send + Sync>;
+type PublishHook = Arc<dyn Fn(&str, &str, &Value) + Send + Sync>;
+type BeforeCallHook =
+    Arc<dyn Fn(&CallContext, Vec<Value>) -> Result<Vec<Value>, CallError> + Send + Sync>;
+type AfterCallHook = Arc<dyn Fn(&CallContext, &CallResult) + Send + Sync>;
+
+/// Callbacks that observe (and for calls, may change) what sessions do.
+#[derive(Clone, Default)]
+pub(crate) struct Hooks {
+    pub(crate) session_opened: Option<SessionHook>,
+    pub(crate) session_closed: Option<CloseHook>,
+    pub(crate) subscribed: Option<TopicHook>,
+    pub(crate) unsubscribed: Option<TopicHook>,
+    pub(crate) published: Option<PublishHook>,
+    pub(crate) before_call: Option<BeforeCallHook>,
+    pub(crate) after_call: Option<AfterCallHook>,
+}
+
+pub(crate) struct Inner {
+    pub(crate) options: Options,
+    pub(crate) hooks: Hooks,
+    pub(crate) auth: Option<AuthConfig>,
+    pub(crate) default_prefixes: Arc<HashMap<String, String>>,
+    procedures: RwLock<HashMap<String, Procedure>>,
+    topics: RwLock<TopicTable>,
+    pub(crate) broker: Broker,
+    sessions: Mutex<HashMap<Arc<str>, Arc<SessionHandle>>>,
+    pub(crate) connections: AtomicUsize,
+    pub(crate) shutdown: watch::Sender<bool>,
+    /// Woken when the last connection ends.
+    idle: Notify,
+}
+
+/// A WAMP v1 router: what procedures exist, who may use which topic, and the sessions
+/// connected to it. Cloning is cheap (an `Arc`); every clone is the same router. Two routers
+/// built separately share nothing.
+///
+/// Build one with [`Router::builder`], then serve it with [`crate::serve`] or mount it in an
+/// axum app with [`crate::axum_handler`].
+#[derive(Clone)]
+pub struct Router {
+    pub(crate) inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Router {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Router")
+            .field("options", &self.inner.options)
+            .field("sessions", &self.session_count())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Builds a [`Router`]. Each method consumes and returns the builder.
+#[must_use]
+pub struct RouterBuilder {
+    options: Options,
+    hooks: Hooks,
+    auth: Option<AuthConfig>,
+    default_prefixes: HashMap<String, String>,
+    procedures: HashMap<String, Procedure>,
+    topics: TopicTable,
+}
+
+impl Router {
+    /// Starts building a router.
+    pub fn builder() -> RouterBuilder {
+        RouterBuilder {
+            options: Options::default(),
+            hooks: Hooks::default(),
+            auth: None,
+            default_prefixes: HashMap::new(),
+            procedures: HashMap::new(),
+            topics: TopicTable::default(),
+        }
+    }
+
+    /// The router's options.
+    pub fn options(&self) -> &Options {
+        &self.inner.options
+    }
+
+    /// A session's starting prefix map (the router's default prefixes).
+    pub(crate) fn new_prefixes(&self) -> Prefixes {
+        Prefixes::with_defaults(self.inner.default_prefixes.clone())
+    }
+
+    /// Resolves a CURIE with the router's default prefixes (server-side API convenience).
+    fn resolve(&self, uri: &str) -> String {
+        self.new_prefixes().resolve(uri).into_owned()
+    }
+
+    /// Registers a procedure while the router runs. Returns `false` (and changes nothing) if
+    /// one is already registered under that URI.
+    pub fn add_procedure<F, Fut>(&self, uri: impl Into<String>, handler: F) -> bool
+    where
+        F: Fn(CallContext, Vec<Value>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = CallResult> + Send + 'static,
+    {
+        let mut procs = self.inner.procedures.write().expect("procedures lock");
+        match procs.entry(uri.into()) {
+            std::collections::hash_map::Entry::Occupied(_) => false,
+            std::collections::hash_map::Entry::Vacant(v) => {
+                v.insert(boxed_procedure(handler));
+                true
+            }
+        }
+    }
+
+    /// Removes a procedure while the router runs; calls already running finish. Returns
+    /// whether there was one.
+    pub fn remove_procedure(&self, uri: &str) -> bool {
+        let mut procs = self.inner.procedures.write().expect("procedures lock");
+        procs.remove(uri).is_some()
+    }
+
+    /// The handler registered for a full procedure URI.
+    pub(crate) fn procedure(&self, uri: &str) -> Option<Procedure> {
+        let procs = self.inner.procedures.read().expect("procedures lock");
+        procs.get(uri).cloned()
+    }
+
+    /// Sets (or replaces) the policy for a topic pattern while the router runs: an exact URI,
+    /// `prefix*` or `*`. Returns whether one was replaced.
+    pub fn set_topic(&self, pattern: &str, topic: Topic) -> bool {
+        let mut topics = self.inner.topics.write().expect("topics lock");
+        topics.insert(pattern, topic)
+    }
+
+    /// Removes the policy of a topic pattern. Existing subscriptions stay; new SUBSCRIBE and
+    /// PUBLISH follow whatever policy now matches. Returns whether there was one.
+    pub fn remove_topic(&self, pattern: &str) -> bool {
+        let mut topics = self.inner.topics.write().expect("topics lock");
+        topics.remove(pattern)
+    }
+
+    /// The policy that decides for a full topic URI.
+    pub(crate) fn topic_policy(&self, uri: &str) -> Option<Topic> {
+        let topics = self.inner.topics.read().expect("topics lock");
+        topics.find(uri).cloned()
+    }
+
+    /// Sends an event to every subscriber of `topic` (a full URI, or a CURIE of the default
+    /// prefixes). Returns how many sessions it was sent to. Topic policies do not apply to
+    /// the server's own publishing.
+    pub fn publish(&self, topic: &str, event: impl Serialize) -> usize {
+        self.publish_filtered(topic, event, &[], None)
+    }
+
+    /// Sends an event to every subscriber of `topic` except the listed sessions.
+    pub fn publish_excluding(&self, topic: &str, event: impl Serialize, exclude: &[String]) -> usize {
+        self.publish_filtered(topic, event, exclude, None)
+    }
+
+    /// Sends an event only to those of the listed sessions that subscribe to `topic`.
+    pub fn publish_to(&self, topic: &str, event: impl Serialize, eligible: &[String]) -> usize {
+        self.publish_filtered(topic, event, &[], Some(eligible))
+    }
+
+    fn publish_filtered(
+        &self,
+        topic: &str,
+        event: impl Serialize,
+        exclude: &[String],
+        eligible: Option<&[String]>,
+    ) -> usize {
+        let event = serde_json::to_value(event).unwrap_or(Value::Null);
+        self.inner
+            .broker
+            .publish(&self.resolve(topic), &event, exclude, eligible)
+    }
+
+    /// The ids of the sessions subscribed to `topic`.
+    pub fn subscribers(&self, topic: &str) -> Vec<String> {
+        self.inner.broker.subscribers(&self.resolve(topic))
+    }
+
+    /// The ids of every open session.
+    pub fn session_ids(&self) -> Vec<String> {
+        let sessions = self.inner.sessions.lock().expect("sessions lock");
+        sessions.keys().map(|k| k.to_string()).collect()
+    }
+
+    /// How many sessions are open.
+    pub fn session_count(&self) -> usize {
+        self.inner.sessions.lock().expect("sessions lock").len()
+    }
+
+    /// Closes a session with a WebSocket close code and reason, after the frames already
+    /// queued for it. Returns whether the session existed.
+    pub fn close_session(&self, session_id: &str, code: u16, reason: &str) -> bool {
+        let handle = {
+            let sessions = self.inner.sessions.lock().expect("sessions lock");
+            sessions.get(session_id).cloned()
+        };
+        match handle {
+            Some(h) => {
+                h.close(code, reason);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Starts a graceful shutdown of every session of this router: they stop reading, let
+    /// calls in flight answer (up to [`Options::shutdown_grace`]) and close with 1001.
+    /// [`crate::serve`] calls this when its shutdown future completes; an application that
+    /// mounts the router in its own HTTP server calls it itself, then [`Router::closed`].
+    pub fn shutdown(&self) {
+        self.inner.shutdown.send_replace(true);
+    }
+
+    /// Waits until every connection of this router has ended.
+    pub async fn closed(&self) {
+        loop {
+            let idle = self.inner.idle.notified();
+            tokio::pin!(idle);
+            // Register before checking, so a wake-up between check and wait is not lost.
+            idle.as_mut().enable();
+            if self.inner.connections.load(Ordering::Acquire) == 0 {
+                return;
+            }
+            idle.await;
+        }
+    }
+
+    pub(crate) fn register_session(&self, handle: Arc<SessionHandle>) {
+        let mut sessions = self.inner.sessions.lock().expect("sessions lock");
+        sessions.insert(handle.id.clone(), handle);
+    }
+
+    pub(crate) fn unregister_session(&self, id: &str) {
+        let mut sessions = self.inner.sessions.lock().expect("sessions lock");
+        sessions.remove(id);
+    }
+
+    /// Counts a connection in; `None` when the router is at its limit.
+    pub(crate) fn try_connection(&self) -> Option<ConnectionGuard> {
+        let max = self.inner.options.max_connections;
+        let mut current = self.inner.connections.load(Ordering::Acquire);
+        loop {
+            if current >= max {
+                return None;
+            }
+            match self.inner.connections.compare_exchange_weak(
+                current,
+                current + 1,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => {
+                    return Some(ConnectionGuard {
+                        router: self.clone(),
+                    })
+                }
+                Err(now) => current = now,
+            }
+        }
+    }
+}
+
+/// Holds one connection slot of a router; gives it back when dropped.
+pub(crate) struct ConnectionGuard {
+    router: Router,
+}
+
+impl Drop for ConnectionGuard {
+    fn drop(&mut self) {
+        let inner = &self.router.inner;
+        if inner.connections.fetch_sub(1, Ordering::AcqRel) == 1 {
+            inner.idle.notify_waiters();
+        }
+    }
+}
+
+impl RouterBuilder {
+    /// Registers an async procedure handler under a full URI.
+    ///
+    /// # Panics
+    ///
+    /// If a procedure is already registered under `uri` (a registration mistake, caught at
+    /// startup).
+    #[track_caller]
+    pub fn procedure<F, Fut>(mut self, uri: impl Into<String>, handler: F) -> Self
+    where
+        F: Fn(CallContext, Vec<Value>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = CallResult> + Send + 'static,
+    {
+        let uri = uri.into();
+        assert!(
+            !self.procedures.contains_key(&uri),
+            "procedure {uri} is registered twice"
+        );
+        self.procedures.insert(uri, boxed_procedure(handler));
+        self
+    }
+
+    /// Registers a procedure with typed arguments and result: the positional arguments are
+    /// read with [`crate::typed_args`] (a tuple, a `Vec`, a struct), the result serialised.
+    ///
+    /// # Panics
+    ///
+    /// If a procedure is already registered under `uri`.
+    #[track_caller]
+    pub fn typed_procedure<A, R, F, Fut>(mut self, uri: impl Into<String>, handler: F) -> Self
+    where
+        A: DeserializeOwned + Send + 'static,
+        R: Serialize + Send + 'static,
+        F: Fn(CallContext, A) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<R, CallError>> + Send + 'static,
+    {
+        let uri = uri.into();
+        assert!(
+            !self.procedures.contains_key(&uri),
+            "procedure {uri} is registered twice"
+        );
+        self.procedures.insert(uri, typed_procedure(handler));
+        self
+    }
+
+    /// Sets the policy of a topic pattern: an exact URI, `prefix*` or `*`. The exact entry
+    /// wins over wildcards (a deny too), then the longest prefix. A topic that no pattern
+    /// matches is closed.
+    ///
+    /// # Panics
+    ///
+    /// If the same pattern is given twice.
+    #[track_caller]
+    pub fn topic(mut self, pattern: &str, topic: Topic) -> Self {
+        assert!(
+            !self.topics.insert(pattern, topic),
+            "topic pattern {pattern} is registered twice"
+        );
+        self
+    }
+
+    /// A prefix every session starts with (its own PREFIX messages override it).
+    pub fn default_prefix(mut self, prefix: impl Into<String>, uri: impl Into<String>) -> Self {
+        self.default_prefixes.insert(prefix.into(), uri.into());
+        self
+    }
+
+    /// Enables WAMP-CRA authentication (see [`crate::auth`] for the rules).
+    pub fn auth(mut self, auth: AuthConfig) -> Self {
+        self.auth = Some(auth);
+        self
+    }
+
+    /// Replaces all options at once.
+    pub fn options(mut self, options: Options) -> Self {
+        self.options = options;
+        self
+    }
+
+    /// The WELCOME's server ident.
+    pub fn server_ident(mut self, ident: impl Into<String>) -> Self {
+        self.options.server_ident = ident.into();
+        self
+    }
+
+    /// Whether a publisher receives its own event by default (see
+    /// [`Options::publisher_receives_own_events`]).
+    pub fn publisher_receives_own_events(mut self, yes: bool) -> Self {
+        self.options.publisher_receives_own_events = yes;
+        self
+    }
+
+    /// The largest message accepted, in bytes.
+    pub fn max_message_size(mut self, bytes: usize) -> Self {
+        self.options.max_message_size = bytes;
+        self
+    }
+
+    /// The most sessions open at once.
+    pub fn max_connections(mut self, n: usize) -> Self {
+        self.options.max_connections = n;
+        self
+    }
+
+    /// The bound of each session's outgoing queue, in frames.
+    pub fn outbox_capacity(mut self, frames: usize) -> Self {
+        self.options.outbox_capacity = frames.max(1);
+        self
+    }
+
+    /// Accept browser requests only from these origins.
+    pub fn allowed_origins<I, S>(mut self, origins: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.options.allowed_origins = Some(origins.into_iter().map(Into::into).collect());
+        self
+    }
+
+    /// Refuse clients that do not offer the `wamp` subprotocol.
+    pub fn strict_subprotocol(mut self, strict: bool) -> Self {
+        self.options.strict_subprotocol = strict;
+        self
+    }
+
+    /// How long shutdown waits for calls in flight.
+    pub fn shutdown_grace(mut self, grace: Duration) -> Self {
+        self.options.shutdown_grace = grace;
+        self
+    }
+
+    /// Called with the session id when a session opens (after WELCOME is queued).
+    pub fn on_session_open(mut self, f: impl Fn(&str) + Send + Sync + 'static) -> Self {
+        self.hooks.session_opened = Some(Arc::new(f));
+        self
+    }
+
+    /// Called with the session id and the reason when a session closes.
+    pub fn on_session_close(mut self, f: impl Fn(&str, &str) + Send + Sync + 'static) -> Self {
+        self.hooks.session_closed = Some(Arc::new(f));
+        self
+    }
+
+    /// Called with the session id and topic after a session subscribes.
+    pub fn on_subscribe(mut self, f: impl Fn(&str, &str) + Send + Sync + 'static) -> Self {
+        self.hooks.subscribed = Some(Arc::new(f));
+        self
+    }
+
+    /// Called with the session id and topic when a session unsubscribes, also for every topic
+    /// it still had when it closes.
+    pub fn on_unsubscribe(mut self, f: impl Fn(&str, &str) + Send + Sync + 'static) -> Self {
+        self.hooks.unsubscribed = Some(Arc::new(f));
+        self
+    }
+
+    /// Called with the session id, topic and delivered event after a publish is relayed.
+    pub fn on_publish(mut self, f: impl Fn(&str, &str, &Value) + Send + Sync + 'static) -> Self {
+        self.hooks.published = Some(Arc::new(f));
+        self
+    }
+
+    /// Called before every call to a registered procedure: may rewrite the arguments, or
+    /// refuse the call with an error (e.g. [`CallError::unauthorized`]).
+    pub fn before_call(
+        mut self,
+        f: impl Fn(&CallContext, Vec<Value>) -> Result<Vec<Value>, CallError> + Send + Sync + 'static,
+    ) -> Self {
+        self.hooks.before_call = Some(Arc::new(f));
+        self
+    }
+
+    /// Called after every call to a registered procedure with its result.
+    pub fn after_call(mut self, f: impl Fn(&CallContext, &CallResult) + Send + Sync + 'static) -> Self {
+        self.hooks.after_call = Some(Arc::new(f));
+        self
+    }
+
+    /// Finishes the router.
+    pub fn build(self) -> Router {
+        Router {
+            inner: Arc::new(Inner {
+                options: self.options,
+                hooks: self.hooks,
+                auth: self.auth,
+                default_prefixes: Arc::new(self.default_prefixes),
+                procedures: RwLock::new(self.procedures),
+                topics: RwLock::new(self.topics),
+                broker: Broker::default(),
+                sessions: Mutex::new(HashMap::new()),
+                connections: AtomicUsize::new(0),
+                shutdown: watch::Sender::new(false),
+                idle: Notify::new(),
+            }),
+        }
+    }
+}
