@@ -1,0 +1,589 @@
+//! [`Client`]: the cloneable handle. Connect, call, subscribe, publish, prefix,
+//! authenticate, close; each operation is a message to the driver task.
+
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use serde_json::{Map, Value};
+use tokio::sync::{mpsc, oneshot, watch};
+use tracing::Instrument;
+use wamp_proto::uri::{PROC_AUTH, PROC_AUTHREQ};
+use wamp_proto::{Exclude, Message, Permissions};
+
+use crate::driver::{self, Command, Control, Driver, LocalSub};
+use crate::error::{Error, Result};
+use crate::options::{ConnectOptions, ConnectionState, Credentials};
+use crate::subscription::Subscription;
+
+/// A connection to a WAMP v1 server.
+///
+/// `Client` is a cheap handle (an `Arc` and a timeout): clone it freely and use it from any
+/// task. All clones talk to one driver task, which `connect` spawns and which alone owns the
+/// WebSocket. The driver stops, closing the connection, when [`Client::close`] is called or
+/// when the last handle (clients and [`Subscription`]s) is dropped.
+///
+/// See the [crate docs](crate) for an example of every operation.
+#[derive(Clone)]
+pub struct Client {
+    shared: Arc<Shared>,
+    call_timeout: Option<Duration>,
+}
+
+/// What every clone of a client shares.
+struct Shared {
+    url: String,
+    cmd: mpsc::Sender<Command>,
+    control: mpsc::UnboundedSender<Control>,
+    state: watch::Receiver<ConnectionState>,
+    next_subscription: AtomicU64,
+    subscription_capacity: usize,
+}
+
+impl fmt::Debug for Client {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Client")
+            .field("url", &self.shared.url)
+            .field("state", &*self.shared.state.borrow())
+            .field("call_timeout", &self.call_timeout)
+            .finish()
+    }
+}
+
+impl Client {
+    /// Connects to `url` (e.g. `ws://localhost:8080/ws`) with the default
+    /// [`ConnectOptions`]. Returns once the server's WELCOME has arrived.
+    pub async fn connect(url: &str) -> Result<Client> {
+        Self::connect_with(url, ConnectOptions::default()).await
+    }
+
+    /// Connects to `url` with `options`. Returns once the server's WELCOME has arrived and,
+    /// with [`ConnectOptions::auth`], authentication has succeeded; the first attempt is not
+    /// retried (the reconnect policy applies to connections that were up).
+    pub async fn connect_with(url: &str, options: ConnectOptions) -> Result<Client> {
+        check_url(url)?;
+        let options = Arc::new(options);
+        let (ws, welcome) = driver::establish(
+            url.to_string(),
+            options.clone(),
+            options.credentials.clone(),
+        )
+        .await?;
+        let (cmd_tx, cmd_rx) = mpsc::channel(driver::COMMAND_CAPACITY);
+        let (ctl_tx, ctl_rx) = mpsc::unbounded_channel();
+        let (state_tx, state_rx) = watch::channel(ConnectionState::Connected {
+            session_id: welcome.session_id.clone(),
+            server_ident: welcome.server_ident.clone(),
+        });
+        let span = tracing::info_span!("wamp_client", url = %url);
+        let driver = Driver::new(url.to_string(), options.clone(), cmd_rx, ctl_rx, state_tx);
+        tokio::spawn(driver.run(ws, welcome).instrument(span));
+        Ok(Client {
+            shared: Arc::new(Shared {
+                url: url.to_string(),
+                cmd: cmd_tx,
+                control: ctl_tx,
+                state: state_rx,
+                next_subscription: AtomicU64::new(1),
+                subscription_capacity: options.subscription_capacity,
+            }),
+            call_timeout: options.call_timeout,
+        })
+    }
+
+    /// The URL this client connects to.
+    pub fn url(&self) -> &str {
+        &self.shared.url
+    }
+
+    /// The current session's id (from WELCOME), or `None` while disconnected. A reconnect
+    /// gives a new session and so a new id.
+    pub fn session_id(&self) -> Option<String> {
+        match &*self.shared.state.borrow() {
+            ConnectionState::Connected { session_id, .. } => Some(session_id.clone()),
+            _ => None,
+        }
+    }
+
+    /// The server ident of the current session (from WELCOME), or `None` while
+    /// disconnected.
+    pub fn server_ident(&self) -> Option<String> {
+        match &*self.shared.state.borrow() {
+            ConnectionState::Connected { server_ident, .. } => Some(server_ident.clone()),
+            _ => None,
+        }
+    }
+
+    /// Where the connection stands now.
+    pub fn state(&self) -> ConnectionState {
+        self.shared.state.borrow().clone()
+    }
+
+    /// A receiver of connection state changes (connected, reconnecting, closed).
+    ///
+    /// ```no_run
+    /// # async fn run(client: wamp_client::Client) {
+    /// let mut states = client.state_changes();
+    /// while states.changed().await.is_ok() {
+    ///     println!("now {:?}", *states.borrow());
+    /// }
+    /// # }
+    /// ```
+    pub fn state_changes(&self) -> watch::Receiver<ConnectionState> {
+        self.shared.state.clone()
+    }
+
+    /// True while a session is up.
+    pub fn is_connected(&self) -> bool {
+        self.shared.state.borrow().is_connected()
+    }
+
+    /// A handle to the same connection whose calls time out after `timeout` (`None`: never)
+    /// instead of the [`ConnectOptions::call_timeout`] default.
+    pub fn with_call_timeout(&self, timeout: Option<Duration>) -> Client {
+        Client {
+            shared: self.shared.clone(),
+            call_timeout: timeout,
+        }
+    }
+
+    /// The call timeout of this handle.
+    pub fn call_timeout(&self) -> Option<Duration> {
+        self.call_timeout
+    }
+
+    /// Defines a CURIE prefix for this session (sends PREFIX). The client remembers it:
+    /// it is sent again after every reconnect, and used to resolve the topics of
+    /// [`Client::subscribe`] and of incoming events.
+    pub async fn prefix(&self, prefix: &str, uri: &str) -> Result<()> {
+        let (reply, done) = oneshot::channel();
+        self.send(Command::Prefix {
+            prefix: prefix.to_string(),
+            uri: uri.to_string(),
+            reply,
+        })
+        .await?;
+        done.await.map_err(|_| self.closed_error())
+    }
+
+    /// Calls procedure `proc_uri` (a URI or a CURIE) with positional arguments and returns
+    /// its result.
+    ///
+    /// Fails with [`Error::CallError`] (URI, description, details) when the server answers
+    /// CALLERROR, [`Error::Timeout`] after the call timeout, [`Error::ConnectionLost`] when
+    /// the link drops before the answer, [`Error::NotConnected`] while reconnecting.
+    /// Any number of calls may be in flight at once; answers may come in any order.
+    /// Dropping the returned future abandons the call (a late answer is ignored).
+    pub async fn call(&self, proc_uri: &str, args: Vec<Value>) -> Result<Value> {
+        let call_id = wamp_proto::ids::new_id();
+        // If this future is dropped or times out before the answer, the guard tells the
+        // driver to forget the call (otherwise it would wait for the server's answer, which
+        // every CALL gets, to clean up).
+        let mut guard = ForgetCall {
+            control: &self.shared.control,
+            call_id: Some(call_id.clone()),
+        };
+        let (reply, answer) = oneshot::channel();
+        let exchange = async {
+            self.send(Command::Call {
+                call_id,
+                proc_uri: proc_uri.to_string(),
+                args,
+                reply,
+            })
+            .await?;
+            answer.await.map_err(|_| self.closed_error())?
+        };
+        let result = match self.call_timeout {
+            Some(limit) => tokio::time::timeout(limit, exchange)
+                .await
+                .unwrap_or(Err(Error::Timeout(limit))),
+            None => exchange.await,
+        };
+        if !matches!(result, Err(Error::Timeout(_))) {
+            guard.call_id = None;
+        }
+        result
+    }
+
+    /// Calls `proc_uri` with typed arguments and decodes the result.
+    ///
+    /// `args` must serialize to a JSON array, whose elements are the positional arguments:
+    /// a tuple (`(a, b)`, or `(a,)` for one argument), a `Vec`, an array, or `()` for none.
+    ///
+    /// ```no_run
+    /// # async fn run(client: wamp_client::Client) -> wamp_client::Result<()> {
+    /// let sum: f64 = client.call_typed("rpc:add", (1, 2, 3.5)).await?;
+    /// let echo: String = client.call_typed("rpc:echo", ("hello",)).await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn call_typed<R, A>(&self, proc_uri: &str, args: A) -> Result<R>
+    where
+        R: DeserializeOwned,
+        A: Serialize,
+    {
+        let result = self.call(proc_uri, to_args(args)?).await?;
+        serde_json::from_value(result).map_err(|e| Error::Decode(e.to_string()))
+    }
+
+    /// Subscribes to `topic` (a URI or a CURIE) and returns the stream of its events.
+    ///
+    /// The topic is resolved with the client's own prefixes (those of [`Client::prefix`] and
+    /// [`ConnectOptions::prefix`]); incoming events are matched the same way. A CURIE whose
+    /// prefix only the server knows (a router's default prefixes) is sent as it is and the
+    /// server subscribes, but the client cannot match the events' full URIs to it: declare
+    /// such a prefix with [`Client::prefix`] first, or subscribe with the full URI.
+    ///
+    /// While reconnecting, the subscription is recorded and sent once connected. WAMP v1 has
+    /// no acknowledgement for SUBSCRIBE: when this returns, the SUBSCRIBE has been written,
+    /// and the server handles it before anything this session sends later.
+    pub async fn subscribe(&self, topic: &str) -> Result<Subscription> {
+        let id = self
+            .shared
+            .next_subscription
+            .fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = mpsc::channel(self.shared.subscription_capacity);
+        let dropped = Arc::new(AtomicU64::new(0));
+        let (reply, filed) = oneshot::channel();
+        self.send(Command::Subscribe {
+            topic: topic.to_string(),
+            sub: LocalSub {
+                id,
+                tx,
+                dropped: dropped.clone(),
+            },
+            reply,
+        })
+        .await?;
+        let resolved = filed.await.map_err(|_| self.closed_error())?;
+        Ok(Subscription::new(id, resolved, rx, dropped, self.clone()))
+    }
+
+    /// Publishes `event` to `topic` (a URI or a CURIE): `[7, topic, event]`. Whether this
+    /// session receives its own event when subscribed is the server's default (this
+    /// project's server: it does); use [`Client::publish_with`] to say.
+    ///
+    /// Returns once the PUBLISH has been handed to the connection (WAMP v1 has no
+    /// acknowledgement). Fails with [`Error::NotConnected`] while reconnecting.
+    pub async fn publish(&self, topic: &str, event: impl Serialize) -> Result<()> {
+        self.publish_with(topic, event, PublishOptions::default())
+            .await
+    }
+
+    /// Publishes `event` to `topic` with exclude/eligible options, in the shortest PUBLISH
+    /// form that says what the options mean.
+    pub async fn publish_with(
+        &self,
+        topic: &str,
+        event: impl Serialize,
+        options: PublishOptions,
+    ) -> Result<()> {
+        let event = serde_json::to_value(event).map_err(|e| Error::Encode(e.to_string()))?;
+        let (reply, done) = oneshot::channel();
+        self.send(Command::Publish {
+            topic: topic.to_string(),
+            event,
+            options,
+            reply,
+        })
+        .await?;
+        done.await.map_err(|_| self.closed_error())?
+    }
+
+    /// Authenticates with WAMP-CRA and returns the permissions granted.
+    ///
+    /// Calls `http://api.wamp.ws/procedure#authreq` with `(key, null)`, signs the exact
+    /// challenge text it returns (deriving the key with PBKDF2 first when the challenge is
+    /// salted), and calls `http://api.wamp.ws/procedure#auth` with the signature. A refusal
+    /// is an [`Error::CallError`] with the server's URI (e.g.
+    /// `http://api.wamp.ws/error#invalid-signature`). On success the client remembers the
+    /// credentials and authenticates again after every reconnect, before re-subscribing.
+    pub async fn authenticate(&self, key: &str, secret: &str) -> Result<Permissions> {
+        self.authenticate_with_extra(key, secret, None).await
+    }
+
+    /// [`Client::authenticate`] with the `extra` object of `authreq`, which the server puts
+    /// in the challenge.
+    pub async fn authenticate_with_extra(
+        &self,
+        key: &str,
+        secret: &str,
+        extra: Option<Map<String, Value>>,
+    ) -> Result<Permissions> {
+        let credentials = Credentials::new(key.to_string(), secret.to_string(), extra);
+        let challenge = self
+            .call(PROC_AUTHREQ, driver::authreq_args(&credentials))
+            .await?;
+        let signature = driver::sign_challenge(challenge, credentials.secret.clone()).await?;
+        let granted = self.call(PROC_AUTH, vec![Value::String(signature)]).await?;
+        let permissions = driver::parse_permissions(granted)?;
+        self.send(Command::SetCredentials(credentials)).await?;
+        Ok(permissions)
+    }
+
+    /// Closes the connection for good (WebSocket close 1000) and waits until the driver has
+    /// stopped. Calls in flight fail with [`Error::Closed`], subscription streams end, and
+    /// every later operation fails with [`Error::Closed`]. Closing a closed client does
+    /// nothing.
+    pub async fn close(&self) {
+        let (reply, done) = oneshot::channel();
+        if self.shared.cmd.send(Command::Close { reply }).await.is_ok() {
+            let _ = done.await;
+        }
+    }
+
+    /// Hands a command to the driver.
+    pub(crate) async fn send(&self, cmd: Command) -> Result<()> {
+        self.shared
+            .cmd
+            .send(cmd)
+            .await
+            .map_err(|_| self.closed_error())
+    }
+
+    /// Tells the driver something from a `Drop`.
+    pub(crate) fn control(&self, ctl: Control) {
+        // Fails only when the driver has stopped, and then there is nothing to undo.
+        let _ = self.shared.control.send(ctl);
+    }
+
+    /// The error for an operation that found the driver stopped.
+    pub(crate) fn closed_error(&self) -> Error {
+        match &*self.shared.state.borrow() {
+            ConnectionState::Closed { reason } => Error::Closed(reason.clone()),
+            _ => Error::Closed("the client's driver stopped".into()),
+        }
+    }
+}
+
+/// Tells the driver to forget a call whose future was dropped before its answer came.
+struct ForgetCall<'a> {
+    control: &'a mpsc::UnboundedSender<Control>,
+    call_id: Option<String>,
+}
+
+impl Drop for ForgetCall<'_> {
+    fn drop(&mut self) {
+        if let Some(call_id) = self.call_id.take() {
+            let _ = self.control.send(Control::ForgetCall(call_id));
+        }
+    }
+}
+
+/// Rejects URLs the client cannot use before trying the network.
+fn check_url(url: &str) -> Result<()> {
+    let invalid = |reason: &str| Error::InvalidUrl {
+        url: url.to_string(),
+        reason: reason.to_string(),
+    };
+    let parsed = url::Url::parse(url).map_err(|e| invalid(&e.to_string()))?;
+    match parsed.scheme() {
+        "ws" => {}
+        "wss" => {
+            return Err(invalid(
+                "wss:// needs TLS, which this build of wamp-client does not include",
+            ))
+        }
+        other => return Err(invalid(&format!("the scheme must be ws, not {other}"))),
+    }
+    if parsed.host_str().is_none_or(str::is_empty) {
+        return Err(invalid("no host"));
+    }
+    Ok(())
+}
+
+/// Turns typed call arguments into positional JSON arguments.
+fn to_args(args: impl Serialize) -> Result<Vec<Value>> {
+    match serde_json::to_value(args).map_err(|e| Error::Encode(e.to_string()))? {
+        Value::Array(items) => Ok(items),
+        Value::Null => Ok(Vec::new()),
+        other => Err(Error::Encode(format!(
+            "call arguments must serialize to a JSON array (a tuple such as (x,) for one \
+             argument), got {other}"
+        ))),
+    }
+}
+
+/// Who receives a published event: see [`Client::publish_with`].
+///
+/// The server computes recipients = (subscribers ∩ eligible) − exclude.
+///
+/// ```
+/// use wamp_client::PublishOptions;
+/// let everyone_but_me = PublishOptions::new().exclude_me(true);
+/// let only_these = PublishOptions::new().eligible(["s1-session-id", "s2-session-id"]);
+/// let not_those = PublishOptions {
+///     exclude: vec!["s3-session-id".into()],
+///     ..Default::default()
+/// };
+/// # drop((everyone_but_me, only_these, not_those));
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PublishOptions {
+    /// `Some(true)`: this session does not receive its own event; `Some(false)`: it does,
+    /// even on a server whose default is to leave the publisher out; `None`: the server's
+    /// default.
+    pub exclude_me: Option<bool>,
+    /// Session ids that do not receive the event.
+    pub exclude: Vec<String>,
+    /// If set, only these session ids may receive the event.
+    pub eligible: Option<Vec<String>>,
+}
+
+impl PublishOptions {
+    /// No options: the plain `[7, topic, event]`.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Sets [`PublishOptions::exclude_me`].
+    pub fn exclude_me(mut self, exclude_me: bool) -> Self {
+        self.exclude_me = Some(exclude_me);
+        self
+    }
+
+    /// Adds session ids to [`PublishOptions::exclude`].
+    pub fn exclude<I, S>(mut self, sessions: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.exclude.extend(sessions.into_iter().map(Into::into));
+        self
+    }
+
+    /// Sets [`PublishOptions::eligible`].
+    pub fn eligible<I, S>(mut self, sessions: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.eligible = Some(sessions.into_iter().map(Into::into).collect());
+        self
+    }
+
+    /// The PUBLISH message for these options. `me` is this client's session id, needed when
+    /// `exclude_me` has to be said with an exclude list (the wire has room for only one of
+    /// the two).
+    pub(crate) fn into_message(self, topic: String, event: Value, me: Option<&str>) -> Message {
+        let PublishOptions {
+            exclude_me,
+            mut exclude,
+            eligible,
+        } = self;
+        let exclude = if exclude.is_empty() {
+            match exclude_me {
+                Some(me_too) => Some(Exclude::Me(me_too)),
+                // An eligible list needs element 3: an empty exclude list.
+                None => eligible.as_ref().map(|_| Exclude::Sessions(Vec::new())),
+            }
+        } else {
+            if exclude_me == Some(true) {
+                if let Some(me) = me {
+                    if !exclude.iter().any(|s| s == me) {
+                        exclude.push(me.to_string());
+                    }
+                }
+            }
+            Some(Exclude::Sessions(exclude))
+        };
+        Message::Publish {
+            topic_uri: topic,
+            event,
+            exclude,
+            eligible,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn wire(options: PublishOptions) -> String {
+        options
+            .into_message("event:chat".into(), json!("hi"), Some("ME"))
+            .to_json()
+    }
+
+    #[test]
+    fn publish_uses_the_shortest_form() {
+        assert_eq!(wire(PublishOptions::new()), r#"[7,"event:chat","hi"]"#);
+        assert_eq!(
+            wire(PublishOptions::new().exclude_me(true)),
+            r#"[7,"event:chat","hi",true]"#
+        );
+        assert_eq!(
+            wire(PublishOptions::new().exclude_me(false)),
+            r#"[7,"event:chat","hi",false]"#
+        );
+        assert_eq!(
+            wire(PublishOptions::new().exclude(["a", "b"])),
+            r#"[7,"event:chat","hi",["a","b"]]"#
+        );
+        assert_eq!(
+            wire(PublishOptions::new().eligible(["a"])),
+            r#"[7,"event:chat","hi",[],["a"]]"#
+        );
+        assert_eq!(
+            wire(PublishOptions::new().exclude(["b"]).eligible(["a", "b"])),
+            r#"[7,"event:chat","hi",["b"],["a","b"]]"#
+        );
+        assert_eq!(
+            wire(PublishOptions::new().exclude_me(true).eligible(["a"])),
+            r#"[7,"event:chat","hi",true,["a"]]"#
+        );
+    }
+
+    #[test]
+    fn exclude_me_with_a_list_adds_the_own_session_once() {
+        assert_eq!(
+            wire(PublishOptions::new().exclude_me(true).exclude(["a"])),
+            r#"[7,"event:chat","hi",["a","ME"]]"#
+        );
+        assert_eq!(
+            wire(PublishOptions::new().exclude_me(true).exclude(["ME"])),
+            r#"[7,"event:chat","hi",["ME"]]"#
+        );
+        assert_eq!(
+            wire(PublishOptions::new().exclude_me(false).exclude(["a"])),
+            r#"[7,"event:chat","hi",["a"]]"#
+        );
+    }
+
+    #[test]
+    fn typed_args_must_be_an_array() {
+        assert_eq!(to_args((1, "a")).unwrap(), vec![json!(1), json!("a")]);
+        assert_eq!(to_args(("x",)).unwrap(), vec![json!("x")]);
+        assert_eq!(to_args(()).unwrap(), Vec::<Value>::new());
+        assert_eq!(to_args(vec![1, 2]).unwrap(), vec![json!(1), json!(2)]);
+        assert!(matches!(to_args(5), Err(Error::Encode(_))));
+        assert!(matches!(to_args(json!({"a": 1})), Err(Error::Encode(_))));
+    }
+
+    #[test]
+    fn urls_are_checked_before_connecting() {
+        assert!(check_url("ws://localhost:8080/ws").is_ok());
+        for bad in ["http://localhost/", "wss://x/", "not a url", "ws://"] {
+            assert!(
+                matches!(check_url(bad), Err(Error::InvalidUrl { .. })),
+                "{bad}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn connecting_to_nothing_fails_quickly() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        drop(listener);
+        let err = Client::connect(&format!("ws://{addr}/ws"))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, Error::Connect { .. }), "{err}");
+    }
+}

@@ -1,0 +1,182 @@
+//! `wamp-client`: an async WAMP v1 client for Rust (RPC and PubSub over WebSocket), what
+//! AutobahnJS was for browsers.
+//!
+//! A [`Client`] is a cheap, cloneable handle (`Clone + Send + Sync`) over a channel to one
+//! driver task, which [`Client::connect`] spawns and which alone owns the WebSocket. A
+//! [`Subscription`] is a [`Stream`](futures::Stream) of events; dropping it unsubscribes.
+//! When the link drops, calls in flight fail with [`Error::ConnectionLost`], and the
+//! client reconnects as its [`ReconnectPolicy`] says, then sends its prefixes again,
+//! authenticates again if it had, and re-subscribes every live subscription.
+//!
+//! The wire format (messages, CURIEs, WAMP-CRA) comes from [`wamp_proto`]; the project's
+//! `spec/WAMP1.md` describes the protocol.
+//!
+//! # Connect
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! use wamp_client::{Client, ConnectOptions, ReconnectPolicy};
+//!
+//! # async fn run() -> wamp_client::Result<()> {
+//! // Defaults: offers the `wamp` subprotocol and insists on it, 10 s connect timeout,
+//! // 60 s call timeout, up to 10 reconnect attempts with exponential backoff.
+//! let client = Client::connect("ws://localhost:8080/ws").await?;
+//! println!("session {:?} on {:?}", client.session_id(), client.server_ident());
+//!
+//! // Or with options.
+//! let client = ConnectOptions::new()
+//!     .connect_timeout(Duration::from_secs(5))
+//!     .call_timeout(Some(Duration::from_secs(10)))
+//!     .reconnect(ReconnectPolicy::new(60, Duration::from_secs(30)))
+//!     .skip_subprotocol_check(false)
+//!     .connect("ws://localhost:8080/ws")
+//!     .await?;
+//! # drop(client);
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # Call a procedure
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! use serde_json::json;
+//! use wamp_client::{Client, Error};
+//!
+//! # async fn run(client: Client) -> wamp_client::Result<()> {
+//! // Untyped: positional JSON arguments in, one JSON result out.
+//! let echoed = client.call("rpc:echo", vec![json!("hello")]).await?;
+//! assert_eq!(echoed, json!("hello"));
+//!
+//! // Typed: arguments as a tuple, result decoded with serde.
+//! let sum: i64 = client.call_typed("rpc:add", (1, 2, 3)).await?;
+//! assert_eq!(sum, 6);
+//!
+//! // A CALLERROR carries the server's URI, description and details.
+//! match client.call("rpc:throw", vec![]).await {
+//!     Err(Error::CallError { uri, desc, details }) => println!("{uri}: {desc} {details:?}"),
+//!     other => println!("{other:?}"),
+//! }
+//!
+//! // A timeout for some calls only.
+//! let quick = client.with_call_timeout(Some(Duration::from_secs(1)));
+//! let _ = quick.call("rpc:echo", vec![json!(1)]).await;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # Define a prefix
+//!
+//! ```no_run
+//! # async fn run(client: wamp_client::Client) -> wamp_client::Result<()> {
+//! client.prefix("calc", "http://example.com/simple/calc#").await?;
+//! let _ = client.call("calc:square", vec![serde_json::json!(23)]).await;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # Subscribe and publish
+//!
+//! ```no_run
+//! use futures::StreamExt;
+//! use wamp_client::{Client, PublishOptions};
+//!
+//! # async fn run(client: Client) -> wamp_client::Result<()> {
+//! // Events are matched by topic URI, resolved with the client's own prefixes: declare the
+//! // prefix (here one the tutorial server also has by default) before subscribing with it.
+//! client.prefix("event", "http://wamptutorial/event#").await?;
+//! let mut chat = client.subscribe("event:chat").await?;
+//!
+//! client.publish("event:chat", "hello").await?;
+//! // Everyone but me, or only some sessions:
+//! client.publish_with("event:chat", "hi all", PublishOptions::new().exclude_me(true)).await?;
+//! client
+//!     .publish_with("event:chat", "psst", PublishOptions::new().eligible(["some-session-id"]))
+//!     .await?;
+//!
+//! while let Some(event) = chat.next().await {
+//!     let text: String = event.decode()?;
+//!     println!("{}: {text}", event.topic);
+//! }
+//! // Dropping `chat` (the last subscription of the topic) sends UNSUBSCRIBE.
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # Authenticate (WAMP-CRA)
+//!
+//! ```no_run
+//! # async fn run(client: wamp_client::Client) -> wamp_client::Result<()> {
+//! let permissions = client.authenticate("guest", "secret-password").await?;
+//! println!("may call whoami: {}", permissions.may_call("http://wamptutorial/rpc#whoami"));
+//! // Or on every connection, before anything else:
+//! let client = wamp_client::ConnectOptions::new()
+//!     .auth("guest", "secret-password")
+//!     .connect("ws://localhost:8080/ws")
+//!     .await?;
+//! # drop(client);
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # Watch the connection, and close it
+//!
+//! ```no_run
+//! use wamp_client::ConnectionState;
+//!
+//! # async fn run(client: wamp_client::Client) {
+//! let mut states = client.state_changes();
+//! tokio::spawn(async move {
+//!     while states.changed().await.is_ok() {
+//!         match &*states.borrow() {
+//!             ConnectionState::Connected { session_id, .. } => println!("up as {session_id}"),
+//!             ConnectionState::Reconnecting { attempt, reason } => {
+//!                 println!("down ({reason}), attempt {attempt}")
+//!             }
+//!             other => println!("{other:?}"),
+//!         }
+//!     }
+//! });
+//! client.close().await;
+//! assert!(client.state().is_closed());
+//! # }
+//! ```
+//!
+//! # Logging
+//!
+//! The driver logs with [`tracing`] under a `wamp_client` span carrying the URL: connects
+//! and closes at info, lost connections and protocol errors from the server at warn, the
+//! rest at debug.
+
+mod client;
+mod driver;
+mod error;
+mod options;
+mod subscription;
+
+pub use client::{Client, PublishOptions};
+pub use error::{Error, Result};
+pub use options::{ConnectOptions, ConnectionState, ReconnectPolicy};
+pub use subscription::{Event, Subscription};
+pub use wamp_proto::{Permissions, Value};
+
+/// Connects to `url` with the default [`ConnectOptions`]; the same as [`Client::connect`].
+pub async fn connect(url: &str) -> Result<Client> {
+    Client::connect(url).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn assert_send_sync_clone<T: Send + Sync + Clone + 'static>() {}
+    fn assert_send<T: Send + 'static>() {}
+
+    #[test]
+    fn handles_are_send_sync_clone() {
+        assert_send_sync_clone::<Client>();
+        assert_send_sync_clone::<Error>();
+        assert_send_sync_clone::<ConnectOptions>();
+        assert_send::<Subscription>();
+    }
+}
