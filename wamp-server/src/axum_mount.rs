@@ -3,9 +3,9 @@
 
 use axum::extract::ws::{CloseFrame, Message as AxMessage, WebSocket, WebSocketUpgrade};
 use axum::http::HeaderMap;
-use tokio_tungstenite::tungstenite;
 use axum::response::{IntoResponse, Response};
 use futures::{SinkExt, StreamExt};
+use tokio_tungstenite::tungstenite;
 
 use crate::handshake;
 use crate::router::Router;
@@ -71,7 +71,13 @@ pub fn axum_handler(router: Router, headers: HeaderMap, ws: WebSocketUpgrade) ->
                 })),
             })
         });
-        run_session(router, ConnectionInfo::default(), Box::pin(stream), Box::pin(sink)).await;
+        run_session(
+            router,
+            ConnectionInfo::default(),
+            Box::pin(stream),
+            Box::pin(sink),
+        )
+        .await;
     })
 }
 

@@ -117,7 +117,8 @@ pub type CallResult = Result<Value, CallError>;
 pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
 
 /// A stored procedure handler.
-pub(crate) type Procedure = Arc<dyn Fn(CallContext, Vec<Value>) -> BoxFuture<CallResult> + Send + Sync>;
+pub(crate) type Procedure =
+    Arc<dyn Fn(CallContext, Vec<Value>) -> BoxFuture<CallResult> + Send + Sync>;
 
 /// Boxes an async closure as a stored procedure.
 pub(crate) fn boxed_procedure<F, Fut>(f: F) -> Procedure
@@ -140,7 +141,10 @@ where
 /// ```
 pub fn typed_args<T: DeserializeOwned>(args: Vec<Value>) -> Result<T, CallError> {
     serde_json::from_value(Value::Array(args)).map_err(|e| {
-        CallError::new(errors::INVALID_ARGUMENT.uri, format!("invalid arguments: {e}"))
+        CallError::new(
+            errors::INVALID_ARGUMENT.uri,
+            format!("invalid arguments: {e}"),
+        )
     })
 }
 

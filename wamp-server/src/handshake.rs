@@ -20,7 +20,9 @@ pub struct Refusal {
 /// Checks the request headers. `Ok(true)` when the client offered `wamp` (the response must
 /// then carry `Sec-WebSocket-Protocol: wamp`).
 pub fn check(headers: &HeaderMap, options: &Options) -> Result<bool, Refusal> {
-    if let (Some(allowed), Some(origin)) = (&options.allowed_origins, headers.get(http::header::ORIGIN)) {
+    if let (Some(allowed), Some(origin)) =
+        (&options.allowed_origins, headers.get(http::header::ORIGIN))
+    {
         let origin = origin.to_str().unwrap_or("");
         if !allowed.iter().any(|a| a.eq_ignore_ascii_case(origin)) {
             return Err(Refusal {
@@ -70,12 +72,21 @@ mod tests {
     #[test]
     fn subprotocol_rules() {
         let o = Options::default();
-        assert_eq!(check(&headers(&[("sec-websocket-protocol", "wamp")]), &o), Ok(true));
-        assert_eq!(check(&headers(&[("sec-websocket-protocol", "x, WAMP ")]), &o), Ok(true));
+        assert_eq!(
+            check(&headers(&[("sec-websocket-protocol", "wamp")]), &o),
+            Ok(true)
+        );
+        assert_eq!(
+            check(&headers(&[("sec-websocket-protocol", "x, WAMP ")]), &o),
+            Ok(true)
+        );
         assert_eq!(check(&headers(&[]), &o), Ok(false));
         let e = check(&headers(&[("sec-websocket-protocol", "wamp.2.json")]), &o).unwrap_err();
         assert_eq!(e.status, StatusCode::BAD_REQUEST);
-        let strict = Options { strict_subprotocol: true, ..Options::default() };
+        let strict = Options {
+            strict_subprotocol: true,
+            ..Options::default()
+        };
         assert!(check(&headers(&[]), &strict).is_err());
     }
 

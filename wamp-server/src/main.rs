@@ -25,8 +25,7 @@ struct Args {
 async fn main() -> std::process::ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info".into()),
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
         .init();
     let args = Args::parse();
@@ -38,8 +37,13 @@ async fn main() -> std::process::ExitCode {
             return std::process::ExitCode::FAILURE;
         }
     };
-    let local = listener.local_addr().expect("a bound listener has an address");
-    let router = wamp_server::tutorial::router();
+    let local = listener
+        .local_addr()
+        .expect("a bound listener has an address");
+    // Browsers may connect only from the page's own origin.
+    let router = wamp_server::tutorial::builder()
+        .allowed_origins(wamp_server::tutorial::page_origins(local))
+        .build();
     let app = wamp_server::tutorial::app(router.clone());
     let host = if local.ip().is_loopback() {
         "localhost".to_string()

@@ -15,7 +15,9 @@ use wamp_proto::uri::Prefixes;
 
 use crate::auth::AuthConfig;
 use crate::broker::Broker;
-use crate::handler::{boxed_procedure, typed_procedure, CallContext, CallError, CallResult, Procedure};
+use crate::handler::{
+    boxed_procedure, typed_procedure, CallContext, CallError, CallResult, Procedure,
+};
 use crate::session::SessionHandle;
 use crate::topic::{Topic, TopicTable};
 
@@ -219,7 +221,12 @@ impl Router {
     }
 
     /// Sends an event to every subscriber of `topic` except the listed sessions.
-    pub fn publish_excluding(&self, topic: &str, event: impl Serialize, exclude: &[String]) -> usize {
+    pub fn publish_excluding(
+        &self,
+        topic: &str,
+        event: impl Serialize,
+        exclude: &[String],
+    ) -> usize {
         self.publish_filtered(topic, event, exclude, None)
     }
 
@@ -518,7 +525,10 @@ impl RouterBuilder {
     }
 
     /// Called after every call to a registered procedure with its result.
-    pub fn after_call(mut self, f: impl Fn(&CallContext, &CallResult) + Send + Sync + 'static) -> Self {
+    pub fn after_call(
+        mut self,
+        f: impl Fn(&CallContext, &CallResult) + Send + Sync + 'static,
+    ) -> Self {
         self.hooks.after_call = Some(Arc::new(f));
         self
     }

@@ -98,23 +98,24 @@ async fn handle_connection(router: Router, mut stream: TcpStream, peer: SocketAd
     };
     let options = router.options().clone();
     #[allow(clippy::result_large_err)] // the error type is tungstenite's, not ours
-    let callback = move |request: &Request, mut response: Response| {
-        match handshake::check(request.headers(), &options) {
-            Ok(offers_wamp) => {
-                if offers_wamp {
-                    response.headers_mut().insert(
-                        http::header::SEC_WEBSOCKET_PROTOCOL,
-                        http::HeaderValue::from_static(handshake::SUBPROTOCOL),
-                    );
-                }
-                Ok(response)
+    let callback = move |request: &Request, mut response: Response| match handshake::check(
+        request.headers(),
+        &options,
+    ) {
+        Ok(offers_wamp) => {
+            if offers_wamp {
+                response.headers_mut().insert(
+                    http::header::SEC_WEBSOCKET_PROTOCOL,
+                    http::HeaderValue::from_static(handshake::SUBPROTOCOL),
+                );
             }
-            Err(refusal) => {
-                debug!(%peer, status = %refusal.status, body = %refusal.body, "handshake refused");
-                let mut error = ErrorResponse::new(Some(refusal.body));
-                *error.status_mut() = refusal.status;
-                Err(error)
-            }
+            Ok(response)
+        }
+        Err(refusal) => {
+            debug!(%peer, status = %refusal.status, body = %refusal.body, "handshake refused");
+            let mut error = ErrorResponse::new(Some(refusal.body));
+            *error.status_mut() = refusal.status;
+            Err(error)
         }
     };
     let ws = match tokio_tungstenite::accept_hdr_async_with_config(

@@ -29,6 +29,26 @@ pub const CHAT: &str = "http://wamptutorial/event#chat";
 
 /// The tutorial's router: procedures, the chat topic, default prefixes and WAMP-CRA users.
 pub fn router() -> Router {
+    builder().build()
+}
+
+/// The page's own origins when the server listens on `addr`: browsers on other origins are
+/// refused (HTTP 403) at the WebSocket handshake.
+pub fn page_origins(addr: std::net::SocketAddr) -> Vec<String> {
+    let port = addr.port();
+    let mut origins = vec![
+        format!("http://localhost:{port}"),
+        format!("http://127.0.0.1:{port}"),
+        format!("http://[::1]:{port}"),
+    ];
+    if !addr.ip().is_loopback() && !addr.ip().is_unspecified() {
+        origins.push(format!("http://{addr}"));
+    }
+    origins
+}
+
+/// The tutorial router's builder, to add options (such as [`page_origins`]) before building.
+pub fn builder() -> crate::RouterBuilder {
     let rpc = |name: &str| format!("{RPC}{name}");
     // What any session may do, and what guest may do once authenticated.
     let open = Permissions::new()
@@ -78,7 +98,6 @@ pub fn router() -> Router {
                 // Unauthenticated sessions are welcome here (wamp-cli without credentials).
                 .timeout(Duration::ZERO),
         )
-        .build()
 }
 
 /// `add`: integers stay integers; any float makes the sum a float.
@@ -173,7 +192,10 @@ mod tests {
         assert_eq!(add(&[]).unwrap(), json!(0));
         assert_eq!(add(&[json!(23), json!(99)]).unwrap(), json!(122));
         assert_eq!(add(&[json!(1), json!(2.5)]).unwrap(), json!(3.5));
-        assert_eq!(add(&[json!(i64::MAX), json!(1)]).unwrap(), json!(i64::MAX as f64 + 1.0));
+        assert_eq!(
+            add(&[json!(i64::MAX), json!(1)]).unwrap(),
+            json!(i64::MAX as f64 + 1.0)
+        );
         let e = add(&[json!(1), json!("x")]).unwrap_err();
         assert!(e.desc.contains("argument 2"), "{}", e.desc);
     }

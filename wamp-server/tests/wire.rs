@@ -14,7 +14,10 @@ async fn welcome_is_first_with_a_random_session_id() {
     let a = server.client().await;
     let b = server.client().await;
     assert_eq!(a.welcome[2], 1);
-    assert_eq!(a.welcome[3], concat!("wamp-server/", env!("CARGO_PKG_VERSION")));
+    assert_eq!(
+        a.welcome[3],
+        concat!("wamp-server/", env!("CARGO_PKG_VERSION"))
+    );
     assert_eq!(a.welcome.as_array().unwrap().len(), 4);
     assert_eq!(a.session_id.len(), 16);
     assert!(a
@@ -35,7 +38,8 @@ async fn server_ident_is_configurable() {
 async fn call_echo_exact_frame() {
     let server = TestServer::start(test_router().build()).await;
     let mut c = server.client().await;
-    c.send(r#"[2,"0.arg98rkv3aowp14i","http://test/rpc#echo","test"]"#).await;
+    c.send(r#"[2,"0.arg98rkv3aowp14i","http://test/rpc#echo","test"]"#)
+        .await;
     assert_eq!(c.recv_text().await, r#"[3,"0.arg98rkv3aowp14i","test"]"#);
 }
 
@@ -45,8 +49,12 @@ async fn call_with_no_arguments_null_and_several() {
     let mut c = server.client().await;
     c.send(r#"[2,"a","http://test/rpc#echo"]"#).await;
     assert_eq!(c.recv_text().await, r#"[3,"a",null]"#);
-    c.send(r#"[2,"b","http://test/rpc#args",null,1,"x",[true],{"k":{}}]"#).await;
-    assert_eq!(c.recv_text().await, r#"[3,"b",[null,1,"x",[true],{"k":{}}]]"#);
+    c.send(r#"[2,"b","http://test/rpc#args",null,1,"x",[true],{"k":{}}]"#)
+        .await;
+    assert_eq!(
+        c.recv_text().await,
+        r#"[3,"b",[null,1,"x",[true],{"k":{}}]]"#
+    );
 }
 
 #[tokio::test]
@@ -98,7 +106,10 @@ async fn an_error_may_close_the_session_after_replying() {
     let server = TestServer::start(test_router().build()).await;
     let mut c = server.client().await;
     c.send(r#"[2,"k","http://test/rpc#kill"]"#).await;
-    assert_eq!(c.recv_text().await, r#"[4,"k","http://test/error#bye","bye"]"#);
+    assert_eq!(
+        c.recv_text().await,
+        r#"[4,"k","http://test/error#bye","bye"]"#
+    );
     let (code, reason) = c.expect_close().await;
     assert_eq!(code, 3000);
     assert!(reason.contains("application"), "{reason}");
@@ -131,12 +142,20 @@ async fn prefixes_are_per_session() {
 
 #[tokio::test]
 async fn default_prefixes_and_session_override() {
-    let router = test_router().default_prefix("rpc", "http://test/rpc#").build();
+    let router = test_router()
+        .default_prefix("rpc", "http://test/rpc#")
+        .build();
     let server = TestServer::start(router).await;
     let mut c = server.client().await;
-    assert_eq!(c.call("1", "rpc:echo", &[json!("x")]).await, json!([3, "1", "x"]));
+    assert_eq!(
+        c.call("1", "rpc:echo", &[json!("x")]).await,
+        json!([3, "1", "x"])
+    );
     c.send(r#"[1,"rpc","http://nowhere/"]"#).await;
-    assert_eq!(c.call("2", "rpc:echo", &[]).await[2], "http://api.wamp.ws/error#notfound");
+    assert_eq!(
+        c.call("2", "rpc:echo", &[]).await[2],
+        "http://api.wamp.ws/error#notfound"
+    );
 }
 
 #[tokio::test]
@@ -159,10 +178,13 @@ async fn typed_procedures_read_and_check_arguments() {
     let server = TestServer::start(router).await;
     let mut c = server.client().await;
     assert_eq!(
-        c.call("1", "http://test/rpc#add2", &[json!(23), json!(99)]).await,
+        c.call("1", "http://test/rpc#add2", &[json!(23), json!(99)])
+            .await,
         json!([3, "1", 122])
     );
-    let e = c.call("2", "http://test/rpc#add2", &[json!("x"), json!(1)]).await;
+    let e = c
+        .call("2", "http://test/rpc#add2", &[json!("x"), json!(1)])
+        .await;
     assert_eq!(e[2], "http://api.wamp.ws/error#invalid-argument");
     assert!(e[3].as_str().unwrap().contains("invalid"), "{e}");
 }
@@ -184,7 +206,10 @@ async fn many_calls_get_exactly_one_reply_each() {
     for _ in 0..500 {
         let reply = c.recv().await;
         assert!(reply[0] == 3 || reply[0] == 4, "{reply}");
-        assert!(seen.insert(reply[1].as_str().unwrap().to_string()), "duplicate {reply}");
+        assert!(
+            seen.insert(reply[1].as_str().unwrap().to_string()),
+            "duplicate {reply}"
+        );
     }
     c.expect_silence().await;
 }
@@ -201,7 +226,9 @@ async fn subscribed(server: &TestServer, topic: &str) -> Client {
 
 #[tokio::test]
 async fn publisher_receives_its_own_event_by_default_with_the_full_uri() {
-    let router = test_router().default_prefix("event", "http://test/event#").build();
+    let router = test_router()
+        .default_prefix("event", "http://test/event#")
+        .build();
     let server = TestServer::start(router).await;
     let mut a = subscribed(&server, "event:chat").await;
     let mut b = subscribed(&server, "http://test/event#chat").await;
@@ -247,15 +274,26 @@ async fn exclude_and_eligible_lists_together() {
     let mut c = subscribed(&server, "http://test/event#t").await;
     let mut d = subscribed(&server, "http://test/event#t").await;
     // Exclude list only: everyone but b and c.
-    a.send_json(json!([7, "http://test/event#t", 1, [b.session_id, c.session_id]]))
-        .await;
+    a.send_json(json!([
+        7,
+        "http://test/event#t",
+        1,
+        [b.session_id, c.session_id]
+    ]))
+    .await;
     assert_eq!(a.recv().await[2], 1);
     assert_eq!(d.recv().await[2], 1);
     b.expect_silence().await;
     c.expect_silence().await;
     // Eligible only (empty exclude): b and c.
-    a.send_json(json!([7, "http://test/event#t", 2, [], [b.session_id, c.session_id]]))
-        .await;
+    a.send_json(json!([
+        7,
+        "http://test/event#t",
+        2,
+        [],
+        [b.session_id, c.session_id]
+    ]))
+    .await;
     assert_eq!(b.recv().await[2], 2);
     assert_eq!(c.recv().await[2], 2);
     a.expect_silence().await;
@@ -274,8 +312,14 @@ async fn exclude_and_eligible_lists_together() {
     b.expect_silence().await;
     d.expect_silence().await;
     // excludeMe with an eligible list.
-    a.send_json(json!([7, "http://test/event#t", 4, true, [a.session_id, d.session_id]]))
-        .await;
+    a.send_json(json!([
+        7,
+        "http://test/event#t",
+        4,
+        true,
+        [a.session_id, d.session_id]
+    ]))
+    .await;
     assert_eq!(d.recv().await[2], 4);
     a.expect_silence().await;
 }
@@ -288,7 +332,10 @@ async fn subscribe_twice_is_one_subscription_and_unsubscribe_stops_events() {
     a.send(r#"[7,"http://test/event#t","once"]"#).await;
     assert_eq!(a.recv().await[2], "once");
     a.expect_silence().await;
-    assert_eq!(server.router.subscribers("http://test/event#t"), vec![a.session_id.clone()]);
+    assert_eq!(
+        server.router.subscribers("http://test/event#t"),
+        vec![a.session_id.clone()]
+    );
     a.send(r#"[6,"http://test/event#t"]"#).await;
     a.send(r#"[6,"http://test/event#never-subscribed"]"#).await;
     a.send(r#"[7,"http://test/event#t","gone"]"#).await;
@@ -315,13 +362,24 @@ async fn an_exact_deny_beats_a_wildcard_and_read_only_topics() {
         .build();
     let server = TestServer::start(router).await;
     let mut a = subscribed(&server, "http://test/event#closed").await;
-    assert!(server.router.subscribers("http://test/event#closed").is_empty());
+    assert!(server
+        .router
+        .subscribers("http://test/event#closed")
+        .is_empty());
     a.send(r#"[5,"http://test/event#news"]"#).await;
     a.send(r#"[7,"http://test/event#news","x"]"#).await;
     a.assert_alive().await;
     a.expect_silence().await;
-    assert_eq!(server.router.publish("http://test/event#news", "from server"), 1);
-    assert_eq!(a.recv().await, json!([8, "http://test/event#news", "from server"]));
+    assert_eq!(
+        server
+            .router
+            .publish("http://test/event#news", "from server"),
+        1
+    );
+    assert_eq!(
+        a.recv().await,
+        json!([8, "http://test/event#news", "from server"])
+    );
 }
 
 #[tokio::test]
@@ -370,7 +428,8 @@ async fn a_hundred_sessions_exchange_events_without_loss() {
     // order.
     for (i, c) in clients.iter_mut().enumerate() {
         for n in 0..5 {
-            c.send_json(json!([7, "http://test/event#all", [i, n]])).await;
+            c.send_json(json!([7, "http://test/event#all", [i, n]]))
+                .await;
         }
     }
     let readers = clients.into_iter().map(|mut c| {
@@ -378,7 +437,10 @@ async fn a_hundred_sessions_exchange_events_without_loss() {
             let mut next = vec![0u64; 100];
             for _ in 0..500 {
                 let ev = c.recv().await;
-                let (from, n) = (ev[2][0].as_u64().unwrap() as usize, ev[2][1].as_u64().unwrap());
+                let (from, n) = (
+                    ev[2][0].as_u64().unwrap() as usize,
+                    ev[2][1].as_u64().unwrap(),
+                );
                 assert_eq!(next[from], n, "events of publisher {from} out of order");
                 next[from] += 1;
             }
@@ -404,9 +466,15 @@ async fn server_side_publish_to_all_some_and_all_but_some() {
     assert_eq!(router.publish("http://test/event#s", json!({"n": 1})), 2);
     assert_eq!(a.recv().await, json!([8, "http://test/event#s", {"n": 1}]));
     assert_eq!(b.recv().await, json!([8, "http://test/event#s", {"n": 1}]));
-    assert_eq!(router.publish_excluding("http://test/event#s", 2, &[a.session_id.clone()]), 1);
+    assert_eq!(
+        router.publish_excluding("http://test/event#s", 2, &[a.session_id.clone()]),
+        1
+    );
     assert_eq!(b.recv().await[2], 2);
-    assert_eq!(router.publish_to("http://test/event#s", 3, &[a.session_id.clone()]), 1);
+    assert_eq!(
+        router.publish_to("http://test/event#s", 3, &[a.session_id.clone()]),
+        1
+    );
     assert_eq!(a.recv().await[2], 3);
     a.expect_silence().await;
     b.expect_silence().await;
@@ -435,9 +503,15 @@ async fn procedures_and_topics_change_at_runtime() {
     assert!(!server
         .router
         .add_procedure("http://test/rpc#new", |_, _| async { Ok(json!("dup")) }));
-    assert_eq!(c.call("2", "http://test/rpc#new", &[]).await, json!([3, "2", "new"]));
+    assert_eq!(
+        c.call("2", "http://test/rpc#new", &[]).await,
+        json!([3, "2", "new"])
+    );
     assert!(server.router.remove_procedure("http://test/rpc#new"));
-    assert_eq!(c.call("3", "http://test/rpc#new", &[]).await[2], "http://api.wamp.ws/error#notfound");
+    assert_eq!(
+        c.call("3", "http://test/rpc#new", &[]).await[2],
+        "http://api.wamp.ws/error#notfound"
+    );
 
     c.send(r#"[5,"http://rt/topic"]"#).await;
     c.assert_alive().await;
@@ -515,7 +589,12 @@ async fn hooks_see_the_session_story() {
     );
     assert_eq!(
         c.call("2", "http://test/rpc#fail", &[]).await,
-        json!([4, "2", "http://api.wamp.ws/error#unauthorized", "unauthorized"])
+        json!([
+            4,
+            "2",
+            "http://api.wamp.ws/error#unauthorized",
+            "unauthorized"
+        ])
     );
     c.ws.close(None).await.unwrap();
     // Wait for the close hook.
@@ -546,8 +625,10 @@ async fn hooks_see_the_session_story() {
 async fn events_and_replies_keep_their_json_exactly() {
     let server = TestServer::start(test_router().build()).await;
     let mut a = subscribed(&server, "http://test/event#t").await;
-    let event = r#"{"f":1.0000000000000002,"big":18446744073709551615,"neg":-1e-300,"s":"é\u0000\""}"#;
-    a.send(&format!(r#"[7,"http://test/event#t",{event}]"#)).await;
+    let event =
+        r#"{"f":1.0000000000000002,"big":18446744073709551615,"neg":-1e-300,"s":"é\u0000\""}"#;
+    a.send(&format!(r#"[7,"http://test/event#t",{event}]"#))
+        .await;
     let got: Value = a.recv().await;
     let want: Value = serde_json::from_str(event).unwrap();
     assert_eq!(got[2], want);

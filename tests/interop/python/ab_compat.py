@@ -14,7 +14,7 @@ Autobahn 0.8.15's WebSocket layer mostly supports Python 3, but its WAMP v1 code
 1. Import hook (the only change that is not a plain attribute assignment). The three
    ``autobahn.wamp1`` modules are loaded through a loader that parses the installed source,
    rewrites every ``d.has_key(k)`` call into ``(k in d)`` with an ``ast.NodeTransformer``, and
-   compiles the result in memory. ``dict.has_key`` is gone since Python 3 and is called about 30
+   compiles the result in memory. ``dict.has_key`` is gone since Python 3 and is called 23
    times on plain dicts (session maps, subscriptions, prefix maps, function ``__dict__``), which
    no attribute assignment can reach.
 2. Python 2 builtins ``unicode``, ``xrange`` and ``long`` are defined as module globals of the
@@ -24,22 +24,25 @@ Autobahn 0.8.15's WebSocket layer mostly supports Python 3, but its WAMP v1 code
    end with ``array.tostring()``, removed in Python 3.9. Every masked frame (all frames a client
    sends, and so all frames a server receives) goes through them. They are replaced by an
    equivalent XOR on ``bytes``.
-4. ``WampServerProtocol.sendMessage``, ``WampClientProtocol.sendMessage`` and
+4. ``autobahn.websocket.protocol.PreparedMessage._initHixie`` (run for every prepared message,
+   i.e. every PubSub EVENT the server dispatches) concatenates ``str`` and ``bytes``; it builds
+   the same Hixie-76 frame from ``bytes`` now.
+5. ``WampServerProtocol.sendMessage``, ``WampClientProtocol.sendMessage`` and
    ``WampServerFactory.prepareMessage``: the WAMP layer serialises messages with ``json.dumps``
    (a ``str``) while the WebSocket layer asserts ``bytes``. ``str`` is encoded to UTF-8 first.
-5. ``WampProtocol.registerForRpc`` and ``WampServerProtocol.registerHandlerForPubSub`` look for
+6. ``WampProtocol.registerForRpc`` and ``WampServerProtocol.registerHandlerForPubSub`` look for
    ``@exportRpc``/``@exportSub``/``@exportPub`` methods with ``inspect.ismethod``, which is false
    for functions on a class in Python 3, so nothing was registered (not even WAMP-CRA's own
    ``authreq``/``auth``). They are re-implemented with ``inspect.isfunction``.
-6. ``WampCraProtocol.deriveKey`` / ``authSignature``: PBKDF2 (``autobahn.wamp1.pbkdf2`` calls
+7. ``WampCraProtocol.deriveKey`` / ``authSignature``: PBKDF2 (``autobahn.wamp1.pbkdf2`` calls
    ``ord()`` on ``bytes`` items) and HMAC mixed ``str`` and ``bytes`` and returned ``bytes``, so
    the server's expected signature never equalled the client's string. Re-implemented with
    ``hashlib.pbkdf2_hmac`` / ``hmac`` on UTF-8 bytes, returning ``str`` (same values:
    base64 of HMAC-SHA256, base64 of PBKDF2-HMAC-SHA256).
-7. ``WampServerFactory._unsubscribeClient(proto)`` (run on every disconnect) deletes from the
+8. ``WampServerFactory._unsubscribeClient(proto)`` (run on every disconnect) deletes from the
    subscriptions dict while iterating ``dict.items()``: "dictionary changed size during
    iteration" in Python 3. It iterates over a copy now.
-8. ``StringIO.StringIO()`` in the traceback-as-error-details path (``includeTraceback``) is made
+9. ``StringIO.StringIO()`` in the traceback-as-error-details path (``includeTraceback``) is made
    to work by giving ``autobahn.wamp1.protocol`` a ``StringIO`` namespace object.
 
 ``apply()`` runs on import; it is idempotent.
@@ -172,6 +175,17 @@ def _patch_xormasker() -> None:
     shifted.process = _xor_process
 
 
+def _patch_prepared_message() -> None:
+    from autobahn.websocket import protocol as wsprotocol
+
+    def _initHixie(self, payload, binary):
+        # original: '\x00' + payload + '\xff' (str + bytes); Hixie-76 framing of a prepared
+        # message, computed for every prepared message (every PubSub EVENT) even if unused
+        self.payloadHixie = b"" if binary else b"\x00" + bytes(payload) + b"\xff"
+
+    wsprotocol.PreparedMessage._initHixie = _initHixie
+
+
 def _as_bytes(payload):
     if isinstance(payload, str):
         return payload.encode("utf-8")
@@ -231,7 +245,7 @@ def _patch_wamp1() -> None:
     WampServerFactory = protocol.WampServerFactory
     WampCraProtocol = protocol.WampCraProtocol
 
-    # 4. str -> bytes at the WebSocket boundary
+    # 5. str -> bytes at the WebSocket boundary
     ws_server_send = protocol.WebSocketServerProtocol.sendMessage
     ws_client_send = protocol.WebSocketClientProtocol.sendMessage
 
@@ -256,7 +270,7 @@ def _patch_wamp1() -> None:
 
     WampServerFactory.prepareMessage = prepare
 
-    # 5. decorator-based registration
+    # 6. decorator-based registration
     def registerForRpc(self, obj, baseUri="", methods=None):
         for _name, fn in _class_functions(obj.__class__):
             rpc_id = getattr(fn, "_autobahn_rpc_id", None)
@@ -275,13 +289,13 @@ def _patch_wamp1() -> None:
     WampProtocol.registerForRpc = registerForRpc
     WampServerProtocol.registerHandlerForPubSub = registerHandlerForPubSub
 
-    # 6. WAMP-CRA crypto
+    # 7. WAMP-CRA crypto
     WampCraProtocol.deriveKey = staticmethod(_derive_key)
     WampCraProtocol.authSignature = _auth_signature
     protocol.pbkdf2_bin = _pbkdf2_bin
     pbkdf2.pbkdf2_bin = _pbkdf2_bin
 
-    # 7. unsubscribe-all on disconnect
+    # 8. unsubscribe-all on disconnect
     orig_unsub = WampServerFactory._unsubscribeClient
 
     def _unsubscribeClient(self, proto, topicUri=None):
@@ -302,8 +316,11 @@ def apply() -> None:
     global _applied
     if _applied:
         return
+    if not hasattr(types, "NoneType"):  # Python < 3.10; wamp1 checks "types.NoneType"
+        types.NoneType = type(None)
     _install_finder()
     _patch_xormasker()
+    _patch_prepared_message()
     _patch_wamp1()
     _applied = True
 

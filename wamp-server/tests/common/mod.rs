@@ -159,7 +159,9 @@ impl Client {
 
     /// Round trip that proves the session still works.
     pub async fn assert_alive(&mut self) {
-        let reply = self.call("alive", "http://test/rpc#echo", &["ok".into()]).await;
+        let reply = self
+            .call("alive", "http://test/rpc#echo", &["ok".into()])
+            .await;
         assert_eq!(reply, serde_json::json!([3, "alive", "ok"]));
     }
 }
