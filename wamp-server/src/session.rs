@@ -381,12 +381,14 @@ impl Session {
                 return self.reply(&call_id, result);
             }
         }
-        if self.permissions().is_some_and(|p| !p.may_call(&uri)) {
-            return self.reply(&call_id, Err(errors::UNAUTHORIZED.into()));
-        }
+        // Not found before unauthorized (spec/WAMP1.md section 4): a typo in a procedure name
+        // should say so, whatever the session's permissions.
         let Some(procedure) = self.router.procedure(&uri) else {
             return self.reply(&call_id, Err(errors::NOT_FOUND.into()));
         };
+        if self.permissions().is_some_and(|p| !p.may_call(&uri)) {
+            return self.reply(&call_id, Err(errors::UNAUTHORIZED.into()));
+        }
         let ctx = CallContext {
             session_id: self.handle.id.clone(),
             auth_key: self.auth.key(),

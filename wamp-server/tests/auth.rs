@@ -80,10 +80,10 @@ async fn before_auth_nothing_is_allowed() {
         c.recv_text().await,
         r#"[4,"c1","http://api.wamp.ws/error#unauthorized","unauthorized"]"#
     );
-    // Even unknown procedures say unauthorized, so nothing leaks about what exists.
+    // An unknown procedure is not found, whatever the permissions.
     assert_eq!(
         c.call("c2", "http://test/rpc#nope", &[]).await[2],
-        "http://api.wamp.ws/error#unauthorized"
+        "http://api.wamp.ws/error#notfound"
     );
     c.send(r#"[5,"http://test/event#t"]"#).await;
     c.send(r#"[7,"http://test/event#t","x"]"#).await;
