@@ -171,15 +171,6 @@ impl TestServer {
         }
     }
 
-    /// Abrupt stop: every connection is dropped without a closing handshake.
-    pub async fn kill(&mut self) {
-        self.stop.take();
-        if let Some(task) = self.task.take() {
-            task.abort();
-            let _ = within("the server task to end", task).await;
-        }
-    }
-
     /// A client with the given options.
     pub async fn client_with(&self, options: ConnectOptions) -> Client {
         within("connect", options.connect(&self.url()))
@@ -198,6 +189,60 @@ impl Drop for TestServer {
         if let Some(task) = self.task.take() {
             task.abort();
         }
+    }
+}
+
+/// A TCP proxy in front of a server, whose connections the test can cut abruptly (as a
+/// crashed server or a broken network would: no closing handshake).
+pub struct Proxy {
+    pub addr: SocketAddr,
+    accept: JoinHandle<()>,
+    pipes: Arc<Mutex<Vec<JoinHandle<()>>>>,
+}
+
+impl Proxy {
+    /// Forwards every connection made to the proxy to `target`.
+    pub async fn start(target: SocketAddr) -> Proxy {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let pipes = Arc::new(Mutex::new(Vec::new()));
+        let accept = tokio::spawn({
+            let pipes = pipes.clone();
+            async move {
+                while let Ok((mut inbound, _)) = listener.accept().await {
+                    let Ok(mut outbound) = TcpStream::connect(target).await else {
+                        continue;
+                    };
+                    let pipe = tokio::spawn(async move {
+                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                    });
+                    pipes.lock().unwrap().push(pipe);
+                }
+            }
+        });
+        Proxy {
+            addr,
+            accept,
+            pipes,
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("ws://{}/ws", self.addr)
+    }
+
+    /// Drops every forwarded connection at once, on both sides.
+    pub fn cut(&self) {
+        for pipe in self.pipes.lock().unwrap().drain(..) {
+            pipe.abort();
+        }
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        self.accept.abort();
+        self.cut();
     }
 }
 
