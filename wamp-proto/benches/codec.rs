@@ -17,6 +17,12 @@ fn codec(c: &mut Criterion) {
         c.bench_function(&format!("parse_{name}"), |b| {
             b.iter(|| Message::from_json(black_box(frame)).unwrap())
         });
+        c.bench_function(&format!("parse_via_value_{name}"), |b| {
+            b.iter(|| {
+                let v: serde_json::Value = serde_json::from_str(black_box(frame)).unwrap();
+                Message::from_value(v).unwrap()
+            })
+        });
         c.bench_function(&format!("serialise_{name}"), |b| {
             b.iter(|| black_box(&msg).to_json())
         });

@@ -23,6 +23,7 @@
 //! ```
 
 pub mod cra;
+mod decode;
 mod error;
 pub mod ids;
 pub mod message;

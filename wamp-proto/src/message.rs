@@ -159,9 +159,7 @@ impl Message {
     /// Parses one text frame. Never panics: any input that is not a well-formed WAMP v1
     /// message gives an [`Error`] naming the element that was wrong and what was expected.
     pub fn from_json(text: &str) -> Result<Message, Error> {
-        let value: Value =
-            serde_json::from_str(text).map_err(|e| Error::InvalidJson(e.to_string()))?;
-        Message::from_value(value)
+        crate::decode::decode(text)
     }
 
     /// Reads a message from an already parsed JSON value.
@@ -243,27 +241,8 @@ impl Message {
                 r.max(5)?;
                 let topic_uri = r.string("the topic URI, a string")?;
                 let event = r.any("the event, any JSON value")?;
-                let exclude_value = r.next_opt();
-                let eligible = match r.next_opt() {
-                    None | Some(Value::Null) => None,
-                    Some(Value::Array(ids)) => Some(r.id_list(ids, 4)?),
-                    Some(other) => return Err(r.wrong(4, "a list of session ids", &other)),
-                };
-                let exclude = match exclude_value {
-                    None | Some(Value::Null) if eligible.is_some() => {
-                        Some(Exclude::Sessions(Vec::new()))
-                    }
-                    None | Some(Value::Null) => None,
-                    Some(Value::Bool(b)) => Some(Exclude::Me(b)),
-                    Some(Value::Array(ids)) => Some(Exclude::Sessions(r.id_list(ids, 3)?)),
-                    Some(other) => {
-                        return Err(r.wrong(
-                            3,
-                            "excludeMe (a boolean) or a list of session ids",
-                            &other,
-                        ))
-                    }
-                };
+                let (exclude, eligible) =
+                    crate::decode::publish_options(r.next_opt(), r.next_opt())?;
                 Message::Publish {
                     topic_uri,
                     event,
@@ -368,15 +347,6 @@ impl Reader {
             Value::Number(n) if n.is_i64() => Ok(n.as_i64().unwrap_or_default()),
             other => Err(self.wrong(index, expected, &other)),
         }
-    }
-
-    fn id_list(&self, ids: Vec<Value>, index: usize) -> Result<Vec<String>, Error> {
-        ids.into_iter()
-            .map(|v| match v {
-                Value::String(s) => Ok(s),
-                other => Err(self.wrong(index, "a list of session ids (strings)", &other)),
-            })
-            .collect()
     }
 
     fn wrong(&self, index: usize, expected: &'static str, found: &Value) -> Error {

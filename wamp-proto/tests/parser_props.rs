@@ -111,6 +111,11 @@ fn message() -> impl Strategy<Value = Message> {
 }
 
 fn check_round_trip(text: &str) -> Result<(), TestCaseError> {
+    // The streaming parser and the Value-based one accept exactly the same messages.
+    let via_value = serde_json::from_str::<Value>(text)
+        .ok()
+        .and_then(|v| Message::from_value(v).ok());
+    prop_assert_eq!(Message::from_json(text).ok(), via_value);
     if let Ok(msg) = Message::from_json(text) {
         let again = Message::from_json(&msg.to_json())
             .map_err(|e| TestCaseError::fail(format!("re-parse of {msg:?} failed: {e}")))?;
