@@ -367,7 +367,13 @@ impl FakeConn {
         within("the client to close", async {
             loop {
                 match self.ws.next().await {
-                    Some(Ok(Ws::Close(frame))) => return frame.map(|f| u16::from(f.code)),
+                    Some(Ok(Ws::Close(frame))) => {
+                        // Keep reading so tungstenite sends its reply and the close completes.
+                        while let Some(Ok(_)) = self.ws.next().await {}
+                        // Then end the TCP connection, as a server does after the handshake.
+                        let _ = tokio::io::AsyncWriteExt::shutdown(self.ws.get_mut()).await;
+                        return frame.map(|f| u16::from(f.code));
+                    }
                     Some(Ok(_)) => continue,
                     _ => return None,
                 }
@@ -378,8 +384,29 @@ impl FakeConn {
 
     /// Asserts the client sends nothing for a little while.
     pub async fn silent(&mut self) {
-        if let Ok(Some(frame)) = tokio::time::timeout(QUIET, self.ws.next()).await {
-            panic!("unexpected frame from the client: {frame:?}");
-        }
+        self.silent_for(QUIET).await
+    }
+
+    /// Asserts the client sends no WAMP message for `time` (pings are answered).
+    pub async fn silent_for(&mut self, time: Duration) {
+        let _ = tokio::time::timeout(time, async {
+            loop {
+                match self.ws.next().await {
+                    Some(Ok(Ws::Ping(_) | Ws::Pong(_))) => continue,
+                    other => panic!("unexpected frame from the client: {other:?}"),
+                }
+            }
+        })
+        .await;
+    }
+
+    /// Sends a close frame.
+    pub async fn close(&mut self, code: u16, reason: &str) {
+        use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+        let frame = CloseFrame {
+            code: code.into(),
+            reason: reason.into(),
+        };
+        let _ = self.ws.send(Ws::Close(Some(frame))).await;
     }
 }
