@@ -46,9 +46,12 @@ pub struct Options {
     pub strict_subprotocol: bool,
     /// How long shutdown waits for in-flight calls before closing sessions. Default 5 s.
     pub shutdown_grace: Duration,
-    /// The size of each session's WebSocket read buffer in bytes. Default 4 KiB.
+    /// The size of each session's WebSocket read buffer in bytes, and the most read from the
+    /// socket at once. Default 1 KiB: idle sessions stay small (WAMP messages are mostly
+    /// small; a larger message grows the buffer as it arrives).
     pub read_buffer_size: usize,
-    /// The size of each session's WebSocket write buffer in bytes. Default 4 KiB.
+    /// How many bytes of outgoing frames are gathered before a write to the socket.
+    /// Default 4 KiB.
     pub write_buffer_size: usize,
 }
 
@@ -63,7 +66,7 @@ impl Default for Options {
             allowed_origins: None,
             strict_subprotocol: false,
             shutdown_grace: Duration::from_secs(5),
-            read_buffer_size: 4096,
+            read_buffer_size: 1024,
             write_buffer_size: 4096,
         }
     }

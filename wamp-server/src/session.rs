@@ -26,7 +26,8 @@ use crate::transport::{Inbound, Outbound};
 /// What the writer task is asked to send.
 enum Outgoing {
     Frame(Utf8Bytes),
-    Close(u16, String),
+    /// Boxed so that the queue's slots stay the size of a frame handle.
+    Close(Box<(u16, String)>),
 }
 
 /// The part of a session that others hold: the router (to publish to it or close it) and
@@ -69,7 +70,7 @@ impl SessionHandle {
     pub(crate) fn close(&self, code: u16, reason: &str) {
         self.note_reason(reason);
         if let Err(mpsc::error::TrySendError::Full(_)) =
-            self.tx.try_send(Outgoing::Close(code, reason.to_string()))
+            self.tx.try_send(Outgoing::Close(Box::new((code, reason.to_string()))))
         {
             self.abort(code, reason);
         }
@@ -113,7 +114,7 @@ where
         loop {
             match next {
                 None => break 'outer None,
-                Some(Outgoing::Close(code, reason)) => break 'outer Some((code, reason)),
+                Some(Outgoing::Close(close)) => break 'outer Some(*close),
                 Some(Outgoing::Frame(frame)) => {
                     if sink.feed(Outbound::Text(frame)).await.is_err() {
                         return;

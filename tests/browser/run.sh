@@ -1,0 +1,193 @@
+#!/usr/bin/env bash
+# Browser test of the tutorial server (issue 5), self-contained:
+#
+#   tests/browser/run.sh [OUTDIR]          # OUTDIR defaults to target/browser-test
+#
+# 1. checks Chromium (/usr/bin/chromium, Debian package `chromium`, or $CHROMIUM_PATH) and
+#    installs playwright-core with `npm ci` if tests/browser/node_modules is missing;
+# 2. builds the tutorial server (`cargo build -p wamp-server --bin wamp-server`), unless
+#    $WAMP_SERVER_BIN names a binary to use instead;
+# 3. starts it on a free port (`--port 0`) and reads the port from its "listening" line;
+# 4. runs the unit checks of wamp1.js, then the browser test (screenshots in OUTDIR);
+# 5. checks the WebSocket origin allow-list: the page's own origins (http://127.0.0.1:PORT,
+#    http://localhost:PORT) get 101; a foreign origin (http://evil.example) must get 403.
+#    EXPECT_ORIGIN_CHECK=0 skips the foreign-origin half.
+#
+# Always stops the server; exits non-zero on any failure. Every step has a time limit.
+# Environment: WAMP_SERVER_BIN, CHROMIUM_PATH, EXPECT_ORIGIN_CHECK (default 1),
+# BUILD_TIMEOUT (s, default 1800), BROWSER_TEST_TIMEOUT_MS (default 120000), RUST_LOG.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+cd "$ROOT"
+
+OUT_DIR="${1:-${BROWSER_TEST_OUT:-target/browser-test}}"
+CHROMIUM="${CHROMIUM_PATH:-/usr/bin/chromium}"
+EXPECT_ORIGIN_CHECK="${EXPECT_ORIGIN_CHECK:-1}"
+BUILD_TIMEOUT="${BUILD_TIMEOUT:-1800}"
+export BROWSER_TEST_TIMEOUT_MS="${BROWSER_TEST_TIMEOUT_MS:-120000}"
+# The browser test stops itself after BROWSER_TEST_TIMEOUT_MS; this is the hard limit.
+BROWSER_HARD_TIMEOUT=$(( BROWSER_TEST_TIMEOUT_MS / 1000 + 60 ))
+
+say() { printf '== %s\n' "$*"; }
+fail() { printf 'FAIL: %s\n' "$*" >&2; exit 1; }
+
+SERVER_PID=""
+SERVER_LOG=""
+CHILD_PID=""
+# Runs a step in the background and waits for it, so that INT/TERM reach the traps at once.
+run_step() {
+  "$@" &
+  CHILD_PID=$!
+  local rc=0
+  wait "$CHILD_PID" || rc=$?
+  CHILD_PID=""
+  return "$rc"
+}
+stop_server() {
+  [ -n "$SERVER_PID" ] || return 0
+  local pid="$SERVER_PID"
+  SERVER_PID=""
+  if kill -0 "$pid" 2>/dev/null; then
+    kill -INT "$pid" 2>/dev/null || true # graceful stop (the server handles Ctrl-C)
+    for _ in $(seq 1 50); do
+      kill -0 "$pid" 2>/dev/null || break
+      sleep 0.1
+    done
+    if kill -0 "$pid" 2>/dev/null; then
+      echo "server $pid did not stop within 5 s, killing it" >&2
+      kill -KILL "$pid" 2>/dev/null || true
+    fi
+  fi
+  wait "$pid" 2>/dev/null || true
+}
+on_exit() {
+  local rc=$?
+  if [ -n "$CHILD_PID" ]; then
+    kill -TERM "$CHILD_PID" 2>/dev/null || true
+    wait "$CHILD_PID" 2>/dev/null || true
+  fi
+  stop_server
+  if [ "$rc" -ne 0 ] && [ -n "$SERVER_LOG" ] && [ -s "$SERVER_LOG" ]; then
+    echo "--- last lines of the server log ($SERVER_LOG) ---" >&2
+    tail -n 30 "$SERVER_LOG" >&2 || true
+  fi
+  if [ "$rc" -eq 0 ]; then say "browser test: all passed"; else say "browser test: FAILED (exit $rc)"; fi
+  exit "$rc"
+}
+trap on_exit EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# --- 1. prerequisites --------------------------------------------------------------------------
+
+say "prerequisites"
+command -v node >/dev/null || fail "node is not installed (Node >= 20 needed)"
+NODE_MAJOR="$(node -p 'process.versions.node.split(".")[0]')"
+[ "$NODE_MAJOR" -ge 20 ] || fail "Node >= 20 needed, found $(node --version)"
+[ -x "$CHROMIUM" ] || fail "no Chromium at $CHROMIUM: apt-get install -y chromium (or set CHROMIUM_PATH)"
+echo "chromium: $CHROMIUM ($("$CHROMIUM" --version 2>/dev/null || echo 'version unknown'))"
+if [ ! -f tests/browser/node_modules/playwright-core/package.json ]; then
+  command -v npm >/dev/null || fail "npm is not installed"
+  say "npm ci in tests/browser"
+  (cd tests/browser && run_step timeout 300 npm ci --no-audit --no-fund) || fail "npm ci failed"
+fi
+
+# --- 2. the server binary ----------------------------------------------------------------------
+
+if [ -n "${WAMP_SERVER_BIN:-}" ]; then
+  SERVER_BIN="$WAMP_SERVER_BIN"
+  say "using WAMP_SERVER_BIN=$SERVER_BIN"
+else
+  say "cargo build -p wamp-server --bin wamp-server"
+  BUILD_JSON="$(mktemp)"
+  run_step timeout "$BUILD_TIMEOUT" cargo build -p wamp-server --bin wamp-server \
+    --message-format=json-render-diagnostics >"$BUILD_JSON" \
+    || { rm -f "$BUILD_JSON"; fail "cargo build failed (or took more than $BUILD_TIMEOUT s)"; }
+  # The executable's path, as cargo reports it (honours CARGO_TARGET_DIR and friends).
+  SERVER_BIN="$(node -e '
+    const lines = require("fs").readFileSync(process.argv[1], "utf8").split("\n");
+    let exe = "";
+    for (const l of lines) {
+      try {
+        const m = JSON.parse(l);
+        if (m.reason === "compiler-artifact" && m.target && m.target.name === "wamp-server" && m.executable) exe = m.executable;
+      } catch {}
+    }
+    process.stdout.write(exe);' "$BUILD_JSON")"
+  rm -f "$BUILD_JSON"
+  [ -n "$SERVER_BIN" ] || fail "cargo did not report the wamp-server executable"
+fi
+[ -x "$SERVER_BIN" ] || fail "server binary $SERVER_BIN is missing or not executable"
+
+# --- 3. start the server -----------------------------------------------------------------------
+
+mkdir -p "$OUT_DIR"
+OUT_DIR="$(cd "$OUT_DIR" && pwd)"
+rm -f "$OUT_DIR"/*.png "$OUT_DIR"/server.stdout
+# Its stdout (the "listening" line, and the tracing log) and stderr, together.
+SERVER_LOG="$OUT_DIR/server.log"
+SERVER_OUT="$SERVER_LOG"
+say "starting $SERVER_BIN --bind 127.0.0.1 --port 0 (log in $SERVER_LOG)"
+NO_COLOR=1 RUST_LOG="${RUST_LOG:-info}" "$SERVER_BIN" --bind 127.0.0.1 --port 0 >"$SERVER_LOG" 2>&1 &
+SERVER_PID=$!
+
+PORT=""
+for _ in $(seq 1 300); do # up to 30 s
+  PORT="$(sed -n 's#^wamp-server listening: page http://[^/]*:\([0-9][0-9]*\)/.*#\1#p' "$SERVER_OUT" | head -n 1)"
+  [ -n "$PORT" ] && break
+  kill -0 "$SERVER_PID" 2>/dev/null || { cat "$SERVER_OUT" >&2; fail "the server exited before listening"; }
+  sleep 0.1
+done
+[ -n "$PORT" ] || { cat "$SERVER_OUT" >&2; fail "no 'wamp-server listening' line within 30 s"; }
+BASE="http://127.0.0.1:$PORT"
+grep -m 1 '^wamp-server listening:' "$SERVER_OUT"
+
+# --- 4. unit checks, then the browser test -----------------------------------------------------
+
+say "node --test (wamp1.js unit checks)"
+run_step timeout 120 node --test tests/browser/sign-vectors.test.mjs tests/browser/client-protocol.test.mjs \
+  || fail "wamp1.js unit checks failed"
+
+say "browser test against $BASE (screenshots in $OUT_DIR)"
+run_step timeout -k 10 "$BROWSER_HARD_TIMEOUT" node tests/browser/browser-test.mjs "$BASE" "$OUT_DIR" \
+  || fail "browser test failed"
+
+# --- 5. origin allow-list ----------------------------------------------------------------------
+
+# Prints the HTTP status of a WebSocket handshake on /ws with the given Origin (101 = accepted).
+ws_handshake_status() {
+  timeout 20 node -e '
+    const http = require("http");
+    const crypto = require("crypto");
+    const [port, origin] = process.argv.slice(1);
+    const req = http.request({
+      host: "127.0.0.1", port: Number(port), path: "/ws", timeout: 10000,
+      headers: {
+        Connection: "Upgrade", Upgrade: "websocket", "Sec-WebSocket-Version": "13",
+        "Sec-WebSocket-Key": crypto.randomBytes(16).toString("base64"),
+        "Sec-WebSocket-Protocol": "wamp", Origin: origin,
+      },
+    });
+    req.on("upgrade", (res, socket) => { console.log(res.statusCode); socket.destroy(); process.exit(0); });
+    req.on("response", (res) => { console.log(res.statusCode); res.resume(); process.exit(0); });
+    req.on("timeout", () => { console.error("handshake timed out"); process.exit(1); });
+    req.on("error", (e) => { console.error(`handshake failed: ${e.message}`); process.exit(1); });
+    req.end();' "$PORT" "$1"
+}
+
+say "WebSocket origin allow-list"
+for origin in "http://127.0.0.1:$PORT" "http://localhost:$PORT"; do
+  status="$(ws_handshake_status "$origin")" || fail "handshake with Origin $origin did not complete"
+  echo "Origin: $origin -> $status"
+  [ "$status" = 101 ] || fail "the page's own origin $origin was refused ($status), expected 101"
+done
+if [ "$EXPECT_ORIGIN_CHECK" = 1 ]; then
+  for origin in "http://evil.example" "http://localhost:$PORT.evil.example" "null"; do
+    status="$(ws_handshake_status "$origin")" || fail "handshake with Origin $origin did not complete"
+    echo "Origin: $origin -> $status"
+    [ "$status" = 403 ] || fail "foreign origin $origin got $status, expected 403 (is the origin allow-list configured?)"
+  done
+else
+  echo "foreign-origin check skipped (EXPECT_ORIGIN_CHECK=$EXPECT_ORIGIN_CHECK)"
+fi
