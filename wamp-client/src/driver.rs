@@ -205,7 +205,7 @@ impl Driver {
         if let Err(reason) = self.resume(ws).await {
             return SessionEnd::Lost(reason);
         }
-        self.state.send_replace(ConnectionState::Connected {
+        self.set_state(ConnectionState::Connected {
             session_id: welcome.session_id.clone(),
             server_ident: welcome.server_ident.clone(),
         });
@@ -547,6 +547,18 @@ impl Driver {
         }
     }
 
+    /// Publishes a new connection state; watchers are woken only by a real change (the
+    /// first session's `Connected` is already the initial state).
+    fn set_state(&self, state: ConnectionState) {
+        self.state.send_if_modified(|current| {
+            let changed = *current != state;
+            if changed {
+                *current = state;
+            }
+            changed
+        });
+    }
+
     fn fail_pending(&mut self, error: &Error) {
         if !self.pending.is_empty() {
             debug!(calls = self.pending.len(), %error, "failing calls in flight");
@@ -569,7 +581,7 @@ impl Driver {
                     format!("connection lost; gave up after {tries} attempts (last: {reason})")
                 });
             };
-            self.state.send_replace(ConnectionState::Reconnecting {
+            self.set_state(ConnectionState::Reconnecting {
                 attempt,
                 reason: reason.clone(),
             });
@@ -650,7 +662,7 @@ impl Driver {
     /// Closes for good: every waiter learns why, every subscription stream ends.
     fn shutdown(mut self, reason: String) {
         info!(%reason, "client closed");
-        self.state.send_replace(ConnectionState::Closed {
+        self.set_state(ConnectionState::Closed {
             reason: reason.clone(),
         });
         self.fail_pending(&Error::Closed(reason.clone()));

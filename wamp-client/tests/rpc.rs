@@ -28,6 +28,9 @@ async fn connect_reports_the_session() {
         ConnectionState::Connected { session_id: ref s, .. } if *s == session_id
     ));
     assert_eq!(client.url(), server.url());
+    // Nothing has changed since connect returned.
+    sync(&client).await;
+    assert!(!client.state_changes().has_changed().unwrap());
     wait_until("the server to list the session", || {
         server.router.session_ids().contains(&session_id)
     })
