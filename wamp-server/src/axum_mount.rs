@@ -91,6 +91,5 @@ fn is_capacity_error(e: &axum::Error) -> bool {
         }
         source = s.source();
     }
-    // axum wraps the error without exposing it as a source; fall back to its message.
-    e.to_string().contains("Space limit exceeded") || e.to_string().contains("too long")
+    false
 }

@@ -69,8 +69,9 @@ impl SessionHandle {
     /// Closes after the frames already queued.
     pub(crate) fn close(&self, code: u16, reason: &str) {
         self.note_reason(reason);
-        if let Err(mpsc::error::TrySendError::Full(_)) =
-            self.tx.try_send(Outgoing::Close(Box::new((code, reason.to_string()))))
+        if let Err(mpsc::error::TrySendError::Full(_)) = self
+            .tx
+            .try_send(Outgoing::Close(Box::new((code, reason.to_string()))))
         {
             self.abort(code, reason);
         }
