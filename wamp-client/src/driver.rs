@@ -219,8 +219,9 @@ impl Driver {
         let mut last_seen = Instant::now();
 
         loop {
+            // Not biased: a steady stream of commands must not keep the driver from
+            // reading (the server would see a slow consumer), nor the reverse.
             tokio::select! {
-                biased;
                 Some(ctl) = self.ctl_rx.recv() => {
                     if let Err(reason) = self.on_control(ctl, ws).await {
                         return SessionEnd::Lost(reason);
@@ -331,6 +332,11 @@ impl Driver {
                 feed(ws, &msg).await
             }
             Command::Subscribe { topic, sub, reply } => {
+                if reply.is_closed() {
+                    // The caller gave up before the subscription was made.
+                    return Ok(());
+                }
+                let id = sub.id;
                 let (resolved, first) = self.add_subscription(&topic, sub);
                 if first {
                     feed(
@@ -341,7 +347,10 @@ impl Driver {
                     )
                     .await?;
                 }
-                let _ = reply.send(resolved);
+                if reply.send(resolved).is_err() {
+                    // The caller gave up meanwhile: no Subscription exists to undo this.
+                    self.remove_subscription(id, ws, false).await?;
+                }
                 Ok(())
             }
             Command::Unsubscribe { id, reply } => {
@@ -643,8 +652,11 @@ impl Driver {
                 let _ = reply.send(Err(Error::NotConnected));
             }
             Command::Subscribe { topic, sub, reply } => {
+                let id = sub.id;
                 let (resolved, _) = self.add_subscription(&topic, sub);
-                let _ = reply.send(resolved);
+                if reply.send(resolved).is_err() {
+                    self.forget_subscription(id);
+                }
             }
             Command::Unsubscribe { id, reply } => {
                 self.forget_subscription(id);

@@ -297,3 +297,38 @@ async fn the_subscription_knows_its_client() {
         json!(7)
     );
 }
+
+#[tokio::test]
+async fn a_failed_re_authentication_closes_the_client() {
+    use wamp_proto::Permissions;
+    use wamp_server::{AuthConfig, AuthUser, InMemoryAuth};
+
+    let mut server = TestServer::start(tutorial()).await;
+    let addr = server.addr;
+    let client = server
+        .client_with(fast_reconnect().auth("guest", "secret-password"))
+        .await;
+    assert_eq!(
+        client.call("rpc:whoami", vec![]).await.unwrap(),
+        json!("guest")
+    );
+    server.stop().await;
+    // The restarted server no longer knows `guest`.
+    let other_users = Router::builder()
+        .auth(
+            AuthConfig::new(
+                InMemoryAuth::new().user("admin", AuthUser::new("x", Permissions::all())),
+            )
+            .timeout(Duration::ZERO),
+        )
+        .build();
+    let _server = TestServer::start_on(addr, other_users).await;
+    let state = wait_state(&client, "closed", |s| s.is_closed()).await;
+    match state {
+        ConnectionState::Closed { reason } => {
+            assert!(reason.contains("re-authentication"), "{reason}");
+            assert!(reason.contains("no-such-authkey"), "{reason}");
+        }
+        other => panic!("{other:?}"),
+    }
+}
