@@ -1,0 +1,198 @@
+//! [`Connection`]: the global options turned into [`ConnectOptions`], one connect that maps
+//! every failure to an exit code, and topic resolution for subscriptions.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tracing::{debug, info};
+use wamp_client::{Client, ConnectOptions, ReconnectPolicy};
+use wamp_proto::uri::Prefixes;
+
+use crate::cli::GlobalArgs;
+use crate::exit::Failure;
+
+/// The tutorial server's default prefixes. `wamp-cli` uses them to resolve a subscription
+/// topic given as a CURIE whose prefix was not declared with `--prefix` (events carry full
+/// URIs, so the client must know them); they are never sent to the server.
+pub const TUTORIAL_PREFIXES: [(&str, &str); 2] = [
+    ("rpc", "http://wamptutorial/rpc#"),
+    ("event", "http://wamptutorial/event#"),
+];
+
+/// The connect time limit when `--timeout 0` lets calls wait forever.
+const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Where and how to connect: built once from the global options, used by every command.
+#[derive(Debug, Clone)]
+pub struct Connection {
+    url: String,
+    prefixes: Vec<(String, String)>,
+    auth: Option<(String, String)>,
+    call_timeout: Option<Duration>,
+    connect_timeout: Duration,
+    skip_subprotocol_check: bool,
+}
+
+impl Connection {
+    /// Checks the global options (both or neither of `--auth-key` and `--auth-secret`).
+    pub fn from_args(args: &GlobalArgs) -> Result<Self, Failure> {
+        let auth = match (&args.auth_key, &args.auth_secret) {
+            (Some(key), Some(secret)) => Some((key.clone(), secret.clone())),
+            (None, None) => None,
+            (Some(_), None) => {
+                return Err(Failure::usage(
+                    "--auth-key needs --auth-secret (or WAMP_AUTH_SECRET)",
+                ))
+            }
+            (None, Some(_)) => {
+                return Err(Failure::usage(
+                    "--auth-secret needs --auth-key (or WAMP_AUTH_KEY)",
+                ))
+            }
+        };
+        let call_timeout = Some(args.timeout).filter(|t| !t.is_zero());
+        Ok(Connection {
+            url: args.url.clone(),
+            prefixes: args.prefixes.clone(),
+            auth,
+            call_timeout,
+            connect_timeout: call_timeout.unwrap_or(DEFAULT_CONNECT_TIMEOUT),
+            skip_subprotocol_check: args.no_subprotocol_check,
+        })
+    }
+
+    /// The server's URL.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// The call timeout (`None`: calls wait as long as the connection lives).
+    pub fn call_timeout(&self) -> Option<Duration> {
+        self.call_timeout
+    }
+
+    /// The connect timeout (also the limit for things such as a benchmark's warm-up).
+    pub fn connect_timeout(&self) -> Duration {
+        self.connect_timeout
+    }
+
+    /// The client options: timeouts, prefixes (declared with PREFIX on every connection),
+    /// credentials, and `reconnect`.
+    pub fn options(&self, reconnect: ReconnectPolicy) -> ConnectOptions {
+        let mut options = ConnectOptions::new()
+            .connect_timeout(self.connect_timeout)
+            .call_timeout(self.call_timeout)
+            .skip_subprotocol_check(self.skip_subprotocol_check)
+            .reconnect(reconnect);
+        for (name, uri) in &self.prefixes {
+            options = options.prefix(name.clone(), uri.clone());
+        }
+        if let Some((key, secret)) = &self.auth {
+            options = options.auth(key.clone(), secret.clone());
+        }
+        options
+    }
+
+    /// Connects with `options` (from [`Connection::options`], maybe adjusted), mapping a
+    /// failure to its exit code.
+    pub async fn connect_with(&self, options: ConnectOptions) -> Result<Client, Failure> {
+        debug!(url = %self.url, ?options, "connecting");
+        let client = options.connect(&self.url).await.map_err(|e| {
+            Failure::connecting(&self.url, self.auth.as_ref().map(|(k, _)| k.as_str()), e)
+        })?;
+        info!(
+            url = %self.url,
+            session_id = client.session_id().unwrap_or_default(),
+            server = client.server_ident().unwrap_or_default(),
+            authenticated_as = self.auth.as_ref().map(|(k, _)| k.as_str()),
+            "connected"
+        );
+        Ok(client)
+    }
+
+    /// Connects without reconnecting (a dropped link ends the command).
+    pub async fn connect(&self) -> Result<Client, Failure> {
+        self.connect_with(self.options(ReconnectPolicy::never()))
+            .await
+    }
+
+    /// The full URI of a topic to subscribe to: `--prefix` first, then
+    /// [`TUTORIAL_PREFIXES`]. A CURIE whose prefix neither knows is a usage error, since the
+    /// client could not match the events (they carry full URIs) to it.
+    pub fn subscription_topic(&self, topic: &str) -> Result<String, Failure> {
+        let defaults: HashMap<String, String> = TUTORIAL_PREFIXES
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let mut prefixes = Prefixes::with_defaults(Arc::new(defaults));
+        for (name, uri) in &self.prefixes {
+            prefixes.insert(name.clone(), uri.clone());
+        }
+        let resolved = prefixes.resolve(topic).into_owned();
+        if resolved != topic {
+            info!(%topic, %resolved, "topic resolved");
+            return Ok(resolved);
+        }
+        match topic.split_once(':') {
+            Some((name, rest)) if !looks_like_uri(name, rest) => Err(Failure::usage(format!(
+                "cannot subscribe to {topic:?}: the prefix {name:?} is unknown; declare it with \
+                 --prefix {name}=URI (or WAMP_PREFIXES), or give the full topic URI"
+            ))),
+            _ => Ok(resolved),
+        }
+    }
+}
+
+/// True for `http://…`, `urn:…` and the like: text with a colon that is a URI, not a CURIE.
+fn looks_like_uri(scheme: &str, rest: &str) -> bool {
+    rest.starts_with("//")
+        || matches!(
+            scheme.to_ascii_lowercase().as_str(),
+            "urn" | "http" | "https" | "ws" | "wss" | "tag" | "mailto"
+        )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::exit::USAGE;
+    use clap::Parser;
+
+    fn connection(extra: &[&str]) -> Result<Connection, Failure> {
+        let mut argv = vec!["wamp-cli"];
+        argv.extend_from_slice(extra);
+        argv.extend_from_slice(&["call", "x"]);
+        Connection::from_args(&crate::Cli::try_parse_from(argv).unwrap().global)
+    }
+
+    #[test]
+    fn subscription_topics_resolve() {
+        let c = connection(&["--prefix", "event=http://other/event#", "-p", "n=urn:x:"]).unwrap();
+        assert_eq!(
+            c.subscription_topic("event:chat").unwrap(),
+            "http://other/event#chat"
+        );
+        assert_eq!(c.subscription_topic("n:y").unwrap(), "urn:x:y");
+        assert_eq!(
+            c.subscription_topic("rpc:x").unwrap(),
+            "http://wamptutorial/rpc#x"
+        );
+        assert_eq!(
+            c.subscription_topic("http://a/b#c").unwrap(),
+            "http://a/b#c"
+        );
+        assert_eq!(c.subscription_topic("urn:a:b").unwrap(), "urn:a:b");
+        assert_eq!(c.subscription_topic("plain").unwrap(), "plain");
+        assert_eq!(c.subscription_topic("nope:x").unwrap_err().code(), USAGE);
+    }
+
+    #[test]
+    fn auth_needs_both_halves_and_zero_timeout_means_none() {
+        assert_eq!(connection(&["--auth-key", "k"]).unwrap_err().code(), USAGE);
+        let c = connection(&["--auth-key", "k", "--auth-secret", "s", "-t", "0"]).unwrap();
+        assert_eq!(c.call_timeout(), None);
+        assert_eq!(c.connect_timeout(), DEFAULT_CONNECT_TIMEOUT);
+        assert!(!format!("{:?}", c.options(ReconnectPolicy::never())).contains("\"s\""));
+    }
+}

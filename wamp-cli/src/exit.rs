@@ -1,0 +1,245 @@
+//! Exit codes, and [`Failure`]: what went wrong, said in one line a person can act on.
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use serde_json::Value;
+use wamp_client::Error;
+
+use crate::args::Human;
+
+/// Success.
+pub const OK: u8 = 0;
+/// The server answered CALLERROR, or the command failed for another reason.
+pub const CALL_ERROR: u8 = 1;
+/// Bad usage: flags or arguments (clap exits with this code too), an invalid URL, a CURIE
+/// whose prefix is unknown.
+pub const USAGE: u8 = 2;
+/// Connection: the server is unreachable, refused the WebSocket handshake, is not a WAMP v1
+/// server, or the connection was lost.
+pub const CONNECTION: u8 = 3;
+/// Authentication (WAMP-CRA) failed.
+pub const AUTH: u8 = 4;
+/// Connecting or a call took longer than `--timeout`.
+pub const TIMEOUT: u8 = 5;
+
+/// Why a command failed: the exit code, the one-line message, and for a CALLERROR its
+/// details.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Failure {
+    code: u8,
+    message: String,
+    details: Option<Value>,
+}
+
+impl Failure {
+    fn new(code: u8, message: impl Into<String>) -> Self {
+        Failure {
+            code,
+            message: message.into(),
+            details: None,
+        }
+    }
+
+    /// A usage error (exit 2).
+    pub fn usage(message: impl Into<String>) -> Self {
+        Self::new(USAGE, message)
+    }
+
+    /// Any other failure (exit 1).
+    pub fn other(message: impl Into<String>) -> Self {
+        Self::new(CALL_ERROR, message)
+    }
+
+    /// The process exit code.
+    pub fn code(&self) -> u8 {
+        self.code
+    }
+
+    /// The one-line message, without the `error: ` in front.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
+    /// The process exit code as an [`ExitCode`].
+    pub fn exit_code(&self) -> ExitCode {
+        ExitCode::from(self.code)
+    }
+
+    /// Prints the failure on stderr: `error: <message>`, then `details: <JSON>` for a
+    /// CALLERROR that carried details.
+    pub fn report(&self) {
+        eprintln!("error: {}", self.message);
+        if let Some(details) = &self.details {
+            eprintln!("details: {details}");
+        }
+    }
+
+    /// A failure to establish a session with `url` (connect, handshake, WELCOME or, when
+    /// `auth_key` is set, authentication).
+    pub fn connecting(url: &str, auth_key: Option<&str>, error: Error) -> Self {
+        match error {
+            Error::InvalidUrl { url, reason } => Self::usage(format!(
+                "invalid URL {url:?}: {reason} (set --url or WAMP_URL, e.g. ws://localhost:8080/ws)"
+            )),
+            Error::Connect { reason, .. } if reason.starts_with("HTTP ") => Self::new(
+                CONNECTION,
+                format!("{url} refused the WebSocket handshake: {reason}"),
+            ),
+            Error::Connect { reason, .. } => Self::new(
+                CONNECTION,
+                format!(
+                    "cannot reach {url}: {reason} (is the server running? set --url or WAMP_URL)"
+                ),
+            ),
+            Error::Subprotocol(why) => Self::new(
+                CONNECTION,
+                format!(
+                    "{url} refused the WAMP handshake: it did not select the `wamp` WebSocket \
+                     subprotocol ({why}); for servers that do not negotiate it, pass \
+                     --no-subprotocol-check"
+                ),
+            ),
+            Error::Handshake(why) => {
+                Self::new(CONNECTION, format!("{url} is not a WAMP v1 server: {why}"))
+            }
+            Error::ConnectTimeout(limit) => Self::new(
+                TIMEOUT,
+                format!(
+                    "no WAMP session with {url} within {} (raise --timeout)",
+                    Human(limit)
+                ),
+            ),
+            Error::CallError { uri, desc, .. } => Self::new(
+                AUTH,
+                format!(
+                    "authentication as {:?} failed: {uri}: {desc} (check --auth-key and \
+                     --auth-secret)",
+                    auth_key.unwrap_or_default()
+                ),
+            ),
+            Error::Auth(why) => Self::new(
+                AUTH,
+                format!(
+                    "authentication as {:?} failed: {why}",
+                    auth_key.unwrap_or_default()
+                ),
+            ),
+            Error::ConnectionLost(why) | Error::Closed(why) | Error::Protocol(why) => Self::new(
+                CONNECTION,
+                format!("{url} ended the connection during the WAMP handshake: {why}"),
+            ),
+            other => Self::new(CONNECTION, format!("cannot connect to {url}: {other}")),
+        }
+    }
+
+    /// A failed operation (`what`, e.g. "call to rpc:echo") on an established session.
+    pub fn operation(what: &str, error: Error) -> Self {
+        match error {
+            Error::CallError { uri, desc, details } => Failure {
+                code: CALL_ERROR,
+                message: if desc.is_empty() {
+                    format!("{what} failed: {uri}")
+                } else {
+                    format!("{what} failed: {uri}: {desc}")
+                },
+                details,
+            },
+            Error::Timeout(limit) => Self::timeout(what, limit),
+            e @ (Error::ConnectionLost(_)
+            | Error::NotConnected
+            | Error::Closed(_)
+            | Error::Protocol(_)) => Self::new(CONNECTION, format!("{what} failed: {e}")),
+            other => Self::other(format!("{what} failed: {other}")),
+        }
+    }
+
+    /// `what` took longer than `limit`.
+    pub fn timeout(what: &str, limit: Duration) -> Self {
+        Self::new(
+            TIMEOUT,
+            format!(
+                "{what} timed out: no answer within {} (raise --timeout)",
+                Human(limit)
+            ),
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const URL: &str = "ws://127.0.0.1:1/ws";
+
+    #[test]
+    fn connection_errors_map_to_codes() {
+        let refused = Failure::connecting(
+            URL,
+            None,
+            Error::Connect {
+                url: URL.into(),
+                reason: "IO error: Connection refused (os error 111)".into(),
+            },
+        );
+        assert_eq!(refused.code(), CONNECTION);
+        assert!(refused.message().starts_with("cannot reach"));
+
+        let http = Failure::connecting(
+            URL,
+            None,
+            Error::Connect {
+                url: URL.into(),
+                reason: "HTTP 400 Bad Request".into(),
+            },
+        );
+        assert_eq!(http.code(), CONNECTION);
+        assert!(http.message().contains("refused the WebSocket handshake"));
+
+        let auth = Failure::connecting(
+            URL,
+            Some("guest"),
+            Error::CallError {
+                uri: "http://api.wamp.ws/error#invalid-signature".into(),
+                desc: "bad".into(),
+                details: None,
+            },
+        );
+        assert_eq!(auth.code(), AUTH);
+        assert!(auth.message().contains("\"guest\""));
+
+        let slow = Failure::connecting(URL, None, Error::ConnectTimeout(Duration::from_secs(3)));
+        assert_eq!(slow.code(), TIMEOUT);
+
+        let url = Failure::connecting(
+            "http://x",
+            None,
+            Error::InvalidUrl {
+                url: "http://x".into(),
+                reason: "the scheme must be ws".into(),
+            },
+        );
+        assert_eq!(url.code(), USAGE);
+    }
+
+    #[test]
+    fn call_errors_keep_their_details() {
+        let f = Failure::operation(
+            "call to rpc:throw",
+            Error::CallError {
+                uri: "http://api.wamp.ws/error#internal".into(),
+                desc: "internal error".into(),
+                details: Some(Value::from("An exception")),
+            },
+        );
+        assert_eq!(f.code(), CALL_ERROR);
+        assert_eq!(
+            f.message(),
+            "call to rpc:throw failed: http://api.wamp.ws/error#internal: internal error"
+        );
+        assert_eq!(f.details, Some(Value::from("An exception")));
+        let t = Failure::operation("call to x", Error::Timeout(Duration::from_millis(300)));
+        assert_eq!(t.code(), TIMEOUT);
+        assert!(t.message().contains("300ms"), "{}", t.message());
+    }
+}

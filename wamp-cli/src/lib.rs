@@ -1,0 +1,87 @@
+//! `wamp-cli`: call, subscribe, publish and benchmark against any WAMP v1 server.
+//!
+//! The binary is a thin layer over [`wamp_client`]: one module per command, each a few uses
+//! of [`wamp_client::Client`]. Against the tutorial server (`cargo run -p wamp-server`) no
+//! flag is needed:
+//!
+//! ```text
+//! $ wamp-cli call rpc:echo test
+//! "test"
+//! $ wamp-cli subscribe event:chat
+//! {"topic":"http://wamptutorial/event#chat","event":"hello"}
+//! $ wamp-cli publish event:chat hello
+//! $ wamp-cli bench rpc --connections 4 --in-flight 16 --duration 10s
+//! $ wamp-cli bench fanout --subscribers 8 --publishers 1 --duration 10s --json
+//! ```
+//!
+//! Against another server, name its URIs with `--prefix NAME=URI` (or `WAMP_PREFIXES`), and
+//! authenticate with `--auth-key`/`--auth-secret` (or `WAMP_AUTH_KEY`/`WAMP_AUTH_SECRET`).
+//!
+//! # Exit codes
+//!
+//! | code | meaning |
+//! |---|---|
+//! | 0 | success (for `subscribe`: `--count` reached, Ctrl-C, or SIGTERM) |
+//! | 1 | the server answered CALLERROR (URI, description and details on stderr), or the command failed otherwise (a benchmark whose events never arrive) |
+//! | 2 | usage: bad flags or arguments (clap's own code), an invalid URL, a CURIE with an unknown prefix |
+//! | 3 | connection: server unreachable, WebSocket handshake refused, not a WAMP v1 server, connection lost |
+//! | 4 | authentication failed (wrong key or secret, or the server refused WAMP-CRA) |
+//! | 5 | timeout: connecting or a call took longer than `--timeout` |
+//!
+//! The constants are in [`exit`]. Every failure prints one line on stderr that starts with
+//! `error:` and says what to do about it; a CALLERROR's details follow on a second line.
+//!
+//! # Prefixes and subscriptions
+//!
+//! `call` and `publish` send CURIEs as given: the server resolves them with its own
+//! prefixes (the tutorial server has `rpc` and `event` by default) and with those given with
+//! `--prefix`, which `wamp-cli` declares with PREFIX on every connection.
+//!
+//! WAMP v1 events carry full topic URIs, so `subscribe` (and `bench fanout`) must know the
+//! full URI of a topic given as a CURIE. The prefix comes from `--prefix`, or else from the
+//! tutorial's two prefixes that `wamp-cli` knows by default ([`TUTORIAL_PREFIXES`]:
+//! `rpc` → `http://wamptutorial/rpc#`, `event` → `http://wamptutorial/event#`). A CURIE with
+//! any other prefix is a usage error (exit 2) rather than a subscription that silently
+//! receives nothing. `-v` logs how each topic was resolved.
+//!
+//! # Logging
+//!
+//! `-v` logs what the CLI and the client do (connects, calls, subscriptions) at debug;
+//! `-vv` adds every WebSocket frame sent and received (tungstenite's trace log), which is the
+//! WAMP protocol itself. `RUST_LOG` overrides both.
+
+pub mod args;
+pub mod bench;
+mod call;
+pub mod cli;
+mod connect;
+pub mod exit;
+mod output;
+mod publish;
+mod subscribe;
+
+use std::io::Write;
+
+use clap::CommandFactory;
+
+pub use cli::Cli;
+pub use connect::{Connection, TUTORIAL_PREFIXES};
+pub use exit::Failure;
+
+/// Runs one parsed command line to completion. The caller turns the error into its exit
+/// code with [`Failure::exit_code`] after printing it with [`Failure::report`].
+pub async fn run(cli: Cli) -> Result<(), Failure> {
+    let conn = Connection::from_args(&cli.global)?;
+    match cli.command {
+        cli::Command::Call(args) => call::run(&conn, args).await,
+        cli::Command::Subscribe(args) => subscribe::run(&conn, args).await,
+        cli::Command::Publish(args) => publish::run(&conn, args).await,
+        cli::Command::Bench(args) => bench::run(&conn, args).await,
+        cli::Command::Completions { shell } => {
+            let mut out = std::io::stdout().lock();
+            clap_complete::generate(shell, &mut Cli::command(), "wamp-cli", &mut out);
+            out.flush()
+                .map_err(|e| Failure::other(format!("cannot write: {e}")))
+        }
+    }
+}
