@@ -21,6 +21,30 @@ struct Args {
     port: u16,
 }
 
+/// Ctrl-C, or SIGTERM (as `kill` and service managers send it).
+async fn stop_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut term = match signal(SignalKind::terminate()) {
+            Ok(term) => term,
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => info!("Ctrl-C: shutting down"),
+            _ = term.recv() => info!("SIGTERM: shutting down"),
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+        info!("Ctrl-C: shutting down");
+    }
+}
+
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     // Logs go to stderr (colour only on a terminal); stdout carries the "listening" line.
@@ -61,8 +85,7 @@ async fn main() -> std::process::ExitCode {
     let shutdown_router = router.clone();
     let served = axum::serve(listener, app)
         .with_graceful_shutdown(async move {
-            let _ = tokio::signal::ctrl_c().await;
-            info!("Ctrl-C: shutting down");
+            stop_signal().await;
             shutdown_router.shutdown();
         })
         .await;

@@ -184,7 +184,11 @@ where
         server_ident: router.options().server_ident.clone(),
     };
     handle.send(Utf8Bytes::from(welcome.to_json()));
-    let mut writer = tokio::spawn(write_loop(sink, rx, handle.clone()).in_current_span());
+    // The writer is aborted if this future is dropped early (e.g. its task is aborted), so the
+    // socket never outlives the session.
+    let mut writer = AbortOnDrop(tokio::spawn(
+        write_loop(sink, rx, handle.clone()).in_current_span(),
+    ));
     router.register_session(handle.clone());
     debug!(peer = ?info.peer, "session opened");
     if let Some(hook) = &router.inner.hooks.session_opened {
@@ -236,7 +240,7 @@ where
                     Some(Inbound::Close) | None => break End::Client,
                 },
                 Some(_) = session.calls.join_next(), if !session.calls.is_empty() => None,
-                _ = &mut writer => break End::Lost,
+                _ = &mut writer.0 => break End::Lost,
                 _ = auth_timer => Some((
                     close::AUTH_TIMEOUT,
                     "authentication timeout: the session did not authenticate in time".into(),
@@ -252,13 +256,7 @@ where
     };
 
     // Leave the router first, so nothing new is sent to this session.
-    router.unregister_session(&id);
-    for topic in std::mem::take(&mut session.subscriptions) {
-        router.inner.broker.unsubscribe(&topic, &id);
-        if let Some(hook) = &router.inner.hooks.unsubscribed {
-            hook(&id, &topic);
-        }
-    }
+    session.leave();
     match end {
         End::Shutdown => {
             // Let calls in flight answer, then say goodbye after their replies.
@@ -277,8 +275,8 @@ where
         End::Lost | End::Closed => session.calls.detach_all(),
     }
     drop(stream);
-    let _ = tokio::time::timeout(std::time::Duration::from_secs(5), &mut writer).await;
-    writer.abort();
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(5), &mut writer.0).await;
+    drop(writer);
     let reason = handle
         .close_reason
         .lock()
@@ -291,7 +289,17 @@ where
     }
 }
 
-/// A session's private state, owned by its reader loop.
+/// Aborts a task when dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// A session's private state, owned by its reader loop. Dropping it takes the session out of
+/// the router, also when the session's future is dropped before it finishes.
 struct Session {
     router: Router,
     handle: Arc<SessionHandle>,
@@ -318,7 +326,26 @@ enum End {
     Closed,
 }
 
+impl Drop for Session {
+    fn drop(&mut self) {
+        self.leave();
+    }
+}
+
 impl Session {
+    /// Takes the session out of the router: no longer listed, no longer subscribed (the
+    /// unsubscribe hook runs for each topic it had). Idempotent.
+    fn leave(&mut self) {
+        let id = &self.handle.id;
+        self.router.unregister_session(id);
+        for topic in std::mem::take(&mut self.subscriptions) {
+            self.router.inner.broker.unsubscribe(&topic, id);
+            if let Some(hook) = &self.router.inner.hooks.unsubscribed {
+                hook(id, &topic);
+            }
+        }
+    }
+
     /// Parses one text frame and does what it says.
     async fn handle_text(&mut self, text: &str) -> Result<(), Fatal> {
         let msg = Message::from_json(text)

@@ -316,3 +316,28 @@ async fn abrupt_disconnects_clean_up_subscriptions() {
     assert!(server.router.subscribers("http://test/event#t").is_empty());
     assert_eq!(server.router.session_count(), 0);
 }
+
+#[tokio::test]
+async fn aborting_serve_closes_every_connection_and_session() {
+    let server = TestServer::start(test_router().build()).await;
+    let mut c = server.client().await;
+    c.send(r#"[5,"http://test/event#t"]"#).await;
+    c.assert_alive().await;
+    server.task.abort();
+    // The socket goes away (no hanging client), and the router forgets the session.
+    let ended = tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            match c.ws.next().await {
+                None | Some(Err(_)) | Some(Ok(Ws::Close(_))) => break,
+                Some(Ok(_)) => continue,
+            }
+        }
+    })
+    .await;
+    assert!(
+        ended.is_ok(),
+        "the connection must end when serve is aborted"
+    );
+    assert_eq!(server.router.session_count(), 0);
+    assert!(server.router.subscribers("http://test/event#t").is_empty());
+}
