@@ -1,4 +1,4 @@
-//! Writing results: stdout lines that survive a closed pipe, and the shutdown signals.
+//! Writing results: stdout lines that survive a closed pipe; and the shutdown signals.
 
 use std::io::{ErrorKind, Write};
 
@@ -17,25 +17,49 @@ pub fn line(text: &str) -> bool {
     }
 }
 
-/// Completes on Ctrl-C (SIGINT) or, on Unix, SIGTERM.
-pub async fn shutdown_signal() {
+/// Ctrl-C (SIGINT) and, on Unix, SIGTERM, listened to from the moment it is made: a signal
+/// that comes before the first [`Shutdown::recv`] is not lost, nor does it kill the process.
+pub struct Shutdown {
     #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
+    signals: Option<(tokio::signal::unix::Signal, tokio::signal::unix::Signal)>,
+}
+
+impl Shutdown {
+    /// Starts listening (must run inside the tokio runtime).
+    pub fn listen() -> Self {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{signal, SignalKind};
+            let signals = signal(SignalKind::interrupt())
+                .and_then(|int| Ok((int, signal(SignalKind::terminate())?)));
+            if let Err(e) = &signals {
+                tracing::warn!(error = %e, "cannot listen for signals; Ctrl-C will kill the process");
+            }
+            Shutdown {
+                signals: signals.ok(),
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            Shutdown {}
+        }
+    }
+
+    /// Completes when a signal has come.
+    pub async fn recv(&mut self) {
+        #[cfg(unix)]
+        match &mut self.signals {
+            Some((int, term)) => {
                 tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
+                    _ = int.recv() => {}
                     _ = term.recv() => {}
                 }
             }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
+            None => std::future::pending().await,
         }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+        }
     }
 }

@@ -25,6 +25,8 @@ struct Line<'a> {
 
 /// Runs `subscribe`.
 pub async fn run(conn: &Connection, args: SubscribeArgs) -> Result<(), Failure> {
+    // Listen before subscribing: from then on, Ctrl-C is a clean exit.
+    let mut shutdown = output::Shutdown::listen();
     let topics = args
         .topics
         .iter()
@@ -80,7 +82,7 @@ pub async fn run(conn: &Connection, args: SubscribeArgs) -> Result<(), Failure> 
                 }
                 seen += 1;
             }
-            () = output::shutdown_signal() => {
+            () = shutdown.recv() => {
                 info!(events = seen, "interrupted; unsubscribing");
                 break Ok(());
             }
