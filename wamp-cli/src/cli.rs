@@ -110,6 +110,7 @@ pub struct Cli {
 
 /// Options every command takes (they may come before or after the command name).
 #[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Global options")]
 pub struct GlobalArgs {
     /// WebSocket URL of the WAMP v1 server.
     #[arg(
@@ -117,6 +118,7 @@ pub struct GlobalArgs {
         long,
         global = true,
         env = "WAMP_URL",
+        hide_env_values = true,
         default_value = "ws://localhost:8080/ws"
     )]
     pub url: String,
@@ -127,6 +129,7 @@ pub struct GlobalArgs {
         long = "prefix",
         global = true,
         env = "WAMP_PREFIXES",
+        hide_env_values = true,
         value_name = "NAME=URI",
         value_delimiter = ',',
         value_parser = parse_prefix
@@ -134,7 +137,13 @@ pub struct GlobalArgs {
     pub prefixes: Vec<(String, String)>,
 
     /// Authenticate with WAMP-CRA as this key (needs --auth-secret).
-    #[arg(long, global = true, env = "WAMP_AUTH_KEY", value_name = "KEY")]
+    #[arg(
+        long,
+        global = true,
+        env = "WAMP_AUTH_KEY",
+        hide_env_values = true,
+        value_name = "KEY"
+    )]
     pub auth_key: Option<String>,
 
     /// The secret of --auth-key (prefer the environment variable: it stays out of shell history).
@@ -290,7 +299,7 @@ pub struct BenchCommon {
     /// How long to measure.
     #[arg(short, long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
     pub duration: Duration,
-    /// Payload size in bytes (rpc: the string argument; fanout: the event, about).
+    /// Payload size in bytes (rpc: the string argument; fanout: the whole event, at least about 80).
     #[arg(long, value_name = "BYTES", default_value_t = 16)]
     pub size: usize,
     /// Print the results as one JSON object (and no progress bar).

@@ -39,7 +39,12 @@ fn init_logging(verbose: u8) {
     let default = match verbose {
         0 => "wamp_cli=warn",
         1 => "wamp_cli=debug,wamp_client=debug",
-        _ => "wamp_cli=trace,wamp_client=trace,tungstenite=trace,tokio_tungstenite=trace",
+        // tungstenite's protocol module logs each message received and each frame sent (with
+        // its text); its frame parser and tokio-tungstenite's polling are noise here.
+        _ => {
+            "wamp_cli=trace,wamp_client=trace,tungstenite::protocol=trace,\
+              tungstenite::protocol::frame=off"
+        }
     };
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
     let _ = tracing_subscriber::fmt()
