@@ -36,7 +36,7 @@ const RUN_KEY: &str = "wamp_cli_bench";
 /// How many events a subscriber's client buffers before dropping.
 const BUFFER: usize = 1 << 16;
 /// How long to wait, after the publishers stop, for events still on their way.
-const DRAIN_IDLE: Duration = Duration::from_secs(1);
+const DRAIN_IDLE: Duration = Duration::from_secs(3);
 /// The longest drain, however slowly events still trickle in.
 const DRAIN_MAX: Duration = Duration::from_secs(10);
 
