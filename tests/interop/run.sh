@@ -56,6 +56,18 @@ finish() {
     exit
 }
 
+# fg SECONDS CMD...: runs CMD with a timeout, in the background + wait, so that a signal to this
+# script stops it at once (the trap kills it); returns CMD's exit status
+fg() {
+    local secs="$1" pid rc; shift
+    timeout "$secs" "$@" &
+    pid=$!
+    PIDS+=("$pid")
+    wait "$pid"
+    rc=$?
+    return "$rc"
+}
+
 # run_bg NAME SECONDS CMD...: starts CMD in the background (stdout/stderr to $WORK/NAME.out/.err)
 run_bg() {
     local name="$1" secs="$2"; shift 2
@@ -92,7 +104,7 @@ for tool in python3 node npm cargo timeout; do
 done
 echo "python3 $(python3 -c 'import sys; print(sys.version.split()[0])'), node $(node --version), npm $(npm --version), $(cargo --version)"
 
-if VENV="$(timeout 600 "$INTEROP/python/setup.sh" 2>"$WORK/setup.err" | tail -n1)" && [[ -x "$VENV/bin/python" ]]; then
+if VENV="$(fg 600 "$INTEROP/python/setup.sh" 2>"$WORK/setup.err" | tail -n1)" && [[ -x "$VENV/bin/python" ]]; then
     PY="$VENV/bin/python"
     pass "setup: AutobahnPython 0.8.15 virtualenv $VENV"
 else
@@ -101,7 +113,7 @@ else
     finish
 fi
 
-if (cd "$INTEROP/node" && timeout 300 npm ci --no-audit --no-fund --loglevel=error) >"$WORK/npm.out" 2>&1; then
+if fg 300 npm ci --prefix "$INTEROP/node" --no-audit --no-fund --loglevel=error >"$WORK/npm.out" 2>&1; then
     pass "setup: npm ci in tests/interop/node (wamp1 0.0.3, wamp.io 0.0.4, ws 8.23.0)"
 else
     fail "setup: npm ci in tests/interop/node failed"
@@ -109,7 +121,7 @@ else
     finish
 fi
 
-if timeout 1500 cargo build -q -p wamp-server --bin wamp-server >"$WORK/build-server.out" 2>&1; then
+if fg 1500 cargo build -q -p wamp-server --bin wamp-server >"$WORK/build-server.out" 2>&1; then
     pass "setup: cargo build -p wamp-server"
 else
     fail "setup: cargo build -p wamp-server failed"
@@ -130,7 +142,7 @@ fi
 
 # ------------------------------------------------------------------------------------------
 section "1. peer self-test: AutobahnPython clients against the AutobahnPython server"
-timeout 600 "$INTEROP/python/selftest.sh" "$VENV" >"$WORK/selftest.out" 2>"$WORK/selftest.err"
+fg 600 "$INTEROP/python/selftest.sh" "$VENV" >"$WORK/selftest.out" 2>"$WORK/selftest.err"
 rc=$?
 if [[ "$rc" == 0 ]]; then
     pass "peer self-test ($(tail -n1 "$WORK/selftest.out"))"
@@ -144,7 +156,7 @@ fi
 section "2. AutobahnPython 0.8.15 clients against our server (ab_client.py --profile spec)"
 for sc in welcome prefix_call call_args call_errors pubsub_pair unsubscribe \
           cra_unsalted cra_salted cra_wrong_secret cra_swapped cra_anonymous default_prefixes; do
-    timeout 120 "$PY" "$INTEROP/python/ab_client.py" --url "$OURS" --profile spec "$sc" \
+    fg 120 "$PY" "$INTEROP/python/ab_client.py" --url "$OURS" --profile spec "$sc" \
         >"$WORK/ab-$sc.out" 2>"$WORK/ab-$sc.err"
     rc=$?
     case "$rc" in
@@ -159,7 +171,7 @@ done
 
 # ------------------------------------------------------------------------------------------
 section "3. JavaScript clients against our server"
-timeout 120 node "$INTEROP/node/wamp1_client.js" --url "$OURS" >"$WORK/wamp1.out" 2>"$WORK/wamp1.err"
+fg 120 node "$INTEROP/node/wamp1_client.js" --url "$OURS" >"$WORK/wamp1.out" 2>"$WORK/wamp1.err"
 rc=$?
 count_checks "$WORK/wamp1.out" "wamp1 0.0.3 client"
 if [[ "$rc" != 0 ]] && ! grep -q '^FAIL ' "$WORK/wamp1.out"; then
@@ -167,7 +179,7 @@ if [[ "$rc" != 0 ]] && ! grep -q '^FAIL ' "$WORK/wamp1.out"; then
     tail -n 15 "$WORK/wamp1.err" | indent
 fi
 
-timeout 120 node "$INTEROP/node/wampio_client.js" --url "$OURS" >"$WORK/wampio-client.out" 2>"$WORK/wampio-client.err"
+fg 120 node "$INTEROP/node/wampio_client.js" --url "$OURS" >"$WORK/wampio-client.out" 2>"$WORK/wampio-client.err"
 rc=$?
 count_checks "$WORK/wampio-client.out" "wamp.io 0.0.4 client"
 if [[ "$rc" != 0 ]] && ! grep -q '^FAIL ' "$WORK/wampio-client.out"; then
@@ -176,7 +188,7 @@ if [[ "$rc" != 0 ]] && ! grep -q '^FAIL ' "$WORK/wampio-client.out"; then
 fi
 
 # The peer's recorded shortfalls on Node 20 / ws 8 (COMPATIBILITY.md): exit 3 = as recorded.
-timeout 60 node "$INTEROP/node/wampio_client.js" --url "$OURS" --no-ws-shim >"$WORK/wampio-noshim.out" 2>&1
+fg 60 node "$INTEROP/node/wampio_client.js" --url "$OURS" --no-ws-shim >"$WORK/wampio-noshim.out" 2>&1
 rc=$?
 if [[ "$rc" == 3 ]]; then
     pass "wamp.io 0.0.4 client without the ws shim offers no subprotocol and gives up (peer shortfall, as recorded)"
@@ -184,7 +196,7 @@ else
     fail "wamp.io 0.0.4 client without the ws shim: exit $rc, not the recorded 'server does not speak WAMP' (the peer changed: update COMPATIBILITY.md)"
     indent <"$WORK/wampio-noshim.out" | tail -n 10
 fi
-timeout 60 node "$INTEROP/node/wampio_client.js" --url "$OURS" --no-shim >"$WORK/wampio-bare.out" 2>&1
+fg 60 node "$INTEROP/node/wampio_client.js" --url "$OURS" --no-shim >"$WORK/wampio-bare.out" 2>&1
 rc=$?
 if [[ "$rc" == 3 ]]; then
     pass "wamp.io 0.0.4 does not load on Node 20 without the process.EventEmitter shim (peer shortfall, as recorded)"
@@ -196,7 +208,7 @@ fi
 # ------------------------------------------------------------------------------------------
 section "4. our client against the AutobahnPython and wamp.io servers (cargo test -p wamp-tests -- --ignored)"
 WAMP_INTEROP_PYTHON="$PY" WAMP_INTEROP_NODE="$(command -v node)" RUST_BACKTRACE=0 \
-    timeout 1500 cargo test -p wamp-tests --no-fail-fast -- --ignored --test-threads 2 \
+    fg 1500 cargo test -p wamp-tests --no-fail-fast -- --ignored --test-threads 2 \
     >"$WORK/cargo-test.out" 2>&1
 rc=$?
 sed -n -e 's/^test \(.*\) \.\.\. ok$/PASS wamp-tests: \1/p' -e 's/^test \(.*\) \.\.\. FAILED$/FAIL wamp-tests: \1/p' "$WORK/cargo-test.out"
@@ -245,7 +257,7 @@ cli_expect() {
     local peer="$1" what="$2" want_rc="$3" want_out="$4" err_re="$5"; shift 6
     local out err rc
     CLI_N=$((CLI_N + 1)); out="$WORK/cli-$CLI_N.out"; err="$WORK/cli-$CLI_N.err"
-    timeout 30 "$CLI" "$@" >"$out" 2>"$err"
+    fg 30 "$CLI" "$@" >"$out" 2>"$err"
     rc=$?
     if [[ "$rc" == "$want_rc" ]] && { [[ -z "$want_out" ]] || [[ "$(cat "$out")" == "$want_out" ]]; } \
         && { [[ -z "$err_re" ]] || grep -Eq "$err_re" "$err"; }; then
@@ -266,7 +278,7 @@ cli_pubsub() {
     run_bg "cli-$CLI_N-sub" 40 "$CLI" --url "$PEER_URL" subscribe "http://wamptutorial/event#chat" --count 1 --raw
     sub_pid=$BG_PID
     for ((i = 0; i < 60; i++)); do
-        timeout 15 "$CLI" --url "$PEER_URL" "$@" >>"$WORK/cli-$CLI_N-pub.out" 2>&1
+        fg 15 "$CLI" --url "$PEER_URL" "$@" >>"$WORK/cli-$CLI_N-pub.out" 2>&1
         sleep 0.25
         kill -0 "$sub_pid" 2>/dev/null || break
     done
@@ -287,7 +299,7 @@ if [[ ! -f "$ROOT/wamp-cli/Cargo.toml" ]] || ! have_cli; then
         skip "wamp-cli vs AutobahnPython: $what: NO wamp-cli PACKAGE IN THE WORKSPACE, NOT TESTED"
     done
     echo "SKIP !!! wamp-cli is not a workspace package yet: its interop steps were NOT run !!!"
-elif ! timeout 1500 cargo build -q -p wamp-cli >"$WORK/build-cli.out" 2>&1; then
+elif ! fg 1500 cargo build -q -p wamp-cli >"$WORK/build-cli.out" 2>&1; then
     fail "wamp-cli: cargo build -p wamp-cli failed"
     tail -n 30 "$WORK/build-cli.out" | indent
 else

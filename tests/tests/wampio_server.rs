@@ -242,7 +242,7 @@ async fn delayed_answers_go_out_under_the_latest_call_id_and_the_client_survives
         async {
             let s = PeerServer::wampio();
             let c = s.connect().await;
-            let quick = c.with_call_timeout(Some(Duration::from_secs(2)));
+            let quick = c.with_call_timeout(Some(Duration::from_secs(3)));
             let slow = format!("{RPC}slowecho");
             let first = {
                 let (q, p) = (quick.clone(), slow.clone());

@@ -13,7 +13,7 @@
 //   RPC http://wamptutorial/rpc#echo      -> its first argument (null without arguments)
 //   RPC http://wamptutorial/rpc#add       -> sum of the arguments; a non-number is an error
 //   RPC http://wamptutorial/rpc#throw     -> always fails (Error("An exception"))
-//   RPC http://wamptutorial/rpc#slowecho  -> its first argument, answered 100 ms later
+//   RPC http://wamptutorial/rpc#slowecho  -> its first argument, answered 500 ms later
 //   any other procedure                   -> fails (Error("no such procedure <uri>"))
 //   topic: any (wamp.io relays every topic)
 // wamp.io sends every failure as [4, id, "http://autobahn.tavendo.de/error#generic",
@@ -100,7 +100,7 @@ app.on('call', (procUri, callArgs, cb) => {
       // assignments in lib/handlers.js), so an answer given later goes out under the id of
       // the latest CALL: this procedure shows it.
       const value = callArgs.length ? callArgs[0] : null;
-      setTimeout(() => cb(null, value), 100);
+      setTimeout(() => cb(null, value), 500);
       break;
     }
     default:
