@@ -57,7 +57,7 @@ pub mod tutorial;
 pub use auth::{AuthConfig, AuthProvider, AuthUser, InMemoryAuth};
 pub use axum_mount::axum_handler;
 pub use handler::{typed_args, BoxFuture, CallContext, CallError, CallResult};
-pub use router::{Options, Router, RouterBuilder};
+pub use router::{ConnectionSlot, Options, Router, RouterBuilder};
 pub use server::serve;
 pub use session::{run_session, ConnectionInfo};
 pub use topic::{Publication, PublishPolicy, SubscribePolicy, Topic, TopicContext};

@@ -315,8 +315,10 @@ impl Router {
         sessions.remove(id);
     }
 
-    /// Counts a connection in; `None` when the router is at its limit.
-    pub(crate) fn try_connection(&self) -> Option<ConnectionGuard> {
+    /// Takes one of the router's connection slots ([`Options::max_connections`]); `None` when
+    /// the router is at its limit. A transport of your own holds the slot for as long as the
+    /// connection lives, around [`crate::run_session`]; `serve` and `axum_handler` do this.
+    pub fn try_connection(&self) -> Option<ConnectionSlot> {
         let max = self.inner.options.max_connections;
         let mut current = self.inner.connections.load(Ordering::Acquire);
         loop {
@@ -330,7 +332,7 @@ impl Router {
                 Ordering::Acquire,
             ) {
                 Ok(_) => {
-                    return Some(ConnectionGuard {
+                    return Some(ConnectionSlot {
                         router: self.clone(),
                     })
                 }
@@ -340,12 +342,14 @@ impl Router {
     }
 }
 
-/// Holds one connection slot of a router; gives it back when dropped.
-pub(crate) struct ConnectionGuard {
+/// One connection slot of a router, given back when dropped.
+#[derive(Debug)]
+#[must_use = "the slot is given back as soon as it is dropped"]
+pub struct ConnectionSlot {
     router: Router,
 }
 
-impl Drop for ConnectionGuard {
+impl Drop for ConnectionSlot {
     fn drop(&mut self) {
         let inner = &self.router.inner;
         if inner.connections.fetch_sub(1, Ordering::AcqRel) == 1 {

@@ -154,7 +154,8 @@ pub struct ConnectionInfo {
 /// [`crate::axum_handler`] both end here.
 ///
 /// `stream` yields what the client sent; `sink` takes what goes to the client. The router's
-/// connection limit is the caller's business (see [`Router::try_connection`] users).
+/// connection limit is the caller's business: hold a [`Router::try_connection`] slot around
+/// this call.
 pub async fn run_session<St, Si>(router: Router, info: ConnectionInfo, stream: St, sink: Si)
 where
     St: Stream<Item = Inbound> + Unpin + Send,
