@@ -36,6 +36,7 @@ Examples:
   wamp-cli call rpc:echo '{\"a\":[1,2]}'         # {\"a\":[1,2]}
   wamp-cli call rpc:add 1 2 3.5                # 6.5
   wamp-cli call rpc:echo -s 42                 # \"42\" (every ARG as a string)
+  wamp-cli call rpc:echo -- -text              # \"-text\" (after --, nothing is a flag)
   wamp-cli call rpc:throw                      # exit 1; URI, description and details on stderr
   wamp-cli --timeout 2s call http://example.com/slow#proc
   wamp-cli --prefix calc=http://example.com/simple/calc# call calc:square 23";
@@ -264,10 +265,21 @@ pub struct PublishArgs {
     #[arg(long)]
     pub exclude_me: bool,
     /// Session ids that must not receive the event (repeatable, or comma-separated).
-    #[arg(long, value_name = "ID", value_delimiter = ',')]
+    // Session ids may start with `-`: such a value is still an id, not a flag.
+    #[arg(
+        long,
+        value_name = "ID",
+        value_delimiter = ',',
+        allow_hyphen_values = true
+    )]
     pub exclude: Vec<String>,
     /// Only these session ids may receive the event (repeatable, or comma-separated).
-    #[arg(long, value_name = "ID", value_delimiter = ',')]
+    #[arg(
+        long,
+        value_name = "ID",
+        value_delimiter = ',',
+        allow_hyphen_values = true
+    )]
     pub eligible: Option<Vec<String>>,
     /// Send EVENT as a string even if it parses as JSON.
     #[arg(short, long)]
@@ -403,5 +415,23 @@ mod tests {
         };
         assert_eq!(p.exclude, ["a", "b", "c"]);
         assert_eq!(p.eligible, None);
+
+        // Session ids are drawn from [A-Za-z0-9_-] and may start with a hyphen.
+        let cli = Cli::try_parse_from([
+            "wamp-cli",
+            "publish",
+            "t",
+            "e",
+            "--exclude",
+            "-Vab",
+            "--eligible",
+            "-x,y",
+        ])
+        .unwrap();
+        let Command::Publish(p) = cli.command else {
+            panic!("not a publish")
+        };
+        assert_eq!(p.exclude, ["-Vab"]);
+        assert_eq!(p.eligible, Some(vec!["-x".to_string(), "y".to_string()]));
     }
 }

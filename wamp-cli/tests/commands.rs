@@ -37,6 +37,11 @@ fn call_arguments_that_parse_as_json_are_sent_as_json() {
     assert_code(&out, 0);
     assert_eq!(stdout(&out), "\"42\"\n");
 
+    // After `--`, an argument that starts with a hyphen is an argument.
+    let out = run(&mut server.cli(&["call", "rpc:echo", "--", "-text"]));
+    assert_code(&out, 0);
+    assert_eq!(stdout(&out), "\"-text\"\n");
+
     // No argument at all: echo returns null.
     let out = run(&mut server.cli(&["call", "rpc:echo"]));
     assert_code(&out, 0);

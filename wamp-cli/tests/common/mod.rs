@@ -227,11 +227,11 @@ pub fn refusing_server() -> String {
                     }
                 }
                 let body = "no WebSocket for you";
-                let _ = write!(
-                    stream,
+                let response = format!(
                     "HTTP/1.1 400 Bad Request\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
                     body.len()
                 );
+                let _ = stream.write_all(response.as_bytes());
             });
         }
     });
