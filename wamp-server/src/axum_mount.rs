@@ -25,6 +25,10 @@ use crate::transport::{Inbound, Outbound};
 ///     }))
 ///     .with_state(router);
 /// let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await.unwrap();
+/// // WAMP frames are small: without TCP_NODELAY, replies can wait 40 ms for Nagle.
+/// let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+///     let _ = tcp.set_nodelay(true);
+/// });
 /// axum::serve(listener, app).await.unwrap();
 /// # }
 /// ```

@@ -83,6 +83,10 @@ async fn main() -> std::process::ExitCode {
     );
     info!(%local, "listening");
     let shutdown_router = router.clone();
+    // Small frames must not wait for Nagle's algorithm (40 ms stalls on replies otherwise).
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
     let served = axum::serve(listener, app)
         .with_graceful_shutdown(async move {
             stop_signal().await;
