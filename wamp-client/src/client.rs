@@ -66,11 +66,13 @@ impl Client {
     pub async fn connect_with(url: &str, options: ConnectOptions) -> Result<Client> {
         check_url(url)?;
         let options = Arc::new(options);
+        let span = tracing::info_span!("wamp_client", url = %url);
         let (ws, welcome) = driver::establish(
             url.to_string(),
             options.clone(),
             options.credentials.clone(),
         )
+        .instrument(span.clone())
         .await?;
         let (cmd_tx, cmd_rx) = mpsc::channel(driver::COMMAND_CAPACITY);
         let (ctl_tx, ctl_rx) = mpsc::unbounded_channel();
@@ -78,7 +80,6 @@ impl Client {
             session_id: welcome.session_id.clone(),
             server_ident: welcome.server_ident.clone(),
         });
-        let span = tracing::info_span!("wamp_client", url = %url);
         let driver = Driver::new(url.to_string(), options.clone(), cmd_rx, ctl_rx, state_tx);
         tokio::spawn(driver.run(ws, welcome).instrument(span));
         Ok(Client {
@@ -232,10 +233,36 @@ impl Client {
     /// Subscribes to `topic` (a URI or a CURIE) and returns the stream of its events.
     ///
     /// The topic is resolved with the client's own prefixes (those of [`Client::prefix`] and
-    /// [`ConnectOptions::prefix`]); incoming events are matched the same way. A CURIE whose
-    /// prefix only the server knows (a router's default prefixes) is sent as it is and the
-    /// server subscribes, but the client cannot match the events' full URIs to it: declare
-    /// such a prefix with [`Client::prefix`] first, or subscribe with the full URI.
+    /// [`ConnectOptions::prefix`]), and the SUBSCRIBE carries the full URI; incoming events
+    /// are matched the same way.
+    ///
+    /// # Prefixes only the server knows
+    ///
+    /// A server may have default prefixes that every session can use without a PREFIX (the
+    /// tutorial server has `rpc:` and `event:`), but WAMP v1 never tells the client about
+    /// them, and EVENTs always carry full URIs. A subscription to `event:chat` with only the
+    /// server knowing `event` would be accepted by the server and yet never receive an
+    /// event, since nothing could match `http://wamptutorial/event#chat` to it. So a
+    /// topic that reads as a CURIE (see [`curie_prefix`](crate::curie_prefix)) whose prefix
+    /// the client does not know fails with [`Error::UnknownPrefix`], and nothing is sent.
+    /// Declare the prefix locally first — [`Client::prefix`] or [`ConnectOptions::prefix`],
+    /// which also send PREFIX to the server, so both sides agree — or subscribe with the
+    /// full URI:
+    ///
+    /// ```no_run
+    /// # async fn run(client: wamp_client::Client) -> wamp_client::Result<()> {
+    /// client.prefix("event", "http://wamptutorial/event#").await?;
+    /// let chat = client.subscribe("event:chat").await?;
+    /// assert_eq!(chat.topic(), "http://wamptutorial/event#chat");
+    /// // The same without a prefix:
+    /// let also_chat = client.subscribe("http://wamptutorial/event#chat").await?;
+    /// # drop((chat, also_chat));
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// (A topic name that merely contains a colon, such as `chat:room`, and that the server
+    /// uses unresolved, reads as a CURIE too: declare its prefix as itself,
+    /// `client.prefix("chat", "chat:")`, which resolves it to the same name on both sides.)
     ///
     /// While reconnecting, the subscription is recorded and sent once connected. WAMP v1 has
     /// no acknowledgement for SUBSCRIBE: when this returns, the SUBSCRIBE has been written,
@@ -258,7 +285,7 @@ impl Client {
             reply,
         })
         .await?;
-        let resolved = filed.await.map_err(|_| self.closed_error())?;
+        let resolved = filed.await.map_err(|_| self.closed_error())??;
         Ok(Subscription::new(id, resolved, rx, dropped, self.clone()))
     }
 
@@ -297,10 +324,12 @@ impl Client {
     ///
     /// Calls `http://api.wamp.ws/procedure#authreq` with `(key, null)`, signs the exact
     /// challenge text it returns (deriving the key with PBKDF2 first when the challenge is
-    /// salted), and calls `http://api.wamp.ws/procedure#auth` with the signature. A refusal
-    /// is an [`Error::CallError`] with the server's URI (e.g.
-    /// `http://api.wamp.ws/error#invalid-signature`). On success the client remembers the
-    /// credentials and authenticates again after every reconnect, before re-subscribing.
+    /// salted), and calls `http://api.wamp.ws/procedure#auth` with the signature. A CALLERROR
+    /// from either is [`Error::AuthRefused`], with the server's URI (e.g.
+    /// `http://api.wamp.ws/error#invalid-signature`), description and details; a challenge
+    /// or result the client cannot use is [`Error::Auth`]; timeouts and connection errors are
+    /// those of [`Client::call`]. On success the client remembers the credentials and
+    /// authenticates again after every reconnect, before re-subscribing.
     pub async fn authenticate(&self, key: &str, secret: &str) -> Result<Permissions> {
         self.authenticate_with_extra(key, secret, None).await
     }
@@ -316,9 +345,13 @@ impl Client {
         let credentials = Credentials::new(key.to_string(), secret.to_string(), extra);
         let challenge = self
             .call(PROC_AUTHREQ, driver::authreq_args(&credentials))
-            .await?;
+            .await
+            .map_err(Error::into_auth_refusal)?;
         let signature = driver::sign_challenge(challenge, credentials.secret.clone()).await?;
-        let granted = self.call(PROC_AUTH, vec![Value::String(signature)]).await?;
+        let granted = self
+            .call(PROC_AUTH, vec![Value::String(signature)])
+            .await
+            .map_err(Error::into_auth_refusal)?;
         let permissions = driver::parse_permissions(granted)?;
         self.send(Command::SetCredentials(credentials)).await?;
         Ok(permissions)

@@ -35,7 +35,7 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
 use tokio_tungstenite::tungstenite::{self, Message as WsMessage};
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
-use tracing::{debug, info, warn};
+use tracing::{debug, info, trace, warn};
 use wamp_proto::uri::{Prefixes, PROC_AUTH, PROC_AUTHREQ};
 use wamp_proto::{Message, Permissions};
 
@@ -55,6 +55,10 @@ const WRITE_BATCH: usize = 64;
 
 /// How long a graceful close waits for the server's closing handshake.
 const CLOSE_GRACE: Duration = Duration::from_secs(2);
+
+/// The tracing target of the protocol trace: every WAMP message sent and received, as its
+/// JSON text, at trace level.
+pub(crate) const WIRE: &str = "wamp_client::wire";
 
 /// What the session a connection got: the contents of its WELCOME.
 #[derive(Debug, Clone)]
@@ -76,11 +80,12 @@ pub(crate) enum Command {
         reply: CallReply,
     },
     /// Add a local subscription (sending SUBSCRIBE if it is the topic's first); the reply
-    /// carries the resolved topic the subscription is filed under.
+    /// carries the resolved topic the subscription is filed under, or
+    /// [`Error::UnknownPrefix`].
     Subscribe {
         topic: String,
         sub: LocalSub,
-        reply: oneshot::Sender<String>,
+        reply: oneshot::Sender<Result<String>>,
     },
     /// Remove a local subscription (sending UNSUBSCRIBE if it was the topic's last).
     Unsubscribe { id: u64, reply: oneshot::Sender<()> },
@@ -337,7 +342,13 @@ impl Driver {
                     return Ok(());
                 }
                 let id = sub.id;
-                let (resolved, first) = self.add_subscription(&topic, sub);
+                let (resolved, first) = match self.add_subscription(&topic, sub) {
+                    Ok(filed) => filed,
+                    Err(e) => {
+                        let _ = reply.send(Err(e));
+                        return Ok(());
+                    }
+                };
                 if first {
                     feed(
                         ws,
@@ -347,7 +358,7 @@ impl Driver {
                     )
                     .await?;
                 }
-                if reply.send(resolved).is_err() {
+                if reply.send(Ok(resolved)).is_err() {
                     // The caller gave up meanwhile: no Subscription exists to undo this.
                     self.remove_subscription(id, ws, false).await?;
                 }
@@ -443,6 +454,7 @@ impl Driver {
     /// Handles one text frame. An error is a protocol error: the frame was not a message a
     /// server may send.
     fn on_text(&mut self, text: &str) -> Result<(), String> {
+        trace!(target: WIRE, "received {text}");
         let msg = Message::from_json(text).map_err(|e| e.to_string())?;
         match msg {
             Message::CallResult { call_id, result } => {
@@ -491,11 +503,7 @@ impl Driver {
     fn on_event(&mut self, topic: String, payload: Value) {
         let key = self.prefixes.resolve(&topic).into_owned();
         let Some(subs) = self.topics.get(&key) else {
-            debug!(
-                %topic,
-                "EVENT for a topic with no local subscription (a subscription made with a CURIE \
-                 whose prefix only the server knows needs Client::prefix to be matched)"
-            );
+            debug!(%topic, "EVENT for a topic with no local subscription (unsubscribed meanwhile?)");
             return;
         };
         let event = Event::new(topic, payload);
@@ -514,13 +522,23 @@ impl Driver {
         }
     }
 
-    /// Files a local subscription; true when it is the topic's first (SUBSCRIBE needed).
-    fn add_subscription(&mut self, topic: &str, sub: LocalSub) -> (String, bool) {
+    /// Files a local subscription under its resolved topic; true when it is the topic's
+    /// first (SUBSCRIBE needed). A CURIE whose prefix the client does not know is refused:
+    /// the events (full URIs) could not be matched to it.
+    fn add_subscription(&mut self, topic: &str, sub: LocalSub) -> Result<(String, bool)> {
+        if let Some(prefix) = curie_prefix(topic) {
+            if self.prefixes.get(prefix).is_none() {
+                return Err(Error::UnknownPrefix {
+                    topic: topic.to_string(),
+                    prefix: prefix.to_string(),
+                });
+            }
+        }
         let resolved = self.prefixes.resolve(topic).into_owned();
         self.sub_topics.insert(sub.id, resolved.clone());
         let subs = self.topics.entry(resolved.clone()).or_default();
         subs.push(sub);
-        (resolved, subs.len() == 1)
+        Ok((resolved, subs.len() == 1))
     }
 
     /// Removes a local subscription and, if it was the topic's last, sends UNSUBSCRIBE
@@ -603,7 +621,7 @@ impl Driver {
             );
             match self.idle_until(attempt_fut).await? {
                 Ok(connection) => return Ok(connection),
-                Err(e @ (Error::CallError { .. } | Error::Auth(_))) => {
+                Err(e @ (Error::AuthRefused { .. } | Error::Auth(_))) => {
                     return Err(format!("re-authentication after reconnecting failed: {e}"));
                 }
                 Err(e) => {
@@ -653,8 +671,11 @@ impl Driver {
             }
             Command::Subscribe { topic, sub, reply } => {
                 let id = sub.id;
-                let (resolved, _) = self.add_subscription(&topic, sub);
-                if reply.send(resolved).is_err() {
+                let filed = self
+                    .add_subscription(&topic, sub)
+                    .map(|(resolved, _)| resolved);
+                let ok = filed.is_ok();
+                if reply.send(filed).is_err() && ok {
                     self.forget_subscription(id);
                 }
             }
@@ -713,18 +734,51 @@ fn ws_error(e: tungstenite::Error) -> String {
     }
 }
 
+/// A message as a text frame, traced on [`WIRE`].
+fn frame(msg: &Message) -> WsMessage {
+    let text = msg.to_json();
+    trace!(target: WIRE, "sent {text}");
+    WsMessage::text(text)
+}
+
 /// Queues one message on the socket without flushing.
 async fn feed(ws: &mut Ws, msg: &Message) -> Result<(), String> {
-    ws.feed(WsMessage::text(msg.to_json()))
-        .await
-        .map_err(ws_error)
+    ws.feed(frame(msg)).await.map_err(ws_error)
 }
 
 /// Writes one message and flushes.
 async fn send(ws: &mut Ws, msg: &Message) -> Result<(), String> {
-    ws.send(WsMessage::text(msg.to_json()))
-        .await
-        .map_err(ws_error)
+    ws.send(frame(msg)).await.map_err(ws_error)
+}
+
+/// The prefix of `topic` when it reads as a CURIE (`prefix:rest`) rather than as a full URI:
+/// it has a `:` after a non-empty part, and is neither a URI with an authority
+/// (`scheme://…`) nor one with a common scheme that has none (`urn:`, `tag:`, `mailto:`,
+/// `data:`, `uuid:`, and `http`, `https`, `ws`, `wss`, `file`). Whether the prefix is
+/// known is not checked.
+///
+/// This is the test [`Client::subscribe`](crate::Client::subscribe) applies before refusing
+/// a CURIE with an unknown prefix ([`Error::UnknownPrefix`]).
+///
+/// ```
+/// use wamp_client::curie_prefix;
+/// assert_eq!(curie_prefix("event:chat"), Some("event"));
+/// assert_eq!(curie_prefix("http://wamptutorial/event#chat"), None);
+/// assert_eq!(curie_prefix("urn:example:chat"), None);
+/// assert_eq!(curie_prefix("chat"), None);
+/// ```
+pub fn curie_prefix(topic: &str) -> Option<&str> {
+    const SCHEMES: [&str; 10] = [
+        "http", "https", "ws", "wss", "urn", "tag", "mailto", "data", "file", "uuid",
+    ];
+    let (prefix, rest) = topic.split_once(':')?;
+    if prefix.is_empty()
+        || rest.starts_with("//")
+        || SCHEMES.iter().any(|s| prefix.eq_ignore_ascii_case(s))
+    {
+        return None;
+    }
+    Some(prefix)
 }
 
 /// Starts the closing handshake and waits a little for the server's reply.
@@ -817,11 +871,10 @@ async fn handshake(url: &str, config: WebSocketConfig, offer_wamp: bool) -> Resu
                 .as_deref()
                 .map(String::from_utf8_lossy)
                 .unwrap_or_default();
-            Err(Error::Connect {
+            Err(Error::HandshakeRefused {
                 url: url.to_string(),
-                reason: format!("HTTP {} {}", response.status(), truncate(body.trim(), 200))
-                    .trim_end()
-                    .to_string(),
+                status: response.status().as_u16(),
+                body: body.trim().to_string(),
             })
         }
         Err(e) => Err(Error::Connect {
@@ -837,7 +890,10 @@ async fn next_message(ws: &mut Ws) -> Result<Message> {
         match ws.next().await {
             None => return Err(Error::ConnectionLost("the connection closed".into())),
             Some(Err(e)) => return Err(Error::ConnectionLost(ws_error(e))),
-            Some(Ok(WsMessage::Text(text))) => return Ok(Message::from_json(text.as_str())?),
+            Some(Ok(WsMessage::Text(text))) => {
+                trace!(target: WIRE, "received {}", text.as_str());
+                return Ok(Message::from_json(text.as_str())?);
+            }
             Some(Ok(WsMessage::Binary(_))) => {
                 return Err(Error::Protocol(
                     "the server sent a binary frame; WAMP v1 uses text frames".into(),
@@ -916,11 +972,15 @@ async fn call_inline(ws: &mut Ws, proc_uri: &str, args: Vec<Value>) -> Result<Va
     }
 }
 
-/// WAMP-CRA on a connection that is being set up.
+/// WAMP-CRA on a connection that is being set up. A CALLERROR is [`Error::AuthRefused`].
 async fn authenticate_inline(ws: &mut Ws, credentials: &Credentials) -> Result<Permissions> {
-    let challenge = call_inline(ws, PROC_AUTHREQ, authreq_args(credentials)).await?;
+    let challenge = call_inline(ws, PROC_AUTHREQ, authreq_args(credentials))
+        .await
+        .map_err(Error::into_auth_refusal)?;
     let signature = sign_challenge(challenge, credentials.secret.clone()).await?;
-    let permissions = call_inline(ws, PROC_AUTH, vec![Value::String(signature)]).await?;
+    let permissions = call_inline(ws, PROC_AUTH, vec![Value::String(signature)])
+        .await
+        .map_err(Error::into_auth_refusal)?;
     parse_permissions(permissions)
 }
 
@@ -981,6 +1041,26 @@ mod tests {
                 .unwrap(),
             wamp_proto::cra::sign("secret", text)
         );
+    }
+
+    #[test]
+    fn curies_are_told_from_full_uris() {
+        assert_eq!(curie_prefix("event:chat"), Some("event"));
+        assert_eq!(curie_prefix("api:a:b"), Some("api"));
+        assert_eq!(curie_prefix("x:"), Some("x"));
+        for uri in [
+            "http://wamptutorial/event#chat",
+            "HTTPS://x/y",
+            "ws://h/t",
+            "custom://h/t",
+            "urn:x:y",
+            "tag:example.com,2024:t",
+            "plain",
+            ":empty",
+            "",
+        ] {
+            assert_eq!(curie_prefix(uri), None, "{uri}");
+        }
     }
 
     #[test]

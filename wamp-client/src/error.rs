@@ -8,7 +8,20 @@ use serde_json::Value;
 ///
 /// The type is `Clone` so that one failure (a lost connection) can be handed to every call
 /// that was waiting on it. A CALLERROR from the server is [`Error::CallError`], carrying the
-/// error URI, description and details exactly as received.
+/// error URI, description and details exactly as received; a CALLERROR that refuses
+/// authentication is [`Error::AuthRefused`] instead, with the same three fields.
+///
+/// Connecting can fail in ways a program may want to tell apart:
+///
+/// | variant | what happened |
+/// |---|---|
+/// | [`Error::InvalidUrl`] | the URL is not one the client can use (nothing was tried) |
+/// | [`Error::Connect`] | no TCP connection or no HTTP answer (unreachable, reset, not HTTP) |
+/// | [`Error::HandshakeRefused`] | the server answered the WebSocket handshake with an HTTP error status |
+/// | [`Error::Subprotocol`] | the server accepted the WebSocket but not the `wamp` subprotocol |
+/// | [`Error::Handshake`] | the server's first message was not a WAMP v1 WELCOME |
+/// | [`Error::AuthRefused`] / [`Error::Auth`] | WAMP-CRA ([`ConnectOptions::auth`](crate::ConnectOptions::auth)) was refused by the server / failed on the client side |
+/// | [`Error::ConnectTimeout`] | all of that took longer than the connect timeout |
 #[derive(Debug, Clone, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
@@ -21,14 +34,30 @@ pub enum Error {
         /// What is wrong with it.
         reason: String,
     },
-    /// The TCP connection or the WebSocket handshake failed (refused, reset, not a WebSocket
-    /// server, HTTP error status).
+    /// The TCP connection or the WebSocket handshake failed before the server gave an HTTP
+    /// answer: connection refused or reset, host not found, an answer that is not HTTP. (An
+    /// HTTP error status is [`Error::HandshakeRefused`].)
     #[error("could not connect to {url}: {reason}")]
     Connect {
         /// The URL the client tried.
         url: String,
         /// Why it failed, as the transport said.
         reason: String,
+    },
+    /// The server answered the WebSocket handshake with an HTTP status other than
+    /// `101 Switching Protocols`: it is there, but refuses this client, e.g. `403` for a
+    /// disallowed origin, `404` for a wrong path, `503` when it is full. The body usually says
+    /// why.
+    #[error("{url} refused the WebSocket handshake: {}", describe_refusal(*status, body))]
+    HandshakeRefused {
+        /// The URL the client tried.
+        url: String,
+        /// The HTTP status code, e.g. `403`.
+        status: u16,
+        /// The response body as text (invalid UTF-8 replaced, surrounding whitespace
+        /// trimmed), as far as it arrived with the response headers; empty when the server
+        /// sent none.
+        body: String,
     },
     /// Connecting (TCP, WebSocket handshake, WELCOME and, if configured, authentication) took
     /// longer than [`ConnectOptions::connect_timeout`](crate::ConnectOptions::connect_timeout).
@@ -87,35 +116,107 @@ pub enum Error {
     #[error("could not decode: {0}")]
     Decode(String),
     /// WAMP-CRA failed on the client side: the challenge could not be read or signed, or the
-    /// `auth` result was not a permissions object. (A refusal by the server is a
-    /// [`Error::CallError`] with one of the `http://api.wamp.ws/error#…` URIs.)
+    /// `auth` result was not a permissions object. (A refusal by the server is
+    /// [`Error::AuthRefused`].)
     #[error("authentication failed: {0}")]
     Auth(String),
+    /// The server refused WAMP-CRA authentication: it answered `authreq` or `auth` with
+    /// CALLERROR, e.g. `http://api.wamp.ws/error#invalid-signature` for a wrong secret,
+    /// `…#no-such-authkey` for an unknown key, or a "no such procedure" error from a server
+    /// without WAMP-CRA. Returned by [`Client::authenticate`](crate::Client::authenticate),
+    /// and by `connect` with [`ConnectOptions::auth`](crate::ConnectOptions::auth); a
+    /// refusal while re-authenticating after a reconnect closes the client
+    /// ([`Error::Closed`] then says so).
+    #[error("authentication refused: {uri}: {desc}")]
+    AuthRefused {
+        /// The CALLERROR's error URI, e.g. `http://api.wamp.ws/error#invalid-signature`.
+        uri: String,
+        /// The CALLERROR's description (may be empty).
+        desc: String,
+        /// The CALLERROR's details, when the server sent some.
+        details: Option<Value>,
+    },
+    /// [`Client::subscribe`](crate::Client::subscribe) was given a CURIE whose prefix the
+    /// client does not know. The server may know it (a router's default prefixes), but
+    /// EVENTs carry full URIs, so the client could never match them to the subscription.
+    /// Declare the prefix with [`Client::prefix`](crate::Client::prefix) or
+    /// [`ConnectOptions::prefix`](crate::ConnectOptions::prefix) first, or subscribe with
+    /// the full URI.
+    #[error(
+        "cannot subscribe to {topic:?}: the client does not know the prefix {prefix:?} (events \
+         carry full URIs, so a prefix only the server knows cannot be matched); declare it \
+         with Client::prefix or ConnectOptions::prefix, or subscribe with the full URI"
+    )]
+    UnknownPrefix {
+        /// The topic as given.
+        topic: String,
+        /// Its prefix, the part before the first `:`.
+        prefix: String,
+    },
 }
 
 impl Error {
-    /// The CALLERROR URI, when this is a [`Error::CallError`].
+    /// The CALLERROR URI, when this is a [`Error::CallError`] or an [`Error::AuthRefused`]
+    /// (whose URI is that of the CALLERROR that refused authentication).
     pub fn call_error_uri(&self) -> Option<&str> {
         match self {
-            Error::CallError { uri, .. } => Some(uri),
+            Error::CallError { uri, .. } | Error::AuthRefused { uri, .. } => Some(uri),
             _ => None,
         }
     }
 
     /// True when the operation failed because of the connection (lost, not connected,
-    /// closed, timed out) rather than because of what it asked for: such an operation may
-    /// succeed if tried again later.
+    /// closed, timed out, or a handshake refused with a `5xx` or `429` status, which says
+    /// "not now") rather than because of what it asked for: such an operation may succeed
+    /// if tried again later.
     pub fn is_connection_error(&self) -> bool {
-        matches!(
-            self,
-            Error::Connect { .. }
-                | Error::ConnectTimeout(_)
-                | Error::NotConnected
-                | Error::ConnectionLost(_)
-                | Error::Closed(_)
-                | Error::Timeout(_)
-        )
+        match self {
+            Error::HandshakeRefused { status, .. } => *status >= 500 || *status == 429,
+            _ => matches!(
+                self,
+                Error::Connect { .. }
+                    | Error::ConnectTimeout(_)
+                    | Error::NotConnected
+                    | Error::ConnectionLost(_)
+                    | Error::Closed(_)
+                    | Error::Timeout(_)
+            ),
+        }
     }
+
+    /// Turns a CALLERROR of `authreq` or `auth` into [`Error::AuthRefused`]; other errors
+    /// pass unchanged.
+    pub(crate) fn into_auth_refusal(self) -> Error {
+        match self {
+            Error::CallError { uri, desc, details } => Error::AuthRefused { uri, desc, details },
+            other => other,
+        }
+    }
+}
+
+/// `403 Forbidden: why`: the status with its standard reason phrase, then the body on one
+/// line and cut at 300 characters (an HTML error page would not fit in a message).
+fn describe_refusal(status: u16, body: &str) -> String {
+    let reason = tokio_tungstenite::tungstenite::http::StatusCode::from_u16(status)
+        .ok()
+        .and_then(|s| s.canonical_reason());
+    let mut text = format!("HTTP {status}");
+    if let Some(reason) = reason {
+        text.push(' ');
+        text.push_str(reason);
+    }
+    let body = body.split_whitespace().collect::<Vec<_>>().join(" ");
+    if !body.is_empty() {
+        text.push_str(": ");
+        match body.char_indices().nth(300) {
+            Some((cut, _)) => {
+                text.push_str(&body[..cut]);
+                text.push('…');
+            }
+            None => text.push_str(&body),
+        }
+    }
+    text
 }
 
 impl From<wamp_proto::Error> for Error {
@@ -148,6 +249,65 @@ mod tests {
         );
         assert!(!e.is_connection_error());
         assert!(Error::ConnectionLost("x".into()).is_connection_error());
+    }
+
+    #[test]
+    fn handshake_refusals_show_status_and_body_on_one_line() {
+        let e = Error::HandshakeRefused {
+            url: "ws://h/ws".into(),
+            status: 403,
+            body: "origin http://evil is not\nallowed".into(),
+        };
+        assert_eq!(
+            e.to_string(),
+            "ws://h/ws refused the WebSocket handshake: HTTP 403 Forbidden: origin http://evil \
+             is not allowed"
+        );
+        assert!(!e.is_connection_error());
+        let e = Error::HandshakeRefused {
+            url: "ws://h/ws".into(),
+            status: 599,
+            body: String::new(),
+        };
+        assert_eq!(
+            e.to_string(),
+            "ws://h/ws refused the WebSocket handshake: HTTP 599"
+        );
+        assert!(e.is_connection_error());
+        let long = "é".repeat(400);
+        let e = Error::HandshakeRefused {
+            url: "u".into(),
+            status: 503,
+            body: long,
+        };
+        assert!(
+            e.to_string().ends_with(&format!("{}…", "é".repeat(300))),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn auth_refusals_keep_the_callerror() {
+        let e = Error::CallError {
+            uri: "http://api.wamp.ws/error#invalid-signature".into(),
+            desc: "signature for authentication request is invalid".into(),
+            details: None,
+        }
+        .into_auth_refusal();
+        assert!(matches!(e, Error::AuthRefused { .. }), "{e:?}");
+        assert_eq!(
+            e.to_string(),
+            "authentication refused: http://api.wamp.ws/error#invalid-signature: signature \
+             for authentication request is invalid"
+        );
+        assert_eq!(
+            e.call_error_uri(),
+            Some("http://api.wamp.ws/error#invalid-signature")
+        );
+        assert!(matches!(
+            Error::Timeout(Duration::from_secs(1)).into_auth_refusal(),
+            Error::Timeout(_)
+        ));
     }
 
     #[test]

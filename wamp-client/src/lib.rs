@@ -110,11 +110,20 @@
 //! let permissions = client.authenticate("guest", "secret-password").await?;
 //! println!("may call whoami: {}", permissions.may_call("http://wamptutorial/rpc#whoami"));
 //! // Or on every connection, before anything else:
-//! let client = wamp_client::ConnectOptions::new()
+//! let connected = wamp_client::ConnectOptions::new()
 //!     .auth("guest", "secret-password")
 //!     .connect("ws://localhost:8080/ws")
-//!     .await?;
-//! # drop(client);
+//!     .await;
+//! match connected {
+//!     Ok(client) => drop(client),
+//!     // The server refused: its CALLERROR URI and description.
+//!     Err(wamp_client::Error::AuthRefused { uri, desc, .. }) => println!("refused: {uri}: {desc}"),
+//!     // Refused before WAMP even started: the HTTP status and body.
+//!     Err(wamp_client::Error::HandshakeRefused { status, body, .. }) => {
+//!         println!("HTTP {status}: {body}")
+//!     }
+//!     Err(other) => return Err(other),
+//! }
 //! # Ok(())
 //! # }
 //! ```
@@ -147,6 +156,11 @@
 //! The driver logs with [`tracing`] under a `wamp_client` span carrying the URL: connects
 //! and closes at info, lost connections and protocol errors from the server at warn, the
 //! rest at debug.
+//!
+//! At trace level, under the target `wamp_client::wire`, it logs every WAMP message it sends
+//! and receives as its JSON text, `sent [2,"…","http://wamptutorial/rpc#echo","hi"]` and
+//! `received [3,"…","hi"]` (WebSocket pings and closes are not WAMP messages and are not
+//! shown). `RUST_LOG=wamp_client::wire=trace` shows the protocol alone.
 
 mod client;
 mod driver;
@@ -155,6 +169,7 @@ mod options;
 mod subscription;
 
 pub use client::{Client, PublishOptions};
+pub use driver::curie_prefix;
 pub use error::{Error, Result};
 pub use options::{ConnectOptions, ConnectionState, ReconnectPolicy};
 pub use subscription::{Event, Subscription};

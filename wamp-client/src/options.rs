@@ -116,15 +116,20 @@ impl ConnectOptions {
     }
 
     /// Authenticate with WAMP-CRA on every connection, before anything else is sent; the
-    /// first connect fails if authentication does. (Authenticating later with
-    /// [`Client::authenticate`] also makes reconnects authenticate.)
+    /// first connect fails if authentication does: with
+    /// [`Error::AuthRefused`](crate::Error::AuthRefused) (the server's CALLERROR URI and
+    /// description) when the server refuses, [`Error::Auth`](crate::Error::Auth) when the
+    /// client cannot use its challenge. A refusal on a reconnect closes the client.
+    /// (Authenticating later with [`Client::authenticate`] also makes reconnects
+    /// authenticate.)
     pub fn auth(mut self, key: impl Into<String>, secret: impl Into<String>) -> Self {
         self.credentials = Some(Credentials::new(key.into(), secret.into(), None));
         self
     }
 
     /// Define a CURIE prefix from the start, as [`Client::prefix`] would; it is sent on every
-    /// connection.
+    /// connection, and [`Client::subscribe`] can use it (a subscription needs the client to
+    /// know the prefix, even one the server has by default).
     pub fn prefix(mut self, prefix: impl Into<String>, uri: impl Into<String>) -> Self {
         self.prefixes.push((prefix.into(), uri.into()));
         self

@@ -11,8 +11,9 @@ use wamp_client::{ConnectOptions, Error};
 async fn authenticate_returns_the_permissions_and_grants_them() {
     let server = TestServer::start(tutorial()).await;
     let client = server.client().await;
-    // Before authenticating, whoami is not allowed.
+    // Before authenticating, whoami is not allowed: a plain CALLERROR.
     let err = client.call("rpc:whoami", vec![]).await.unwrap_err();
+    assert!(matches!(err, Error::CallError { .. }), "{err:?}");
     assert_eq!(
         err.call_error_uri(),
         Some("http://api.wamp.ws/error#unauthorized")
@@ -36,6 +37,7 @@ async fn authenticate_returns_the_permissions_and_grants_them() {
         .authenticate("guest", "secret-password")
         .await
         .unwrap_err();
+    assert!(matches!(err, Error::AuthRefused { .. }), "{err:?}");
     assert_eq!(
         err.call_error_uri(),
         Some("http://api.wamp.ws/error#already-authenticated")
@@ -75,7 +77,7 @@ async fn a_wrong_secret_is_refused() {
     let client = server.client().await;
     let err = client.authenticate("guest", "wrong").await.unwrap_err();
     match &err {
-        Error::CallError { uri, desc, .. } => {
+        Error::AuthRefused { uri, desc, .. } => {
             assert_eq!(uri, "http://api.wamp.ws/error#invalid-signature");
             assert_eq!(desc, "signature for authentication request is invalid");
         }
@@ -98,6 +100,7 @@ async fn an_unknown_key_is_refused() {
     let server = TestServer::start(tutorial()).await;
     let client = server.client().await;
     let err = client.authenticate("nobody", "x").await.unwrap_err();
+    assert!(matches!(err, Error::AuthRefused { .. }), "{err:?}");
     assert_eq!(
         err.call_error_uri(),
         Some("http://api.wamp.ws/error#no-such-authkey")
@@ -127,9 +130,48 @@ async fn connect_fails_when_its_authentication_does() {
     )
     .await
     .unwrap_err();
-    assert_eq!(
-        err.call_error_uri(),
-        Some("http://api.wamp.ws/error#invalid-signature"),
+    match &err {
+        Error::AuthRefused { uri, desc, .. } => {
+            assert_eq!(uri, "http://api.wamp.ws/error#invalid-signature");
+            assert_eq!(desc, "signature for authentication request is invalid");
+        }
+        other => panic!("a refused authentication must be AuthRefused, got {other:?}"),
+    }
+    assert!(!err.is_connection_error());
+    assert!(
+        err.to_string().starts_with("authentication refused: "),
         "{err}"
     );
+
+    // An unknown key, refused at `authreq` already.
+    let err = within(
+        "connect",
+        ConnectOptions::new()
+            .auth("nobody", "x")
+            .connect(&server.url()),
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        matches!(&err, Error::AuthRefused { uri, .. } if uri.ends_with("#no-such-authkey")),
+        "{err:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_server_without_wamp_cra_refuses_authentication() {
+    // A router whose authreq is an unknown procedure: the refusal is still AuthRefused.
+    let server = TestServer::start(wamp_server::Router::builder().build()).await;
+    let client = server.client().await;
+    let err = client.authenticate("guest", "x").await.unwrap_err();
+    assert!(matches!(err, Error::AuthRefused { .. }), "{err:?}");
+    let err = within(
+        "connect",
+        ConnectOptions::new()
+            .auth("guest", "x")
+            .connect(&server.url()),
+    )
+    .await
+    .unwrap_err();
+    assert!(matches!(err, Error::AuthRefused { .. }), "{err:?}");
 }

@@ -6,7 +6,7 @@ mod common;
 use common::*;
 use futures::StreamExt;
 use serde_json::{json, Value};
-use wamp_client::{Client, ConnectOptions, PublishOptions};
+use wamp_client::{Client, ConnectOptions, Error, PublishOptions};
 
 /// A client that has declared the tutorial's `event` prefix for itself.
 async fn chat_client(server: &TestServer) -> Client {
@@ -266,4 +266,30 @@ async fn a_slow_reader_loses_events_but_not_the_connection() {
     // Once read, new events flow again.
     server.router.publish(CHAT, "later");
     assert_eq!(next_event(&mut slow).await.payload, json!("later"));
+}
+
+#[tokio::test]
+async fn a_prefix_only_the_server_knows_must_be_declared_to_subscribe() {
+    // The tutorial server resolves `event:` by default, but its EVENTs carry full URIs: a
+    // client that does not know the prefix is told so instead of never getting an event.
+    let server = TestServer::start(tutorial()).await;
+    let client = server.client().await;
+    let err = client.subscribe("event:chat").await.unwrap_err();
+    assert!(
+        matches!(&err, Error::UnknownPrefix { prefix, .. } if prefix == "event"),
+        "{err:?}"
+    );
+    sync(&client).await;
+    assert!(server.router.subscribers(CHAT).is_empty());
+
+    client
+        .prefix("event", "http://wamptutorial/event#")
+        .await
+        .unwrap();
+    let mut sub = client.subscribe("event:chat").await.unwrap();
+    sync(&client).await;
+    assert_eq!(server.router.subscribers(CHAT).len(), 1);
+    client.publish("event:chat", "now it works").await.unwrap();
+    let e = next_event(&mut sub).await;
+    assert_eq!((e.topic.as_str(), e.payload), (CHAT, json!("now it works")));
 }

@@ -1,9 +1,11 @@
 //! The client's exact frames and its handling of a misbehaving server, against a scripted
-//! fake server: handshake, the wire form of every operation, one SUBSCRIBE per topic and
-//! UNSUBSCRIBE on the last drop, answers in any order, malformed frames, silent servers.
+//! fake server: handshake (and a refused one), the wire form of every operation, one
+//! SUBSCRIBE per topic and UNSUBSCRIBE on the last drop, CURIEs with unknown prefixes,
+//! answers in any order, malformed frames, silent servers, the protocol trace.
 
 mod common;
 
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::*;
@@ -386,4 +388,243 @@ async fn a_message_over_the_size_limit_drops_the_connection() {
         .await;
     assert!(within("the stream to end", sub.next()).await.is_none());
     assert!(client.state().is_closed());
+}
+
+/// A plain TCP server that answers every request with `status_line` and `body` (in one write,
+/// so the body arrives with the headers), then waits for the client to hang up.
+async fn refusing_server(status_line: &'static str, body: &'static str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut request = Vec::new();
+                let mut buf = [0u8; 1024];
+                while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match stream.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => request.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let response = format!(
+                    "HTTP/1.1 {status_line}\r\nContent-Type: text/plain\r\n\
+                     Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = stream.write_all(response.as_bytes()).await;
+                // Read until the client hangs up: closing first could reset the connection
+                // before the client has read the answer.
+                while let Ok(n) = stream.read(&mut buf).await {
+                    if n == 0 {
+                        break;
+                    }
+                }
+            });
+        }
+    });
+    format!("ws://{addr}/ws")
+}
+
+#[tokio::test]
+async fn a_refused_handshake_carries_the_status_and_the_body() {
+    let url = refusing_server(
+        "403 Forbidden",
+        "origin http://evil.example is not allowed\n",
+    )
+    .await;
+    let err = within("connect", no_reconnect().connect(&url))
+        .await
+        .unwrap_err();
+    match &err {
+        Error::HandshakeRefused {
+            url: tried,
+            status,
+            body,
+        } => {
+            assert_eq!(tried, &url);
+            assert_eq!(*status, 403);
+            assert_eq!(body, "origin http://evil.example is not allowed");
+        }
+        other => panic!("a refused handshake must be HandshakeRefused, got {other:?}"),
+    }
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "{url} refused the WebSocket handshake: HTTP 403 Forbidden: origin \
+             http://evil.example is not allowed"
+        )
+    );
+    assert!(
+        !err.is_connection_error(),
+        "a 403 will not go away by itself"
+    );
+}
+
+#[tokio::test]
+async fn a_full_server_refuses_with_503() {
+    // The real server at its connection limit answers 503 at once, with a body.
+    let server = TestServer::start(wamp_server::Router::builder().max_connections(0).build()).await;
+    let err = within("connect", no_reconnect().connect(&server.url()))
+        .await
+        .unwrap_err();
+    match &err {
+        // The body is there when it arrived with the headers (it is written with them).
+        Error::HandshakeRefused { status, body, .. } => {
+            assert_eq!(*status, 503, "{err}");
+            assert!(
+                body.is_empty() || body.contains("connection limit"),
+                "{body:?}"
+            );
+        }
+        other => panic!("a 503 must be HandshakeRefused, got {other:?}"),
+    }
+    assert!(err.is_connection_error(), "a 503 may go away: {err}");
+}
+
+#[tokio::test]
+async fn nothing_listening_is_a_connect_error_not_a_refusal() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("ws://{}/ws", listener.local_addr().unwrap());
+    drop(listener);
+    let err = within("connect", no_reconnect().connect(&url))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Connect { .. }), "{err:?}");
+}
+
+#[tokio::test]
+async fn a_curie_with_an_unknown_prefix_is_refused_and_nothing_is_sent() {
+    let mut fake = FakeServer::start(true).await;
+    let (client, mut conn) = fake
+        .connect(no_reconnect().prefix("known", "http://x/"), "S")
+        .await;
+    assert_eq!(conn.recv().await, json!([1, "known", "http://x/"]));
+
+    let err = client.subscribe("event:chat").await.unwrap_err();
+    match &err {
+        Error::UnknownPrefix { topic, prefix } => {
+            assert_eq!(topic, "event:chat");
+            assert_eq!(prefix, "event");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(err.to_string().contains("Client::prefix"), "{err}");
+    conn.silent().await;
+
+    // Full URIs (with or without an authority), plain names and known prefixes are fine.
+    let _a = client.subscribe("known:t").await.unwrap();
+    assert_eq!(conn.recv().await, json!([5, "http://x/t"]));
+    let _b = client.subscribe("urn:example:t").await.unwrap();
+    assert_eq!(conn.recv().await, json!([5, "urn:example:t"]));
+    let _c = client.subscribe("plain").await.unwrap();
+    assert_eq!(conn.recv().await, json!([5, "plain"]));
+
+    // Once declared, the prefix works: PREFIX, then the resolved SUBSCRIBE.
+    client
+        .prefix("event", "http://wamptutorial/event#")
+        .await
+        .unwrap();
+    assert_eq!(
+        conn.recv().await,
+        json!([1, "event", "http://wamptutorial/event#"])
+    );
+    let mut sub = client.subscribe("event:chat").await.unwrap();
+    assert_eq!(sub.topic(), "http://wamptutorial/event#chat");
+    assert_eq!(
+        conn.recv().await,
+        json!([5, "http://wamptutorial/event#chat"])
+    );
+    conn.send(r#"[8,"http://wamptutorial/event#chat","hi"]"#)
+        .await;
+    assert_eq!(next_event(&mut sub).await.payload, json!("hi"));
+    // Publishing with a CURIE is left to the server to resolve, as before.
+    client.publish("other:t", 1).await.unwrap();
+    assert_eq!(conn.recv().await, json!([7, "other:t", 1]));
+}
+
+#[tokio::test]
+async fn an_unknown_prefix_is_refused_while_reconnecting_too() {
+    let mut fake = FakeServer::start(true).await;
+    let options =
+        ConnectOptions::new().reconnect(ReconnectPolicy::forever(Duration::from_secs(60)));
+    let (client, conn) = fake.connect(options, "S").await;
+    drop(conn);
+    wait_state(&client, "reconnecting", |s| {
+        matches!(s, ConnectionState::Reconnecting { .. })
+    })
+    .await;
+    let err = client.subscribe("nope:t").await.unwrap_err();
+    assert!(matches!(err, Error::UnknownPrefix { .. }), "{err:?}");
+    // A full URI is still recorded for the next session.
+    let sub = client.subscribe("http://x/t").await.unwrap();
+    assert_eq!(sub.topic(), "http://x/t");
+}
+
+/// A `tracing` writer into a shared buffer.
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Captured {
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
+}
+
+#[tokio::test]
+async fn every_message_sent_and_received_is_traced_as_json() {
+    // The test's runtime has one thread: the driver task logs on it, to this subscriber.
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new(
+            "wamp_client=info,wamp_client::wire=trace",
+        ))
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let mut fake = FakeServer::start(true).await;
+    let (client, mut conn) = fake.connect(no_reconnect(), "TRACED").await;
+    let call = tokio::spawn({
+        let client = client.clone();
+        async move { client.call("http://x/echo", vec![json!("hi")]).await }
+    });
+    let id = conn.recv().await[1].clone();
+    conn.send(&json!([3, id, "hi"]).to_string()).await;
+    assert_eq!(within("call", call).await.unwrap().unwrap(), json!("hi"));
+    client.close().await;
+
+    let log = captured.text();
+    let lines: Vec<&str> = log.lines().collect();
+    let find = |needle: &str| {
+        lines
+            .iter()
+            .find(|l| l.contains(needle))
+            .unwrap_or_else(|| panic!("no line with {needle} in:\n{log}"))
+    };
+    let welcome = find(r#"received [0,"TRACED",1,"fake/1.0"]"#);
+    let sent = find(&format!(r#"sent [2,{id},"http://x/echo","hi"]"#));
+    let result = find(&format!(r#"received [3,{id},"hi"]"#));
+    for line in [welcome, sent, result] {
+        assert!(line.contains("TRACE"), "{line}");
+        assert!(line.contains("wamp_client::wire"), "{line}");
+        // The connect's span names the server, for the handshake's messages as well.
+        assert!(line.contains("wamp_client{url="), "{line}");
+    }
+    assert!(
+        !log.contains("DEBUG"),
+        "only the wire target logs at trace:\n{log}"
+    );
 }
