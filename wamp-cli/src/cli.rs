@@ -172,7 +172,7 @@ pub struct GlobalArgs {
     #[arg(long, global = true)]
     pub no_subprotocol_check: bool,
 
-    /// Log what happens on stderr: -v the client's steps, -vv every WebSocket frame too.
+    /// Log what happens on stderr: -v the client's steps, -vv every WAMP message sent and received too.
     #[arg(short, long, global = true, action = ArgAction::Count)]
     pub verbose: u8,
 }

@@ -82,10 +82,7 @@ impl Failure {
             Error::InvalidUrl { url, reason } => Self::usage(format!(
                 "invalid URL {url:?}: {reason} (set --url or WAMP_URL, e.g. ws://localhost:8080/ws)"
             )),
-            Error::Connect { reason, .. } if reason.starts_with("HTTP ") => Self::new(
-                CONNECTION,
-                format!("{url} refused the WebSocket handshake: {reason}"),
-            ),
+            e @ Error::HandshakeRefused { .. } => Self::refused(e),
             Error::Connect { reason, .. } => Self::new(
                 CONNECTION,
                 format!(
@@ -110,21 +107,7 @@ impl Failure {
                     Human(limit)
                 ),
             ),
-            Error::CallError { uri, desc, .. } => Self::new(
-                AUTH,
-                format!(
-                    "authentication as {:?} failed: {uri}: {desc} (check --auth-key and \
-                     --auth-secret)",
-                    auth_key.unwrap_or_default()
-                ),
-            ),
-            Error::Auth(why) => Self::new(
-                AUTH,
-                format!(
-                    "authentication as {:?} failed: {why}",
-                    auth_key.unwrap_or_default()
-                ),
-            ),
+            e @ (Error::AuthRefused { .. } | Error::Auth(_)) => Self::auth(auth_key, e),
             Error::ConnectionLost(why) | Error::Closed(why) | Error::Protocol(why) => Self::new(
                 CONNECTION,
                 format!("{url} ended the connection during the WAMP handshake: {why}"),
@@ -136,6 +119,11 @@ impl Failure {
     /// A failed operation (`what`, e.g. "call to rpc:echo") on an established session.
     pub fn operation(what: &str, error: Error) -> Self {
         match error {
+            e @ (Error::AuthRefused { .. } | Error::Auth(_)) => Self::auth(None, e),
+            e @ Error::HandshakeRefused { .. } => Self::refused(e),
+            e @ Error::UnknownPrefix { .. } => Self::usage(format!(
+                "{what} failed: {e} (declare the prefix with --prefix NAME=URI)"
+            )),
             Error::CallError { uri, desc, details } => Failure {
                 code: CALL_ERROR,
                 message: if desc.is_empty() {
@@ -152,6 +140,44 @@ impl Failure {
             | Error::Protocol(_)) => Self::new(CONNECTION, format!("{what} failed: {e}")),
             other => Self::other(format!("{what} failed: {other}")),
         }
+    }
+
+    /// The server refused the WebSocket handshake: its HTTP status and body, and a hint.
+    fn refused(error: Error) -> Self {
+        let hint = match error {
+            Error::HandshakeRefused { status: 403, .. } => {
+                " (the server does not accept this client; check --url)"
+            }
+            Error::HandshakeRefused { status: 404, .. } => " (check the path in --url)",
+            Error::HandshakeRefused {
+                status: 429 | 500..=599,
+                ..
+            } => " (try again later)",
+            _ => "",
+        };
+        // The client's text: `<url> refused the WebSocket handshake: HTTP 403 Forbidden:
+        // <body on one line>`.
+        Self::new(CONNECTION, format!("{error}{hint}"))
+    }
+
+    /// WAMP-CRA failed: refused by the server (its error URI and description), or the
+    /// client could not use the server's challenge.
+    fn auth(auth_key: Option<&str>, error: Error) -> Self {
+        let who = auth_key.map(|k| format!(" as {k:?}")).unwrap_or_default();
+        Self::new(
+            AUTH,
+            match error {
+                Error::AuthRefused { uri, desc, .. } if desc.is_empty() => format!(
+                    "authentication{who} failed: {uri} (check --auth-key and --auth-secret)"
+                ),
+                Error::AuthRefused { uri, desc, .. } => format!(
+                    "authentication{who} failed: {uri}: {desc} (check --auth-key and \
+                     --auth-secret)"
+                ),
+                Error::Auth(why) => format!("authentication{who} failed: {why}"),
+                other => format!("authentication{who} failed: {other}"),
+            },
+        )
     }
 
     /// `what` took longer than `limit`.
@@ -188,25 +214,48 @@ mod tests {
         let http = Failure::connecting(
             URL,
             None,
-            Error::Connect {
+            Error::HandshakeRefused {
                 url: URL.into(),
-                reason: "HTTP 400 Bad Request".into(),
+                status: 403,
+                body: "origin http://evil is not allowed".into(),
             },
         );
         assert_eq!(http.code(), CONNECTION);
-        assert!(http.message().contains("refused the WebSocket handshake"));
+        assert_eq!(
+            http.message(),
+            format!(
+                "{URL} refused the WebSocket handshake: HTTP 403 Forbidden: origin http://evil \
+                 is not allowed (the server does not accept this client; check --url)"
+            )
+        );
 
         let auth = Failure::connecting(
             URL,
             Some("guest"),
-            Error::CallError {
+            Error::AuthRefused {
                 uri: "http://api.wamp.ws/error#invalid-signature".into(),
                 desc: "bad".into(),
                 details: None,
             },
         );
         assert_eq!(auth.code(), AUTH);
-        assert!(auth.message().contains("\"guest\""));
+        assert_eq!(
+            auth.message(),
+            "authentication as \"guest\" failed: http://api.wamp.ws/error#invalid-signature: \
+             bad (check --auth-key and --auth-secret)"
+        );
+
+        // A CALLERROR is never taken for an authentication failure.
+        let call = Failure::connecting(
+            URL,
+            Some("guest"),
+            Error::CallError {
+                uri: "http://x/error".into(),
+                desc: "x".into(),
+                details: None,
+            },
+        );
+        assert_ne!(call.code(), AUTH);
 
         let slow = Failure::connecting(URL, None, Error::ConnectTimeout(Duration::from_secs(3)));
         assert_eq!(slow.code(), TIMEOUT);

@@ -24,8 +24,8 @@
 //! | 0 | success (for `subscribe`: `--count` reached, Ctrl-C, or SIGTERM) |
 //! | 1 | the server answered CALLERROR (URI, description and details on stderr), or the command failed otherwise (a benchmark whose events never arrive) |
 //! | 2 | usage: bad flags or arguments (clap's own code), an invalid URL, a CURIE with an unknown prefix |
-//! | 3 | connection: server unreachable, WebSocket handshake refused, not a WAMP v1 server, connection lost |
-//! | 4 | authentication failed (wrong key or secret, or the server refused WAMP-CRA) |
+//! | 3 | connection: server unreachable, WebSocket handshake refused (the HTTP status and the server's reason are shown), not a WAMP v1 server, connection lost |
+//! | 4 | authentication failed: the server refused WAMP-CRA (wrong key or secret, no WAMP-CRA; its error URI is shown), or its challenge could not be used |
 //! | 5 | timeout: connecting or a call took longer than `--timeout` |
 //!
 //! The constants are in [`exit`]. Every failure prints one line on stderr that starts with
@@ -42,13 +42,22 @@
 //! tutorial's two prefixes that `wamp-cli` knows by default ([`TUTORIAL_PREFIXES`]:
 //! `rpc` → `http://wamptutorial/rpc#`, `event` → `http://wamptutorial/event#`). A CURIE with
 //! any other prefix is a usage error (exit 2) rather than a subscription that silently
-//! receives nothing. `-v` logs how each topic was resolved.
+//! receives nothing; what reads as a CURIE rather than a URI is
+//! [`wamp_client::curie_prefix`]'s decision. `-v` logs how each topic was resolved.
 //!
 //! # Logging
 //!
 //! `-v` logs what the CLI and the client do (connects, calls, subscriptions) at debug;
-//! `-vv` adds every WebSocket frame sent and received (tungstenite's trace log), which is the
-//! WAMP protocol itself. `RUST_LOG` overrides both.
+//! `-vv` adds every WAMP message sent and received, as its JSON text, from the client's own
+//! protocol trace (target `wamp_client::wire`):
+//!
+//! ```text
+//! TRACE wamp_client{url=ws://localhost:8080/ws}: wamp_client::wire: received [0,"Xq…",1,"wamp-server/0.1.0"]
+//! TRACE wamp_client{url=ws://localhost:8080/ws}: wamp_client::wire: sent [2,"Gk…","rpc:echo","test"]
+//! TRACE wamp_client{url=ws://localhost:8080/ws}: wamp_client::wire: received [3,"Gk…","test"]
+//! ```
+//!
+//! `RUST_LOG` overrides both (`RUST_LOG=wamp_client::wire=trace` shows the protocol alone).
 
 pub mod args;
 pub mod bench;

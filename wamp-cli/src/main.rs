@@ -33,18 +33,14 @@ fn main() -> ExitCode {
     }
 }
 
-/// Logs to stderr: warnings of the CLI by default, `-v` the client's steps, `-vv` every
-/// WebSocket frame. `RUST_LOG` replaces the filter.
+/// Logs to stderr: warnings of the CLI by default, `-v` the client's steps, `-vv` every WAMP
+/// message sent and received too (the client's `wamp_client::wire` trace, the JSON text of
+/// each message). Nothing of tungstenite's. `RUST_LOG` replaces the filter.
 fn init_logging(verbose: u8) {
     let default = match verbose {
         0 => "wamp_cli=warn",
         1 => "wamp_cli=debug,wamp_client=debug",
-        // tungstenite's protocol module logs each message received and each frame sent (with
-        // its text); its frame parser and tokio-tungstenite's polling are noise here.
-        _ => {
-            "wamp_cli=trace,wamp_client=trace,tungstenite::protocol=trace,\
-              tungstenite::protocol::frame=off"
-        }
+        _ => "wamp_cli=trace,wamp_client=trace",
     };
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
     let _ = tracing_subscriber::fmt()

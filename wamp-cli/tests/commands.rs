@@ -319,3 +319,38 @@ fn usage_errors_exit_2() {
         assert!(stderr(&out).contains("error"), "{args:?}: {}", stderr(&out));
     }
 }
+
+#[test]
+fn vv_traces_every_wamp_message_and_nothing_of_tungstenite() {
+    let server = TestServer::tutorial();
+    let out = run(&mut server.cli(&["-vv", "call", "rpc:echo", "traced"]));
+    assert_code(&out, 0);
+    assert_eq!(stdout(&out), "\"traced\"\n");
+    let err = stderr(&out);
+    let wire: Vec<&str> = err
+        .lines()
+        .filter(|l| l.contains("wamp_client::wire"))
+        .collect();
+    // WELCOME, CALL, CALLRESULT, in that order, each as its JSON text.
+    assert_eq!(wire.len(), 3, "{err}");
+    assert!(wire[0].contains("received [0,"), "{err}");
+    assert!(
+        wire[1].contains("sent [2,") && wire[1].contains(r#""rpc:echo","traced"]"#),
+        "{err}"
+    );
+    assert!(
+        wire[2].contains("received [3,") && wire[2].ends_with(r#","traced"]"#),
+        "{err}"
+    );
+    assert!(wire.iter().all(|l| l.contains("TRACE")), "{err}");
+    assert!(!err.contains("tungstenite"), "{err}");
+
+    // -v: the client's steps, without the protocol trace.
+    let out = run(&mut server.cli(&["-v", "call", "rpc:echo", "x"]));
+    assert_code(&out, 0);
+    assert!(
+        !stderr(&out).contains("wamp_client::wire"),
+        "{}",
+        stderr(&out)
+    );
+}

@@ -1,6 +1,7 @@
 //! The errors a person meets and their exit codes, from the real binary: unreachable server
-//! (3), refused handshake (3), failed authentication (4), call timeout (5). Each is one line
-//! on stderr.
+//! (3), refused handshake (3, with the HTTP status and the server's reason), failed
+//! authentication (4, and only for authentication), call timeout (5). Each is one line on
+//! stderr.
 
 mod common;
 
@@ -36,7 +37,44 @@ fn refused_handshake_exits_3() {
     assert_code(&out, 3);
     let err = one_error_line(&out);
     assert!(err.contains("refused the WebSocket handshake"), "{err}");
-    assert!(err.contains("HTTP 400"), "{err}");
+    assert!(
+        err.contains("HTTP 400 Bad Request: no WebSocket for you"),
+        "{err}"
+    );
+    assert!(
+        !err.contains("cannot reach"),
+        "a refusal is not an unreachable server: {err}"
+    );
+}
+
+#[test]
+fn refused_handshake_shows_the_status_and_the_servers_reason() {
+    let url = refusing_server_with(
+        "403 Forbidden",
+        "origin http://evil.example is not allowed\nto connect\n",
+    );
+    let out = run(cli().args(["--url", &url, "publish", "event:chat", "x"]));
+    assert_code(&out, 3);
+    let err = one_error_line(&out);
+    assert_eq!(
+        err.trim_end(),
+        format!(
+            "error: {url} refused the WebSocket handshake: HTTP 403 Forbidden: origin \
+             http://evil.example is not allowed to connect (the server does not accept this \
+             client; check --url)"
+        )
+    );
+}
+
+#[test]
+fn a_full_server_refuses_with_503_and_exits_3() {
+    let server = TestServer::start(Router::builder().max_connections(0).build());
+    let out = run(&mut server.cli(&["call", "rpc:echo", "x"]));
+    assert_code(&out, 3);
+    let err = one_error_line(&out);
+    assert!(err.contains("refused the WebSocket handshake"), "{err}");
+    assert!(err.contains("HTTP 503 Service Unavailable"), "{err}");
+    assert!(err.contains("try again later"), "{err}");
 }
 
 #[test]
@@ -68,6 +106,41 @@ fn unknown_auth_key_exits_4() {
     assert!(err.contains("no-such-authkey"), "{err}");
     // The secret is never printed.
     assert!(!err.contains("whatever"), "{err}");
+}
+
+#[test]
+fn a_server_without_wamp_cra_exits_4() {
+    // authreq is an unknown procedure there: still an authentication failure, not a CALLERROR.
+    let server = TestServer::start(Router::builder().build());
+    let out = run(&mut server.cli(&[
+        "--auth-key",
+        "guest",
+        "--auth-secret",
+        "secret-password",
+        "call",
+        "rpc:echo",
+    ]));
+    assert_code(&out, 4);
+    let err = one_error_line(&out);
+    assert!(err.contains("authentication as \"guest\" failed"), "{err}");
+}
+
+#[test]
+fn a_callerror_after_authenticating_exits_1_not_4() {
+    // Authenticated as guest, who may not call ping: the CALLERROR is the call's own.
+    let server = TestServer::tutorial();
+    let out = run(&mut server.cli(&[
+        "--auth-key",
+        "guest",
+        "--auth-secret",
+        "secret-password",
+        "call",
+        "rpc:ping",
+    ]));
+    assert_code(&out, 1);
+    let err = stderr(&out);
+    assert!(err.contains("call to rpc:ping failed"), "{err}");
+    assert!(!err.contains("authentication"), "{err}");
 }
 
 #[test]

@@ -211,6 +211,12 @@ pub fn closed_port_url() -> String {
 /// A plain TCP server that answers every request with `HTTP 400` and a body, as a WebSocket
 /// server that refuses the handshake does.
 pub fn refusing_server() -> String {
+    refusing_server_with("400 Bad Request", "no WebSocket for you")
+}
+
+/// A plain TCP server that answers every request with `status_line` (e.g. `403 Forbidden`)
+/// and `body`, written together so that the body arrives with the headers.
+pub fn refusing_server_with(status_line: &'static str, body: &'static str) -> String {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
     thread::spawn(move || {
@@ -226,12 +232,14 @@ pub fn refusing_server() -> String {
                         Ok(n) => request.extend_from_slice(&buf[..n]),
                     }
                 }
-                let body = "no WebSocket for you";
                 let response = format!(
-                    "HTTP/1.1 400 Bad Request\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    "HTTP/1.1 {status_line}\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
                     body.len()
                 );
                 let _ = stream.write_all(response.as_bytes());
+                // Wait for the client to hang up: closing first could reset the connection
+                // before the client has read the answer.
+                while matches!(stream.read(&mut buf), Ok(n) if n > 0) {}
             });
         }
     });
