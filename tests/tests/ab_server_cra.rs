@@ -15,7 +15,7 @@ async fn authenticated_as(ab: &PeerServer, key: &str, secret: &str) {
         Err(e) => panic!(
             "WAMP-CRA as {key:?} against Autobahn failed: {e}\n{}\n{}",
             match &e {
-                Error::CallError { uri, .. } if uri.ends_with("#invalid-signature") =>
+                Error::AuthRefused { uri, .. } if uri.ends_with("#invalid-signature") =>
                     "Autobahn refused our signature: wamp-client signed differently from \
                      Autobahn's WampCraProtocol (DEVIATION OF OURS, unless the shim's \
                      authSignature is broken: see selftest.sh)",
@@ -100,7 +100,7 @@ async fn cra_with_a_wrong_secret_is_refused() {
         for (key, secret) in [("guest", "not-the-secret"), ("salted", "not-the-password")] {
             let got = c.authenticate(key, secret).await;
             assert!(
-                matches!(&got, Err(Error::CallError { uri, desc, .. })
+                matches!(&got, Err(Error::AuthRefused { uri, desc, .. })
                     if *uri == format!("{ERR}invalid-signature")
                     && desc == "signature for authentication request is invalid"),
                 "a wrong secret for {key:?} must be refused by Autobahn with #invalid-signature; \
@@ -120,7 +120,7 @@ async fn cra_with_a_wrong_secret_is_refused() {
             .await
             .map(|_| ());
         assert!(
-            matches!(&refused, Err(Error::CallError { uri, .. }) if uri.ends_with("#invalid-signature")),
+            matches!(&refused, Err(Error::AuthRefused { uri, .. }) if uri.ends_with("#invalid-signature")),
             "connect with a wrong secret should fail with #invalid-signature, got {refused:?}"
         );
         c.close().await;
@@ -138,7 +138,7 @@ async fn cra_with_an_unknown_key_is_refused_with_autobahn_wording() {
             let c = ab.connect().await;
             let got = c.authenticate("nobody", "x").await;
             assert!(
-                matches!(&got, Err(Error::CallError { uri, desc, .. })
+                matches!(&got, Err(Error::AuthRefused { uri, desc, .. })
                 if *uri == format!("{ERR}no-such-authkey")
                 && desc == "authentication key 'nobody' does not exist."),
                 "Autobahn refuses an unknown key with #no-such-authkey and its own wording; \

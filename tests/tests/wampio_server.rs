@@ -280,7 +280,7 @@ async fn wampio_has_no_cra() {
         let c = s.connect().await;
         let got = c.authenticate("guest", "secret-password").await;
         assert!(
-            matches!(&got, Err(Error::CallError { uri, .. }) if uri == GENERIC),
+            matches!(&got, Err(Error::AuthRefused { uri, .. }) if uri == GENERIC),
             "wamp.io has no WAMP-CRA: authreq is an unknown procedure to it; got {got:?}"
         );
         let refused = options()
