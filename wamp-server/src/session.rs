@@ -426,34 +426,38 @@ impl Session {
             router: self.router.clone(),
         };
         let handle = self.handle.clone();
-        let hooks = self.router.inner.hooks.clone();
-        self.calls.spawn(
-            async move {
+        let call = async move {
+            let hooks = &ctx.router.inner.hooks;
+            // The hooks and the handler run under catch_unwind: a panic in any of them is an
+            // #internal error for this call, never a dead session.
+            let result = AssertUnwindSafe(async {
                 let args = match &hooks.before_call {
-                    Some(hook) => hook(&ctx, args),
-                    None => Ok(args),
+                    Some(hook) => hook(&ctx, args)?,
+                    None => args,
                 };
-                let result = match args {
-                    Err(e) => Err(e),
-                    Ok(args) => match AssertUnwindSafe(procedure(ctx.clone(), args))
-                        .catch_unwind()
-                        .await
-                    {
-                        Ok(result) => result,
-                        Err(panic) => {
-                            let message = panic_message(panic.as_ref());
-                            warn!(procedure = %ctx.procedure, %message, "procedure panicked");
-                            Err(CallError::internal(message))
-                        }
-                    },
-                };
-                if let Some(hook) = &hooks.after_call {
-                    hook(&ctx, &result);
+                procedure(ctx.clone(), args).await
+            })
+            .catch_unwind()
+            .await
+            .unwrap_or_else(|panic| {
+                let message = panic_message(panic.as_ref());
+                warn!(procedure = %ctx.procedure, %message, "procedure panicked");
+                Err(CallError::internal(message))
+            });
+            if let Some(hook) = &hooks.after_call {
+                if std::panic::catch_unwind(AssertUnwindSafe(|| hook(&ctx, &result))).is_err() {
+                    warn!(procedure = %ctx.procedure, "after_call hook panicked");
                 }
-                reply(&handle, &call_id, result);
             }
-            .in_current_span(),
-        );
+            reply(&handle, &call_id, result);
+        };
+        // Fast path: a handler that finishes without waiting (echo, a lookup) is answered
+        // right here, saving a task spawn and a hop between tasks. One that waits goes on in
+        // its own task, so it never holds up this session's other messages.
+        let mut call = Box::pin(call.in_current_span());
+        if futures::poll!(call.as_mut()).is_pending() {
+            self.calls.spawn(call);
+        }
     }
 
     async fn on_subscribe(&mut self, topic_uri: &str) {

@@ -633,3 +633,38 @@ async fn events_and_replies_keep_their_json_exactly() {
     let want: Value = serde_json::from_str(event).unwrap();
     assert_eq!(got[2], want);
 }
+
+#[tokio::test]
+async fn panicking_hooks_are_internal_errors_not_dead_sessions() {
+    let router = test_router()
+        .before_call(|ctx, args| {
+            if ctx.procedure.ends_with("#args") {
+                panic!("before_call broke");
+            }
+            Ok(args)
+        })
+        .after_call(|ctx, _| {
+            if ctx.procedure.ends_with("#fail-plain") {
+                panic!("after_call broke");
+            }
+        })
+        .build();
+    let server = TestServer::start(router).await;
+    let mut c = server.client().await;
+    assert_eq!(
+        c.call("1", "http://test/rpc#args", &[]).await,
+        json!([
+            4,
+            "1",
+            "http://api.wamp.ws/error#internal",
+            "internal error",
+            "before_call broke"
+        ])
+    );
+    // The reply still goes out when the after_call hook panics.
+    assert_eq!(
+        c.call("2", "http://test/rpc#fail-plain", &[]).await[2],
+        "http://api.wamp.ws/error#generic"
+    );
+    c.assert_alive().await;
+}
