@@ -3,6 +3,7 @@
 
 use std::collections::HashSet;
 use std::panic::AssertUnwindSafe;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use futures::{FutureExt, Sink, SinkExt, Stream, StreamExt};
@@ -32,9 +33,17 @@ enum Outgoing {
 
 /// The part of a session that others hold: the router (to publish to it or close it) and
 /// call tasks (to reply). Sending never blocks: a full queue closes the session.
+///
+/// The queue is an unbounded channel with its bound kept by a counter of queued frames: one
+/// atomic add per frame instead of a semaphore acquire and release (fan-out sends one frame to
+/// every subscriber of a topic, so this is the hottest path of a publish).
 pub(crate) struct SessionHandle {
     pub(crate) id: Arc<str>,
-    tx: mpsc::Sender<Outgoing>,
+    tx: mpsc::UnboundedSender<Outgoing>,
+    /// Frames queued and not yet taken by the writer.
+    queued: AtomicUsize,
+    /// The most frames that may be queued ([`crate::Options::outbox_capacity`]).
+    capacity: usize,
     /// A close that must skip the queue (the queue is full, or the session must stop now).
     abort: Mutex<Option<(u16, String)>>,
     abort_signal: Notify,
@@ -46,17 +55,15 @@ impl SessionHandle {
     /// Queues a text frame. Returns `false` if the session is closing or was just closed
     /// because its queue is full.
     pub(crate) fn send(&self, frame: Utf8Bytes) -> bool {
-        match self.tx.try_send(Outgoing::Frame(frame)) {
-            Ok(()) => true,
-            Err(mpsc::error::TrySendError::Full(_)) => {
-                self.abort(
-                    close::SLOW_CONSUMER,
-                    "outgoing queue full: the client does not read fast enough",
-                );
-                false
-            }
-            Err(mpsc::error::TrySendError::Closed(_)) => false,
+        if self.queued.fetch_add(1, Ordering::Relaxed) >= self.capacity {
+            self.queued.fetch_sub(1, Ordering::Relaxed);
+            self.abort(
+                close::SLOW_CONSUMER,
+                "outgoing queue full: the client does not read fast enough",
+            );
+            return false;
         }
+        self.tx.send(Outgoing::Frame(frame)).is_ok()
     }
 
     fn note_reason(&self, reason: &str) {
@@ -69,12 +76,10 @@ impl SessionHandle {
     /// Closes after the frames already queued.
     pub(crate) fn close(&self, code: u16, reason: &str) {
         self.note_reason(reason);
-        if let Err(mpsc::error::TrySendError::Full(_)) = self
+        // The queue has no hard limit, so a close always fits behind the frames before it.
+        let _ = self
             .tx
-            .try_send(Outgoing::Close(Box::new((code, reason.to_string()))))
-        {
-            self.abort(code, reason);
-        }
+            .send(Outgoing::Close(Box::new((code, reason.to_string()))));
     }
 
     /// Closes now, dropping whatever is queued.
@@ -96,8 +101,11 @@ impl SessionHandle {
 
 /// The only writer of a session's socket: drains the queue, batching frames that are
 /// already waiting into one flush, until a close is asked for or the socket fails.
-async fn write_loop<Si>(mut sink: Si, mut rx: mpsc::Receiver<Outgoing>, handle: Arc<SessionHandle>)
-where
+async fn write_loop<Si>(
+    mut sink: Si,
+    mut rx: mpsc::UnboundedReceiver<Outgoing>,
+    handle: Arc<SessionHandle>,
+) where
     Si: Sink<Outbound> + Unpin,
 {
     /// Frames fed before a flush, at most.
@@ -117,6 +125,7 @@ where
                 None => break 'outer None,
                 Some(Outgoing::Close(close)) => break 'outer Some(*close),
                 Some(Outgoing::Frame(frame)) => {
+                    handle.queued.fetch_sub(1, Ordering::Relaxed);
                     if sink.feed(Outbound::Text(frame)).await.is_err() {
                         return;
                     }
@@ -171,10 +180,12 @@ where
     St: Stream<Item = Inbound> + Unpin + Send,
     Si: Sink<Outbound> + Unpin + Send + 'static,
 {
-    let (tx, rx) = mpsc::channel(router.options().outbox_capacity);
+    let (tx, rx) = mpsc::unbounded_channel();
     let handle = Arc::new(SessionHandle {
         id: id.clone(),
         tx,
+        queued: AtomicUsize::new(0),
+        capacity: router.options().outbox_capacity,
         abort: Mutex::new(None),
         abort_signal: Notify::new(),
         close_reason: Mutex::new(None),
