@@ -1,5 +1,6 @@
-//! The fast path of [`Message::from_json`]: reads the JSON array element by element, straight
-//! into a [`Message`], without building a `serde_json::Value` for the array first.
+//! The one reader of message layouts, behind [`Message::from_json`] and
+//! [`Message::from_value`]: reads the JSON array element by element, straight into a
+//! [`Message`], without building a `serde_json::Value` for the array first.
 //!
 //! Shape errors are kept as typed [`Error`]s in a slot beside the deserializer (serde's own
 //! error type can only carry text); invalid JSON stays serde_json's message.
@@ -18,6 +19,16 @@ pub(crate) fn decode(text: &str) -> Result<Message, Error> {
         .deserialize(&mut de)
         .and_then(|m| de.end().map(|()| m));
     match result {
+        Ok(m) => Ok(m),
+        Err(e) => Err(slot.unwrap_or_else(|| Error::InvalidJson(e.to_string()))),
+    }
+}
+
+/// Reads a message from an already parsed JSON value (the same visitor, over `Value`'s
+/// deserializer).
+pub(crate) fn decode_value(value: Value) -> Result<Message, Error> {
+    let mut slot = None;
+    match (MessageSeed { slot: &mut slot }).deserialize(value) {
         Ok(m) => Ok(m),
         Err(e) => Err(slot.unwrap_or_else(|| Error::InvalidJson(e.to_string()))),
     }
@@ -155,7 +166,7 @@ impl<'de> Visitor<'de> for MessageSeed<'_> {
 }
 
 /// Reads the optional elements 3 and 4 of a PUBLISH (see [`Message::Publish`]).
-pub(crate) fn publish_options(
+fn publish_options(
     exclude: Option<Value>,
     eligible: Option<Value>,
 ) -> Result<(Option<Exclude>, Option<Vec<String>>), Error> {

@@ -3,7 +3,7 @@
 use serde::ser::{Serialize, SerializeSeq, Serializer};
 use serde_json::Value;
 
-use crate::error::{json_type, Error};
+use crate::error::Error;
 
 /// Type id of WELCOME (server to client).
 pub const TYPE_WELCOME: u64 = 0;
@@ -162,104 +162,10 @@ impl Message {
         crate::decode::decode(text)
     }
 
-    /// Reads a message from an already parsed JSON value.
+    /// Reads a message from an already parsed JSON value, with the same rules and errors as
+    /// [`Message::from_json`] (one reader serves both).
     pub fn from_value(value: Value) -> Result<Message, Error> {
-        let items = match value {
-            Value::Array(items) => items,
-            other => return Err(Error::NotAnArray(json_type(&other))),
-        };
-        let mut r = Reader {
-            items: items.into_iter(),
-            name: "message",
-            index: 0,
-            len: 0,
-        };
-        r.len = r.items.len();
-        let type_id = match r.items.next() {
-            None => return Err(Error::EmptyArray),
-            Some(Value::Number(n)) => match n.as_u64() {
-                Some(id) => id,
-                None => return Err(Error::InvalidTypeId(n.to_string())),
-            },
-            Some(other) => return Err(Error::InvalidTypeId(json_type(&other).to_string())),
-        };
-        r.index = 1;
-        r.name = match type_name(type_id) {
-            Some(name) => name,
-            None => return Err(Error::UnknownType(type_id)),
-        };
-        let msg = match type_id {
-            TYPE_WELCOME => {
-                r.max(4)?;
-                Message::Welcome {
-                    session_id: r.string("the session id, a string")?,
-                    protocol_version: r.int("the protocol version, an integer")?,
-                    server_ident: r.string("the server ident, a string")?,
-                }
-            }
-            TYPE_PREFIX => {
-                r.max(3)?;
-                Message::Prefix {
-                    prefix: r.string("the prefix, a string")?,
-                    uri: r.string("the URI, a string")?,
-                }
-            }
-            TYPE_CALL => Message::Call {
-                call_id: r.string("the call id, a string")?,
-                proc_uri: r.string("the procedure URI, a string")?,
-                args: r.items.collect(),
-            },
-            TYPE_CALLRESULT => {
-                r.max(3)?;
-                Message::CallResult {
-                    call_id: r.string("the call id, a string")?,
-                    result: r.any("the result, any JSON value")?,
-                }
-            }
-            TYPE_CALLERROR => {
-                r.max(5)?;
-                Message::CallError {
-                    call_id: r.string("the call id, a string")?,
-                    error_uri: r.string("the error URI, a string")?,
-                    error_desc: r.string("the error description, a string")?,
-                    error_details: r.items.next().filter(|v| !v.is_null()),
-                }
-            }
-            TYPE_SUBSCRIBE => {
-                r.max(2)?;
-                Message::Subscribe {
-                    topic_uri: r.string("the topic URI, a string")?,
-                }
-            }
-            TYPE_UNSUBSCRIBE => {
-                r.max(2)?;
-                Message::Unsubscribe {
-                    topic_uri: r.string("the topic URI, a string")?,
-                }
-            }
-            TYPE_PUBLISH => {
-                r.max(5)?;
-                let topic_uri = r.string("the topic URI, a string")?;
-                let event = r.any("the event, any JSON value")?;
-                let (exclude, eligible) =
-                    crate::decode::publish_options(r.next_opt(), r.next_opt())?;
-                Message::Publish {
-                    topic_uri,
-                    event,
-                    exclude,
-                    eligible,
-                }
-            }
-            TYPE_EVENT => {
-                r.max(3)?;
-                Message::Event {
-                    topic_uri: r.string("the topic URI, a string")?,
-                    event: r.any("the event, any JSON value")?,
-                }
-            }
-            _ => unreachable!("type_name accepted only ids 0 to 8"),
-        };
-        Ok(msg)
+        crate::decode::decode_value(value)
     }
 
     /// Encodes the message as the JSON array text of one WebSocket frame.
@@ -296,67 +202,6 @@ pub fn type_name(type_id: u64) -> Option<&'static str> {
         TYPE_EVENT => "EVENT",
         _ => return None,
     })
-}
-
-/// Walks the elements of one message, keeping the position for error messages.
-struct Reader {
-    items: std::vec::IntoIter<Value>,
-    name: &'static str,
-    index: usize,
-    len: usize,
-}
-
-impl Reader {
-    fn max(&self, max: usize) -> Result<(), Error> {
-        if self.len > max {
-            return Err(Error::TooManyElements {
-                message: self.name,
-                max,
-                found: self.len,
-            });
-        }
-        Ok(())
-    }
-
-    fn next_opt(&mut self) -> Option<Value> {
-        let v = self.items.next();
-        self.index += 1;
-        v
-    }
-
-    fn any(&mut self, expected: &'static str) -> Result<Value, Error> {
-        let index = self.index;
-        self.next_opt().ok_or(Error::MissingElement {
-            message: self.name,
-            index,
-            expected,
-        })
-    }
-
-    fn string(&mut self, expected: &'static str) -> Result<String, Error> {
-        let index = self.index;
-        match self.any(expected)? {
-            Value::String(s) => Ok(s),
-            other => Err(self.wrong(index, expected, &other)),
-        }
-    }
-
-    fn int(&mut self, expected: &'static str) -> Result<i64, Error> {
-        let index = self.index;
-        match self.any(expected)? {
-            Value::Number(n) if n.is_i64() => Ok(n.as_i64().unwrap_or_default()),
-            other => Err(self.wrong(index, expected, &other)),
-        }
-    }
-
-    fn wrong(&self, index: usize, expected: &'static str, found: &Value) -> Error {
-        Error::WrongType {
-            message: self.name,
-            index,
-            expected,
-            found: json_type(found),
-        }
-    }
 }
 
 impl Serialize for Message {

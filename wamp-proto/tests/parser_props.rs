@@ -111,7 +111,7 @@ fn message() -> impl Strategy<Value = Message> {
 }
 
 fn check_round_trip(text: &str) -> Result<(), TestCaseError> {
-    // The streaming parser and the Value-based one accept exactly the same messages.
+    // Reading from text and reading from an already parsed Value accept the same messages.
     let via_value = serde_json::from_str::<Value>(text)
         .ok()
         .and_then(|v| Message::from_value(v).ok());
