@@ -407,14 +407,15 @@ impl Session {
     }
 
     async fn on_call(&mut self, call_id: String, proc_uri: &str, args: Vec<Value>) {
-        let uri = self.prefixes.resolve(proc_uri).into_owned();
+        // Resolved straight into the Arc the call context keeps: one allocation per call.
+        let uri: Arc<str> = Arc::from(self.prefixes.resolve(proc_uri).as_ref());
         debug!(%call_id, procedure = %uri, "call");
         if let Some(auth) = &self.router.inner.auth {
-            if uri == PROC_AUTHREQ {
+            if &*uri == PROC_AUTHREQ {
                 let result = self.auth.authreq(auth, &self.handle.id, &args).await;
                 return self.reply(&call_id, result);
             }
-            if uri == PROC_AUTH {
+            if &*uri == PROC_AUTH {
                 let result = self.auth.auth(auth, &args).await;
                 if result.is_ok() {
                     debug!(key = ?self.auth.key(), "authenticated");
@@ -433,7 +434,7 @@ impl Session {
         let ctx = CallContext {
             session_id: self.handle.id.clone(),
             auth_key: self.auth.key(),
-            procedure: Arc::from(uri),
+            procedure: uri,
             router: self.router.clone(),
         };
         let handle = self.handle.clone();
