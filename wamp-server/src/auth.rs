@@ -68,31 +68,77 @@ impl AuthUser {
     }
 }
 
+/// A credential lookup that failed (the database is down, …). Its message becomes the
+/// description of the `#auth-permissions-error` CALLERROR, so it should say what the client
+/// can do (e.g. "the user database is unreachable: try again later").
+///
+/// ```
+/// use wamp_server::ProviderError;
+/// let e = ProviderError::new("the user database is unreachable");
+/// assert_eq!(e.to_string(), "the user database is unreachable");
+/// let e: ProviderError = "timeout".to_string().into();
+/// # let _ = e;
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct ProviderError {
+    message: String,
+}
+
+impl ProviderError {
+    /// A failure with this message.
+    pub fn new(message: impl Into<String>) -> Self {
+        ProviderError {
+            message: message.into(),
+        }
+    }
+
+    /// The message (sent to the client as the CALLERROR's description).
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+}
+
+impl From<String> for ProviderError {
+    fn from(message: String) -> Self {
+        ProviderError::new(message)
+    }
+}
+
+impl From<&str> for ProviderError {
+    fn from(message: &str) -> Self {
+        ProviderError::new(message)
+    }
+}
+
 /// Where credentials come from. Implement it over a database, or use [`InMemoryAuth`]; an
 /// async closure `Fn(String, Map<String, Value>) -> impl Future<Output = Result<Option<AuthUser>,
-/// String>>` implements it too.
+/// E>>` implements it too, for any error `E` that converts into a [`ProviderError`] (such as
+/// `String`).
 pub trait AuthProvider: Send + Sync + 'static {
     /// Looks up `auth_key` (with the client's `extra` from `authreq`). `Ok(None)` means no
     /// such key (`#no-such-authkey`); `Err` is a lookup failure (`#auth-permissions-error`
-    /// with the message as description).
+    /// with the error's message as description).
     fn lookup(
         &self,
         auth_key: &str,
         extra: &Map<String, Value>,
-    ) -> BoxFuture<Result<Option<AuthUser>, String>>;
+    ) -> BoxFuture<Result<Option<AuthUser>, ProviderError>>;
 }
 
-impl<F, Fut> AuthProvider for F
+impl<F, Fut, E> AuthProvider for F
 where
     F: Fn(String, Map<String, Value>) -> Fut + Send + Sync + 'static,
-    Fut: Future<Output = Result<Option<AuthUser>, String>> + Send + 'static,
+    Fut: Future<Output = Result<Option<AuthUser>, E>> + Send + 'static,
+    E: Into<ProviderError>,
 {
     fn lookup(
         &self,
         auth_key: &str,
         extra: &Map<String, Value>,
-    ) -> BoxFuture<Result<Option<AuthUser>, String>> {
-        Box::pin(self(auth_key.to_string(), extra.clone()))
+    ) -> BoxFuture<Result<Option<AuthUser>, ProviderError>> {
+        let lookup = self(auth_key.to_string(), extra.clone());
+        Box::pin(async move { lookup.await.map_err(Into::into) })
     }
 }
 
@@ -129,7 +175,7 @@ impl AuthProvider for InMemoryAuth {
         &self,
         auth_key: &str,
         _extra: &Map<String, Value>,
-    ) -> BoxFuture<Result<Option<AuthUser>, String>> {
+    ) -> BoxFuture<Result<Option<AuthUser>, ProviderError>> {
         let user = self.users.get(auth_key).cloned();
         Box::pin(async move { Ok(user) })
     }
@@ -295,7 +341,12 @@ impl AuthState {
         let user = match config.provider.lookup(&key, &extra).await {
             Ok(Some(user)) => user,
             Ok(None) => return Err(errors::NO_SUCH_AUTHKEY.into()),
-            Err(e) => return Err(CallError::new(errors::AUTH_PERMISSIONS_ERROR.uri, e)),
+            Err(e) => {
+                return Err(CallError::new(
+                    errors::AUTH_PERMISSIONS_ERROR.uri,
+                    e.message(),
+                ))
+            }
         };
         let challenge = Challenge::new(
             Some(key.clone()),

@@ -9,16 +9,15 @@ use futures::{SinkExt, StreamExt};
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinSet;
+use tokio_tungstenite::tungstenite;
 use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
-use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
-use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
-use tokio_tungstenite::tungstenite::{self, Message as WsMessage};
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tracing::{debug, info, warn};
 
 use crate::handshake;
 use crate::router::Router;
 use crate::session::{run_session, ConnectionInfo};
-use crate::transport::{Inbound, Outbound};
+use crate::transport::{self, Outbound};
 
 /// Serves WAMP v1 on an already bound listener until `shutdown` completes, then shuts down
 /// gracefully: stops accepting, lets calls in flight answer (up to
@@ -132,8 +131,10 @@ async fn handle_connection(router: Router, mut stream: TcpStream, peer: SocketAd
         }
     };
     let (sink, stream) = ws.split();
-    let stream = stream.filter_map(|m| async move { inbound(m) });
-    let sink = sink.with(|o: Outbound| async move { Ok::<_, tungstenite::Error>(outbound(o)) });
+    let stream = stream.filter_map(|m| async move { transport::from_tungstenite(m) });
+    let sink = sink.with(|o: Outbound| async move {
+        Ok::<_, tungstenite::Error>(transport::to_tungstenite(o))
+    });
     run_session(
         router,
         ConnectionInfo { peer: Some(peer) },
@@ -141,30 +142,4 @@ async fn handle_connection(router: Router, mut stream: TcpStream, peer: SocketAd
         Box::pin(sink),
     )
     .await;
-}
-
-/// Maps what tungstenite read to what a session sees; pings and pongs are tungstenite's
-/// business (it answers pings itself).
-fn inbound(m: Result<WsMessage, tungstenite::Error>) -> Option<Inbound> {
-    match m {
-        Ok(WsMessage::Text(text)) => Some(Inbound::Text(text)),
-        Ok(WsMessage::Binary(_)) => Some(Inbound::Binary),
-        Ok(WsMessage::Close(_)) => Some(Inbound::Close),
-        Ok(WsMessage::Ping(_) | WsMessage::Pong(_) | WsMessage::Frame(_)) => None,
-        Err(tungstenite::Error::Capacity(_)) => Some(Inbound::TooBig),
-        Err(e) => {
-            debug!(error = %e, "read failed");
-            Some(Inbound::Close)
-        }
-    }
-}
-
-fn outbound(o: Outbound) -> WsMessage {
-    match o {
-        Outbound::Text(text) => WsMessage::Text(text),
-        Outbound::Close(code, reason) => WsMessage::Close(Some(CloseFrame {
-            code: CloseCode::from(code),
-            reason: reason.into(),
-        })),
-    }
 }

@@ -177,7 +177,9 @@ async fn handshake_rules_through_axum() {
 
 #[tokio::test]
 async fn router_shutdown_closes_axum_sessions_with_1001() {
-    let router = test_router().build();
+    let router = test_router()
+        .shutdown_close(wamp_server::ShutdownClose::Handshake(1001))
+        .build();
     let addr = start(router.clone()).await;
     let mut c = Client::connect(&format!("ws://{addr}/ws")).await;
     c.send(r#"[2,"late","http://test/rpc#sleep",200]"#).await;

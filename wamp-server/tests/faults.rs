@@ -261,7 +261,10 @@ async fn a_slow_consumer_is_closed_while_the_others_get_everything() {
 
 #[tokio::test]
 async fn graceful_shutdown_answers_calls_in_flight_then_closes_1001() {
-    let mut server = TestServer::start(test_router().build()).await;
+    let router = test_router()
+        .shutdown_close(wamp_server::ShutdownClose::Handshake(1001))
+        .build();
+    let mut server = TestServer::start(router).await;
     let mut busy = server.client().await;
     let mut idle = server.client().await;
     busy.send(r#"[2,"late","http://test/rpc#sleep",300]"#).await;

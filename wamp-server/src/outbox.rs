@@ -1,0 +1,262 @@
+//! A session's outbox: the handle that the router, the broker and call tasks hold to send to
+//! one session (bounded in frames and in bytes), and the writer task, the only writer of that
+//! session's socket.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures::{Sink, SinkExt};
+use tokio::sync::{mpsc, Notify};
+use tracing::{debug, warn};
+
+use crate::close::{self, SessionError};
+use crate::transport::{Outbound, Text};
+
+/// How long the writer tries to send a close frame after an abort (the socket may be full).
+const ABORT_CLOSE_WAIT: Duration = Duration::from_secs(1);
+
+/// What the writer task is asked to send.
+pub(crate) enum Outgoing {
+    Frame(Text),
+    /// Boxed so that the queue's slots stay the size of a frame handle.
+    Close(Box<(u16, String)>),
+    /// Send what is queued, then end the connection without a close handshake.
+    End,
+}
+
+/// The part of a session that others hold: the router (to publish to it or close it) and
+/// call tasks (to reply). Sending never blocks: a full queue closes the session.
+///
+/// The queue is an unbounded channel with its bound kept by counters of queued frames and
+/// bytes: atomic adds per frame instead of a semaphore acquire and release (fan-out sends one
+/// frame to every subscriber of a topic, so this is the hottest path of a publish).
+pub(crate) struct SessionHandle {
+    pub(crate) id: Arc<str>,
+    tx: mpsc::UnboundedSender<Outgoing>,
+    /// Frames queued and not yet taken by the writer.
+    queued: AtomicUsize,
+    /// Bytes of the frames queued and not yet taken by the writer.
+    queued_bytes: AtomicUsize,
+    /// The most frames that may be queued ([`crate::Options::outbox_capacity`]).
+    capacity: usize,
+    /// The most bytes that may be queued ([`crate::Options::outbox_max_bytes`]).
+    max_bytes: usize,
+    /// A close that must skip the queue (the queue is full, or the session must stop now).
+    abort: Mutex<Option<(u16, String)>>,
+    abort_signal: Notify,
+    /// Why the server closed this session, the first reason given.
+    close_reason: Mutex<Option<String>>,
+}
+
+impl SessionHandle {
+    /// A new outbox and the receiving end for its writer.
+    pub(crate) fn new(
+        id: Arc<str>,
+        capacity: usize,
+        max_bytes: usize,
+    ) -> (Arc<SessionHandle>, mpsc::UnboundedReceiver<Outgoing>) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let handle = SessionHandle {
+            id,
+            tx,
+            queued: AtomicUsize::new(0),
+            queued_bytes: AtomicUsize::new(0),
+            capacity,
+            max_bytes,
+            abort: Mutex::new(None),
+            abort_signal: Notify::new(),
+            close_reason: Mutex::new(None),
+        };
+        (Arc::new(handle), rx)
+    }
+
+    /// Queues a text frame. Returns `false` if the session is closing or was just closed
+    /// because its queue is full. A single frame larger than the byte bound is still
+    /// accepted into an empty queue.
+    pub(crate) fn send(&self, frame: Text) -> bool {
+        let len = frame.len();
+        let frames = self.queued.fetch_add(1, Ordering::Relaxed);
+        let bytes = self.queued_bytes.fetch_add(len, Ordering::Relaxed);
+        let over = if frames >= self.capacity {
+            Some(SessionError::SlowConsumer)
+        } else if bytes > 0 && bytes + len > self.max_bytes {
+            Some(SessionError::SlowConsumerBytes(self.max_bytes))
+        } else {
+            None
+        };
+        if let Some(e) = over {
+            self.queued.fetch_sub(1, Ordering::Relaxed);
+            self.queued_bytes.fetch_sub(len, Ordering::Relaxed);
+            self.abort_for(&e);
+            return false;
+        }
+        self.tx.send(Outgoing::Frame(frame)).is_ok()
+    }
+
+    fn note_reason(&self, reason: &str) {
+        let mut slot = self.close_reason.lock().expect("close reason lock");
+        if slot.is_none() {
+            *slot = Some(reason.to_string());
+        }
+    }
+
+    /// Why the server closed this session, if it did.
+    pub(crate) fn close_reason(&self) -> Option<String> {
+        self.close_reason.lock().expect("close reason lock").clone()
+    }
+
+    /// Closes after the frames already queued.
+    pub(crate) fn close(&self, code: u16, reason: &str) {
+        self.note_reason(reason);
+        // The queue has no hard limit, so a close always fits behind the frames before it.
+        let _ = self
+            .tx
+            .send(Outgoing::Close(Box::new((code, reason.to_string()))));
+    }
+
+    /// Closes after the frames already queued, with the error's code and reason.
+    pub(crate) fn close_for(&self, e: &SessionError) {
+        self.close(e.code(), &e.reason());
+    }
+
+    /// Ends the connection after the frames already queued, without a close frame (the
+    /// client sees the TCP connection end).
+    pub(crate) fn end(&self, reason: &str) {
+        self.note_reason(reason);
+        let _ = self.tx.send(Outgoing::End);
+    }
+
+    /// Closes now, dropping whatever is queued; interrupts a write that waits on a full
+    /// socket.
+    pub(crate) fn abort(&self, code: u16, reason: &str) {
+        self.note_reason(reason);
+        let mut slot = self.abort.lock().expect("abort lock");
+        if slot.is_none() {
+            *slot = Some((code, reason.to_string()));
+            drop(slot);
+            if code == close::NORMAL {
+                debug!(code, reason, "closing session");
+            } else {
+                warn!(code, reason, "closing session");
+            }
+            self.abort_signal.notify_one();
+        }
+    }
+
+    /// Closes now with the error's code and reason.
+    pub(crate) fn abort_for(&self, e: &SessionError) {
+        self.abort(e.code(), &e.reason());
+    }
+
+    /// Takes a frame's share of the bound when the writer takes it from the queue.
+    fn taken(&self, len: usize) {
+        self.queued.fetch_sub(1, Ordering::Relaxed);
+        self.queued_bytes.fetch_sub(len, Ordering::Relaxed);
+    }
+}
+
+/// How the writer's queue ended.
+enum Ending {
+    /// Send this close frame (or a bare close when `None`), then close the sink.
+    Close(Option<(u16, String)>),
+    /// Drop the sink without a close frame.
+    Drop,
+    /// The socket failed.
+    Failed,
+}
+
+/// The only writer of a session's socket: drains the queue, batching frames that are
+/// already waiting into one flush, until a close is asked for or the socket fails. An abort
+/// interrupts it, even inside a write blocked on a full socket.
+pub(crate) async fn write_loop<Si>(
+    mut sink: Si,
+    mut rx: mpsc::UnboundedReceiver<Outgoing>,
+    handle: Arc<SessionHandle>,
+) where
+    Si: Sink<Outbound> + Unpin,
+{
+    let ending = tokio::select! {
+        biased;
+        _ = handle.abort_signal.notified() => {
+            let close = handle.abort.lock().expect("abort lock").take();
+            // The socket may be full (that is often why the session is aborted): try the
+            // close frame for a short while, then give up.
+            if let Some((code, reason)) = close {
+                let _ = tokio::time::timeout(
+                    ABORT_CLOSE_WAIT,
+                    sink.send(Outbound::Close(code, reason)),
+                )
+                .await;
+            }
+            let _ = tokio::time::timeout(ABORT_CLOSE_WAIT, sink.close()).await;
+            return;
+        }
+        ending = drain(&mut sink, &mut rx, &handle) => ending,
+    };
+    match ending {
+        Ending::Close(close) => {
+            if let Some((code, reason)) = close {
+                let _ = sink.send(Outbound::Close(code, reason)).await;
+            }
+            let _ = sink.close().await;
+        }
+        Ending::Drop | Ending::Failed => {}
+    }
+}
+
+async fn drain<Si>(
+    sink: &mut Si,
+    rx: &mut mpsc::UnboundedReceiver<Outgoing>,
+    handle: &SessionHandle,
+) -> Ending
+where
+    Si: Sink<Outbound> + Unpin,
+{
+    /// Frames fed before a flush, at most.
+    const BATCH: usize = 64;
+    loop {
+        let Some(first) = rx.recv().await else {
+            return Ending::Close(None);
+        };
+        let mut next = first;
+        let mut fed = 0;
+        loop {
+            match next {
+                Outgoing::Close(close) => return Ending::Close(Some(*close)),
+                Outgoing::End => {
+                    return match sink.flush().await {
+                        Ok(()) => Ending::Drop,
+                        Err(_) => Ending::Failed,
+                    };
+                }
+                Outgoing::Frame(frame) => {
+                    handle.taken(frame.len());
+                    if sink.feed(Outbound::Text(frame)).await.is_err() {
+                        return Ending::Failed;
+                    }
+                }
+            }
+            fed += 1;
+            if fed == BATCH {
+                break;
+            }
+            match rx.try_recv() {
+                Ok(m) => next = m,
+                Err(_) => break,
+            }
+        }
+        if sink.flush().await.is_err() {
+            return Ending::Failed;
+        }
+    }
+}
+
+/// Aborts a task when dropped.
+pub(crate) struct AbortOnDrop(pub(crate) tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
