@@ -103,8 +103,19 @@ impl SessionError {
     /// The close reason, cut to fit a close frame ([`MAX_REASON`] bytes).
     pub fn reason(&self) -> String {
         let mut reason = self.to_string();
-        crate::transport::truncate(&mut reason, MAX_REASON);
+        truncate_reason(&mut reason);
         reason
+    }
+}
+
+/// Shortens a close reason to at most [`MAX_REASON`] bytes, at a character boundary.
+pub(crate) fn truncate_reason(s: &mut String) {
+    if s.len() > MAX_REASON {
+        let mut at = MAX_REASON;
+        while !s.is_char_boundary(at) {
+            at -= 1;
+        }
+        s.truncate(at);
     }
 }
 
@@ -127,5 +138,8 @@ mod tests {
         let long = SessionError::WebSocket(1002, "x".repeat(500));
         assert_eq!(long.reason().len(), MAX_REASON);
         assert_eq!(SessionError::Killed.code(), 3000);
+        let mut s = "é".repeat(100);
+        truncate_reason(&mut s);
+        assert_eq!(s.len(), 122);
     }
 }

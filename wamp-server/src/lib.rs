@@ -40,8 +40,55 @@
 //! [`Router::publish_to`], [`Router::subscribers`], [`Router::close_session`].
 //!
 //! Authentication: [`AuthConfig`] (WAMP-CRA; the security rules are in [`mod@auth`]).
+//!
+//! # Limits and how sessions end
+//!
+//! Every per-session resource has a bound in [`Options`] (defaults in brackets): outgoing
+//! queue [4,096 frames, 4 MiB] and per-session prefixes [1,024], subscriptions [10,000] and URI
+//! length [2 KiB] close the session with 1008 and a reason naming the limit; messages over
+//! [`Options::max_message_size`] [1 MiB] close it with 1009; at
+//! [`Options::max_calls_in_flight`] [256] the session's socket is not read until a call
+//! finishes. WebSocket protocol violations close with 1002 (framing) or 1007 (invalid UTF-8).
+//! When a session ends its running calls are aborted ([`Options::detach_calls_on_close`])
+//! and the `on_session_close` hook runs, also if the session task panicked. A graceful
+//! shutdown ends sessions without a close handshake by default, so AutobahnJS 0.8 pages
+//! reconnect ([`ShutdownClose`]). [`SessionError`] lists every reason with its code.
+//!
+//! # Cargo features
+//!
+//! All on by default, so `cargo run --release -p wamp-server` serves the tutorial:
+//! - `axum`: [`axum_handler`], mounting a router in an axum application.
+//! - `tutorial`: the `tutorial` module (the seed's demo page and procedures as an axum app).
+//! - `bin`: the `wamp-server` binary (adds clap and tracing-subscriber).
+//!
+//! `wamp-server = { version = "…", default-features = false }` builds the router alone
+//! ([`serve`] over tokio-tungstenite, [`run_session`] for other transports), without axum,
+//! clap or tracing-subscriber.
+//!
+//! # Who owns what
+//!
+//! - `router.rs`: the [`Router`] (procedures, topic policies, hooks, options, the session
+//!   list) and the server-side API. Others reach its parts only through its methods.
+//! - `session.rs`: one session's private state, its reader loop and the dispatch of client
+//!   messages. Nothing else imports it except the transports that start sessions.
+//! - `outbox.rs`: what others hold of a session (the bounded outgoing queue) and its writer
+//!   task, the only writer of the socket. The broker and the router depend on it, not on the
+//!   session.
+//! - `broker.rs`: subscriptions and fan-out. `topic.rs`: topic policies. `handler.rs`:
+//!   procedures and the call context. `auth.rs`: WAMP-CRA on the server.
+//! - `transport.rs`: the seam a session reads and writes ([`transport::Text`] in shared
+//!   bytes), with the tokio-tungstenite adapter; `server.rs` (the accept loop) and
+//!   `axum_mount.rs` (axum) turn a connection into that seam. `handshake.rs`: the upgrade
+//!   rules both use. `close.rs`: close codes and [`SessionError`].
+//!
+//! No module imports a module that imports it back, with one deliberate exception: the
+//! contexts handed to callbacks ([`CallContext`] in `handler.rs`, [`TopicContext`] in
+//! `topic.rs`) carry the [`Router`], and the router stores those callbacks. The two contexts
+//! stay separate types: their URI fields are named for what they are (`procedure`, `topic`),
+//! and both names are public API.
 
 pub mod auth;
+#[cfg(feature = "axum")]
 mod axum_mount;
 mod broker;
 pub mod close;
@@ -53,9 +100,11 @@ mod server;
 mod session;
 mod topic;
 pub mod transport;
+#[cfg(feature = "tutorial")]
 pub mod tutorial;
 
 pub use auth::{AuthConfig, AuthProvider, AuthUser, InMemoryAuth, ProviderError};
+#[cfg(feature = "axum")]
 pub use axum_mount::axum_handler;
 pub use close::SessionError;
 pub use handler::{typed_args, BoxFuture, CallContext, CallError, CallResult};

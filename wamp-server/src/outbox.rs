@@ -2,7 +2,7 @@
 //! one session (bounded in frames and in bytes), and the writer task, the only writer of that
 //! session's socket.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -12,9 +12,6 @@ use tracing::{debug, warn};
 
 use crate::close::{self, SessionError};
 use crate::transport::{Outbound, Text};
-
-/// How long the writer tries to send a close frame after an abort (the socket may be full).
-const ABORT_CLOSE_WAIT: Duration = Duration::from_secs(1);
 
 /// What the writer task is asked to send.
 pub(crate) enum Outgoing {
@@ -44,7 +41,11 @@ pub(crate) struct SessionHandle {
     max_bytes: usize,
     /// A close that must skip the queue (the queue is full, or the session must stop now).
     abort: Mutex<Option<(u16, String)>>,
+    /// Wakes the writer for an abort.
     abort_signal: Notify,
+    /// Whether an abort was asked for, and the reader's wake-up for it.
+    aborted: AtomicBool,
+    reader_signal: Notify,
     /// Why the server closed this session, the first reason given.
     close_reason: Mutex<Option<String>>,
 }
@@ -66,6 +67,8 @@ impl SessionHandle {
             max_bytes,
             abort: Mutex::new(None),
             abort_signal: Notify::new(),
+            aborted: AtomicBool::new(false),
+            reader_signal: Notify::new(),
             close_reason: Mutex::new(None),
         };
         (Arc::new(handle), rx)
@@ -140,7 +143,23 @@ impl SessionHandle {
             } else {
                 warn!(code, reason, "closing session");
             }
+            self.aborted.store(true, Ordering::Release);
             self.abort_signal.notify_one();
+            self.reader_signal.notify_waiters();
+        }
+    }
+
+    /// Completes once the session is aborted (the reader loop stops then).
+    pub(crate) async fn aborted(&self) {
+        loop {
+            let woken = self.reader_signal.notified();
+            tokio::pin!(woken);
+            // Register before checking, so an abort between check and wait is not lost.
+            woken.as_mut().enable();
+            if self.aborted.load(Ordering::Acquire) {
+                return;
+            }
+            woken.await;
         }
     }
 
@@ -168,11 +187,13 @@ enum Ending {
 
 /// The only writer of a session's socket: drains the queue, batching frames that are
 /// already waiting into one flush, until a close is asked for or the socket fails. An abort
-/// interrupts it, even inside a write blocked on a full socket.
+/// interrupts it, even inside a write blocked on a full socket; then the close frame gets
+/// `close_wait` to go out ([`crate::Options::close_wait`]).
 pub(crate) async fn write_loop<Si>(
     mut sink: Si,
     mut rx: mpsc::UnboundedReceiver<Outgoing>,
     handle: Arc<SessionHandle>,
+    close_wait: Duration,
 ) where
     Si: Sink<Outbound> + Unpin,
 {
@@ -181,25 +202,27 @@ pub(crate) async fn write_loop<Si>(
         _ = handle.abort_signal.notified() => {
             let close = handle.abort.lock().expect("abort lock").take();
             // The socket may be full (that is often why the session is aborted): try the
-            // close frame for a short while, then give up.
-            if let Some((code, reason)) = close {
-                let _ = tokio::time::timeout(
-                    ABORT_CLOSE_WAIT,
-                    sink.send(Outbound::Close(code, reason)),
-                )
-                .await;
-            }
-            let _ = tokio::time::timeout(ABORT_CLOSE_WAIT, sink.close()).await;
+            // close frame for a while, then give up and drop the connection.
+            let _ = tokio::time::timeout(close_wait, async {
+                if let Some((code, reason)) = close {
+                    let _ = sink.send(Outbound::Close(code, reason)).await;
+                }
+                let _ = sink.close().await;
+            })
+            .await;
             return;
         }
         ending = drain(&mut sink, &mut rx, &handle) => ending,
     };
     match ending {
         Ending::Close(close) => {
-            if let Some((code, reason)) = close {
-                let _ = sink.send(Outbound::Close(code, reason)).await;
-            }
-            let _ = sink.close().await;
+            let _ = tokio::time::timeout(close_wait, async {
+                if let Some((code, reason)) = close {
+                    let _ = sink.send(Outbound::Close(code, reason)).await;
+                }
+                let _ = sink.close().await;
+            })
+            .await;
         }
         Ending::Drop | Ending::Failed => {}
     }

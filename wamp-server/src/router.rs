@@ -19,8 +19,7 @@ use crate::handler::{
     boxed_procedure, typed_procedure, CallContext, CallError, CallResult, Procedure,
 };
 use crate::outbox::SessionHandle;
-use crate::topic::Publication;
-use crate::topic::{Topic, TopicTable};
+use crate::topic::{Publication, Topic, TopicTable};
 
 /// Router-wide settings. Every field has a default; set them through [`RouterBuilder`].
 #[derive(Debug, Clone)]
@@ -59,6 +58,10 @@ pub struct Options {
     /// The longest URI, CURIE or prefix accepted in a client message, in bytes (also after
     /// resolving a CURIE); a longer one closes the session with 1008. Default 2 KiB.
     pub max_uri_length: usize,
+    /// How long a session's writer tries to deliver its close frame (and what is queued
+    /// before it) to a client that does not read, before it drops the connection. The session
+    /// leaves the router at once. Default 10 s.
+    pub close_wait: Duration,
     /// How a graceful shutdown ends each session once its calls in flight have answered.
     /// Default [`ShutdownClose::Drop`].
     pub shutdown_close: ShutdownClose,
@@ -94,6 +97,7 @@ impl Default for Options {
             max_subscriptions: 10_000,
             max_uri_length: 2048,
             shutdown_close: ShutdownClose::default(),
+            close_wait: Duration::from_secs(10),
             allowed_origins: None,
             strict_subprotocol: false,
             shutdown_grace: Duration::from_secs(5),
@@ -637,6 +641,13 @@ impl RouterBuilder {
     /// The longest URI in a client message, in bytes.
     pub fn max_uri_length(mut self, bytes: usize) -> Self {
         self.options.max_uri_length = bytes;
+        self
+    }
+
+    /// How long a close frame may take to reach a client that does not read (see
+    /// [`Options::close_wait`]).
+    pub fn close_wait(mut self, wait: Duration) -> Self {
+        self.options.close_wait = wait;
         self
     }
 

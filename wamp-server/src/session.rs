@@ -23,7 +23,8 @@ use crate::router::{Router, ShutdownClose};
 use crate::topic::{Publication, PublishPolicy, SubscribePolicy, TopicContext};
 use crate::transport::{Inbound, Outbound, Text};
 
-/// How long a session waits for its writer to finish after the reader loop ended.
+/// How long a session waits for its writer to finish after the reader loop ended, beyond
+/// [`crate::Options::close_wait`].
 const WRITER_WAIT: Duration = Duration::from_secs(5);
 
 /// Where a connection came from, for logs.
@@ -71,7 +72,7 @@ where
     // The writer is aborted if this future is dropped early (e.g. its task is aborted), so the
     // socket never outlives the session.
     let mut writer = AbortOnDrop(tokio::spawn(
-        write_loop(sink, rx, handle.clone()).in_current_span(),
+        write_loop(sink, rx, handle.clone(), options.close_wait).in_current_span(),
     ));
     // From here on, dropping `session` (at the end, on a panic, or when this future is
     // dropped) takes the session out of the router and runs the session_closed hook.
@@ -125,6 +126,8 @@ where
                     writer_done = true;
                     break End::Lost;
                 }
+                // The outbox overflowed (or the session must stop now): stop reading.
+                _ = handle.aborted() => break End::Closed,
                 _ = auth_timer => Some(SessionError::AuthTimeout),
                 _ = shutdown.changed() => break End::Shutdown,
             };
@@ -163,7 +166,8 @@ where
     }
     drop(stream);
     if !writer_done {
-        let _ = tokio::time::timeout(WRITER_WAIT, &mut writer.0).await;
+        let wait = options.close_wait + WRITER_WAIT;
+        let _ = tokio::time::timeout(wait, &mut writer.0).await;
     }
     drop(writer);
     // Runs the session_closed hook, after the socket is closed.

@@ -129,21 +129,10 @@ pub(crate) fn error_to_inbound(e: &tungstenite::Error) -> Inbound {
         ),
         E::Protocol(p) => {
             let mut reason = format!("WebSocket protocol violation: {p}");
-            truncate(&mut reason, close::MAX_REASON);
+            close::truncate_reason(&mut reason);
             Inbound::Violation(close::PROTOCOL_ERROR, reason)
         }
         _ => Inbound::Close,
-    }
-}
-
-/// Shortens a close reason to at most `max` bytes, at a character boundary.
-pub(crate) fn truncate(s: &mut String, max: usize) {
-    if s.len() > max {
-        let mut at = max;
-        while !s.is_char_boundary(at) {
-            at -= 1;
-        }
-        s.truncate(at);
     }
 }
 
@@ -174,12 +163,5 @@ mod tests {
         assert_eq!(back.as_ptr(), ptr);
         assert_eq!(back, text);
         assert!(Text::try_from(Bytes::from_static(b"\xff")).is_err());
-    }
-
-    #[test]
-    fn reasons_are_cut_at_a_character_boundary() {
-        let mut s = "é".repeat(100);
-        truncate(&mut s, 123);
-        assert_eq!(s.len(), 122);
     }
 }

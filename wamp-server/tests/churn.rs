@@ -139,6 +139,9 @@ async fn a_client_that_drops_mid_frame_ends_its_session() {
     s.write_all(&frame[..5]).await.unwrap();
     eventually("the session is open", || server.router.session_count() == 1).await;
     drop(s);
-    eventually("the session has ended", || server.router.session_count() == 0).await;
+    eventually("the session has ended", || {
+        server.router.session_count() == 0
+    })
+    .await;
     assert_no_panic();
 }

@@ -259,7 +259,11 @@ pub async fn raw_ws(addr: SocketAddr) -> TcpStream {
         assert_eq!(n, 1, "connection ended during the handshake");
         head.push(b[0]);
     }
-    assert!(head.starts_with(b"HTTP/1.1 101"), "{}", String::from_utf8_lossy(&head));
+    assert!(
+        head.starts_with(b"HTTP/1.1 101"),
+        "{}",
+        String::from_utf8_lossy(&head)
+    );
     s
 }
 
