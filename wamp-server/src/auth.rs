@@ -19,7 +19,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{Map, Value};
-use wamp_proto::cra::{self, AuthExtra, Challenge};
+use wamp_proto::cra::{self, Auth, AuthExtra, AuthReq, Challenge};
 use wamp_proto::uri::errors;
 use wamp_proto::Permissions;
 
@@ -277,8 +277,14 @@ pub(crate) enum AuthState {
     },
 }
 
-fn invalid_argument(what: &str) -> CallError {
-    CallError::new(errors::INVALID_ARGUMENT.uri, what)
+/// The `#invalid-argument` error for arguments wamp-proto could not read; the description
+/// says which argument.
+fn invalid_argument(e: wamp_proto::Error) -> CallError {
+    let desc = match e {
+        wamp_proto::Error::InvalidArgument(what) => what,
+        other => other.to_string(),
+    };
+    CallError::new(errors::INVALID_ARGUMENT.uri, desc)
 }
 
 impl AuthState {
@@ -310,17 +316,10 @@ impl AuthState {
             }
             AuthState::Idle => {}
         }
-        let extra = match args.get(1) {
-            None | Some(Value::Null) => Map::new(),
-            Some(Value::Object(m)) => m.clone(),
-            Some(_) => {
-                return Err(invalid_argument(
-                    "extra (argument 2) must be an object or null",
-                ))
-            }
-        };
-        let key = match args.first() {
-            None | Some(Value::Null) => {
+        let request = AuthReq::from_args(args).map_err(invalid_argument)?;
+        let extra = request.extra.unwrap_or_default();
+        let key = match request.authkey {
+            None => {
                 if !config.allow_anonymous {
                     return Err(errors::ANONYMOUS_AUTH_FORBIDDEN.into());
                 }
@@ -331,12 +330,7 @@ impl AuthState {
                 };
                 return Ok(Value::Null);
             }
-            Some(Value::String(k)) => k.clone(),
-            Some(_) => {
-                return Err(invalid_argument(
-                    "authKey (argument 1) must be a string or null",
-                ))
-            }
+            Some(k) => k,
         };
         let user = match config.provider.lookup(&key, &extra).await {
             Ok(Some(user)) => user,
@@ -379,15 +373,7 @@ impl AuthState {
             AuthState::Idle => return Err(errors::NO_AUTHENTICATION_REQUESTED.into()),
             AuthState::Pending { .. } => {}
         }
-        let signature = match args.first() {
-            None | Some(Value::Null) => None,
-            Some(Value::String(s)) => Some(s.as_str()),
-            Some(_) => {
-                return Err(invalid_argument(
-                    "signature (argument 1) must be a string or null",
-                ))
-            }
-        };
+        let Auth { signature } = Auth::from_args(args).map_err(invalid_argument)?;
         let AuthState::Pending {
             key,
             expected,
@@ -399,6 +385,7 @@ impl AuthState {
         let valid = match (&expected, signature) {
             (None, _) => true,
             (Some([standard, swapped]), Some(sig)) => {
+                let sig = sig.as_str();
                 // Evaluate both comparisons so the time taken does not say which one matched.
                 let a = cra::verify(standard, sig);
                 let b = cra::verify(swapped, sig);
