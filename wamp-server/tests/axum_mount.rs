@@ -192,3 +192,17 @@ async fn router_shutdown_closes_axum_sessions_with_1001() {
         .expect("every session ends");
     assert_eq!(router.session_count(), 0);
 }
+
+#[tokio::test]
+async fn router_shutdown_ends_axum_sessions_without_a_close_frame_by_default() {
+    let router = test_router().build();
+    let addr = start(router.clone()).await;
+    let mut c = Client::connect(&format!("ws://{addr}/ws")).await;
+    c.assert_alive().await;
+    router.shutdown();
+    c.expect_connection_end().await;
+    tokio::time::timeout(Duration::from_secs(5), router.closed())
+        .await
+        .expect("every session ends");
+    assert_eq!(router.session_count(), 0);
+}

@@ -285,3 +285,40 @@ pub fn client_frame(first: u8, payload: &[u8]) -> Vec<u8> {
     f.extend_from_slice(payload);
     f
 }
+
+/// Reads one server frame (unmasked) from a raw connection: (opcode, payload).
+pub async fn read_frame(s: &mut TcpStream) -> Option<(u8, Vec<u8>)> {
+    use tokio::io::AsyncReadExt;
+    let mut head = [0u8; 2];
+    tokio::time::timeout(WAIT, s.read_exact(&mut head))
+        .await
+        .expect("timed out reading a frame")
+        .ok()?;
+    let mut len = u64::from(head[1] & 0x7f);
+    if len == 126 {
+        let mut b = [0u8; 2];
+        s.read_exact(&mut b).await.ok()?;
+        len = u64::from(u16::from_be_bytes(b));
+    } else if len == 127 {
+        let mut b = [0u8; 8];
+        s.read_exact(&mut b).await.ok()?;
+        len = u64::from_be_bytes(b);
+    }
+    let mut payload = vec![0u8; len as usize];
+    s.read_exact(&mut payload).await.ok()?;
+    Some((head[0] & 0x0f, payload))
+}
+
+/// Reads frames from a raw connection until the server's close frame: its code and reason.
+pub async fn read_close(s: &mut TcpStream) -> (u16, String) {
+    loop {
+        let (opcode, payload) = read_frame(s)
+            .await
+            .expect("the connection ended without a close frame");
+        if opcode == 8 {
+            assert!(payload.len() >= 2, "close frame without a code");
+            let code = u16::from_be_bytes([payload[0], payload[1]]);
+            return (code, String::from_utf8_lossy(&payload[2..]).to_string());
+        }
+    }
+}
