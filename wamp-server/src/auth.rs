@@ -7,7 +7,13 @@
 //! - Until then a session has the router's *unauthenticated permissions* (none by default):
 //!   CALL answers `#unauthorized`, SUBSCRIBE and PUBLISH are dropped.
 //! - Each challenge allows one try: a wrong signature deletes it, and the answer comes after a
-//!   short random delay (exponential, mean [`AuthConfig::failure_delay`]).
+//!   short random delay (at least half of [`AuthConfig::failure_delay`], that on average).
+//!   The delay holds back only that answer, not the session's other messages; a new
+//!   `authreq` before it has passed is refused (`#authentication-already-requested`), so
+//!   the delay still throttles guessing.
+//! - Credential lookups run beside the session's reader (its other calls go on), bounded by
+//!   [`AuthConfig::lookup_timeout`]; a lookup that takes longer answers
+//!   `#auth-permissions-error`.
 //! - Signatures are compared in constant time. Both the standard order
 //!   `HMAC(key = secret, msg = challenge)` and clj-wamp's swapped order are accepted.
 //! - Sessions that have not authenticated within [`AuthConfig::timeout`] are closed with
@@ -17,6 +23,8 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
+
+use tokio::time::Instant;
 
 use serde_json::{Map, Value};
 use wamp_proto::cra::{self, Auth, AuthExtra, AuthReq, Challenge};
@@ -200,6 +208,7 @@ pub struct AuthConfig {
     pub(crate) unauthenticated: Arc<Permissions>,
     pub(crate) timeout: Duration,
     pub(crate) failure_delay: Duration,
+    pub(crate) lookup_timeout: Duration,
 }
 
 impl std::fmt::Debug for AuthConfig {
@@ -209,13 +218,15 @@ impl std::fmt::Debug for AuthConfig {
             .field("unauthenticated", &self.unauthenticated)
             .field("timeout", &self.timeout)
             .field("failure_delay", &self.failure_delay)
+            .field("lookup_timeout", &self.lookup_timeout)
             .finish_non_exhaustive()
     }
 }
 
 impl AuthConfig {
     /// Authentication against `provider`, with the defaults: anonymous forbidden, no
-    /// permissions before authentication, a 20 s timeout, a failure delay of mean 0.8 s.
+    /// permissions before authentication, a 20 s timeout, a failure delay of mean 0.8 s, a
+    /// 10 s lookup timeout.
     pub fn new(provider: impl AuthProvider) -> Self {
         AuthConfig {
             provider: Arc::new(provider),
@@ -224,6 +235,7 @@ impl AuthConfig {
             unauthenticated: Arc::new(Permissions::new()),
             timeout: Duration::from_secs(20),
             failure_delay: Duration::from_millis(800),
+            lookup_timeout: Duration::from_secs(10),
         }
     }
 
@@ -254,14 +266,26 @@ impl AuthConfig {
         self.failure_delay = mean;
         self
     }
+
+    /// How long a credential lookup may take before `authreq` answers
+    /// `#auth-permissions-error` (default 10 s).
+    pub fn lookup_timeout(mut self, timeout: Duration) -> Self {
+        self.lookup_timeout = timeout;
+        self
+    }
 }
 
 /// Where one session stands in WAMP-CRA.
 #[derive(Debug, Default)]
 pub(crate) enum AuthState {
-    /// Nothing asked yet.
+    /// No challenge out. After a failed `auth`, a new `authreq` is refused until `retry_at`
+    /// (the failure delay, so the delay still throttles guessing).
     #[default]
     Idle,
+    /// A failed `auth` is being answered after the failure delay.
+    Throttled { retry_at: Instant },
+    /// The credential provider is looking up a key (in a task of the session).
+    LookingUp,
     /// A challenge is out.
     Pending {
         key: Option<String>,
@@ -277,6 +301,24 @@ pub(crate) enum AuthState {
     },
 }
 
+/// What the session does next with an `authreq`.
+pub(crate) enum AuthreqStep {
+    /// Answer now.
+    Reply(Result<Value, CallError>),
+    /// Look the key up with the provider (off the session's reader), then call
+    /// [`AuthState::authreq_looked_up`] with the result.
+    Lookup {
+        key: String,
+        extra: Map<String, Value>,
+    },
+}
+
+/// The answer to an `auth`, and how long to hold it back (a wrong signature).
+pub(crate) struct AuthAnswer {
+    pub(crate) result: Result<Value, CallError>,
+    pub(crate) delay: Duration,
+}
+
 /// The `#invalid-argument` error for arguments wamp-proto could not read; the description
 /// says which argument.
 fn invalid_argument(e: wamp_proto::Error) -> CallError {
@@ -285,6 +327,21 @@ fn invalid_argument(e: wamp_proto::Error) -> CallError {
         other => other.to_string(),
     };
     CallError::new(errors::INVALID_ARGUMENT.uri, desc)
+}
+
+/// Runs the provider's lookup with the configured timeout.
+pub(crate) async fn lookup(
+    config: &AuthConfig,
+    key: &str,
+    extra: &Map<String, Value>,
+) -> Result<Option<AuthUser>, ProviderError> {
+    match tokio::time::timeout(config.lookup_timeout, config.provider.lookup(key, extra)).await {
+        Ok(result) => result,
+        Err(_) => Err(ProviderError::new(format!(
+            "the credential lookup timed out after {} ms: try again later",
+            config.lookup_timeout.as_millis()
+        ))),
+    }
 }
 
 impl AuthState {
@@ -301,38 +358,57 @@ impl AuthState {
         }
     }
 
-    /// Handles `authreq(authKey, extra)`: returns the CALLRESULT value (the challenge text,
-    /// or `null` for anonymous).
-    pub(crate) async fn authreq(
-        &mut self,
-        config: &AuthConfig,
-        session_id: &str,
-        args: &[Value],
-    ) -> Result<Value, CallError> {
+    /// Handles `authreq(authKey, extra)`: the CALLRESULT value (the challenge text, or `null`
+    /// for anonymous), or a key to look up first.
+    pub(crate) fn authreq(&mut self, config: &AuthConfig, args: &[Value]) -> AuthreqStep {
         match self {
-            AuthState::Authenticated { .. } => return Err(errors::ALREADY_AUTHENTICATED.into()),
-            AuthState::Pending { .. } => {
-                return Err(errors::AUTHENTICATION_ALREADY_REQUESTED.into())
+            AuthState::Authenticated { .. } => {
+                return AuthreqStep::Reply(Err(errors::ALREADY_AUTHENTICATED.into()))
             }
-            AuthState::Idle => {}
+            AuthState::Pending { .. } | AuthState::LookingUp => {
+                return AuthreqStep::Reply(Err(errors::AUTHENTICATION_ALREADY_REQUESTED.into()))
+            }
+            // The answer to the failed auth is still held back: the earlier request is
+            // still pending as far as the client can tell.
+            AuthState::Throttled { retry_at } if Instant::now() < *retry_at => {
+                return AuthreqStep::Reply(Err(errors::AUTHENTICATION_ALREADY_REQUESTED.into()))
+            }
+            AuthState::Throttled { .. } | AuthState::Idle => {}
         }
-        let request = AuthReq::from_args(args).map_err(invalid_argument)?;
+        let request = match AuthReq::from_args(args) {
+            Ok(request) => request,
+            Err(e) => return AuthreqStep::Reply(Err(invalid_argument(e))),
+        };
         let extra = request.extra.unwrap_or_default();
-        let key = match request.authkey {
+        match request.authkey {
             None => {
                 if !config.allow_anonymous {
-                    return Err(errors::ANONYMOUS_AUTH_FORBIDDEN.into());
+                    return AuthreqStep::Reply(Err(errors::ANONYMOUS_AUTH_FORBIDDEN.into()));
                 }
                 *self = AuthState::Pending {
                     key: None,
                     expected: None,
                     permissions: config.anonymous_permissions.clone(),
                 };
-                return Ok(Value::Null);
+                AuthreqStep::Reply(Ok(Value::Null))
             }
-            Some(k) => k,
-        };
-        let user = match config.provider.lookup(&key, &extra).await {
+            Some(key) => {
+                *self = AuthState::LookingUp;
+                AuthreqStep::Lookup { key, extra }
+            }
+        }
+    }
+
+    /// Finishes an `authreq` once the provider answered.
+    pub(crate) fn authreq_looked_up(
+        &mut self,
+        session_id: &str,
+        key: String,
+        extra: Map<String, Value>,
+        found: Result<Option<AuthUser>, ProviderError>,
+    ) -> Result<Value, CallError> {
+        *self = AuthState::Idle;
+        let user = match found {
             Ok(Some(user)) => user,
             Ok(None) => return Err(errors::NO_SUCH_AUTHKEY.into()),
             Err(e) => {
@@ -361,19 +437,27 @@ impl AuthState {
         Ok(Value::String(challenge))
     }
 
-    /// Handles `auth(signature)`: returns the granted permissions as JSON. On a wrong
-    /// signature the pending challenge is gone and the error comes after the failure delay.
-    pub(crate) async fn auth(
-        &mut self,
-        config: &AuthConfig,
-        args: &[Value],
-    ) -> Result<Value, CallError> {
+    /// Handles `auth(signature)`: the granted permissions as JSON. On a wrong signature the
+    /// pending challenge is gone, and the answer is to be held back for the failure delay
+    /// (by the caller, off the session's reader); a new `authreq` is refused until then.
+    pub(crate) fn auth(&mut self, config: &AuthConfig, args: &[Value]) -> AuthAnswer {
+        let now = |result| AuthAnswer {
+            result,
+            delay: Duration::ZERO,
+        };
         match self {
-            AuthState::Authenticated { .. } => return Err(errors::ALREADY_AUTHENTICATED.into()),
-            AuthState::Idle => return Err(errors::NO_AUTHENTICATION_REQUESTED.into()),
+            AuthState::Authenticated { .. } => {
+                return now(Err(errors::ALREADY_AUTHENTICATED.into()))
+            }
+            AuthState::Idle | AuthState::Throttled { .. } | AuthState::LookingUp => {
+                return now(Err(errors::NO_AUTHENTICATION_REQUESTED.into()))
+            }
             AuthState::Pending { .. } => {}
         }
-        let Auth { signature } = Auth::from_args(args).map_err(invalid_argument)?;
+        let signature = match Auth::from_args(args) {
+            Ok(Auth { signature }) => signature,
+            Err(e) => return now(Err(invalid_argument(e))),
+        };
         let AuthState::Pending {
             key,
             expected,
@@ -385,31 +469,35 @@ impl AuthState {
         let valid = match (&expected, signature) {
             (None, _) => true,
             (Some([standard, swapped]), Some(sig)) => {
-                let sig = sig.as_str();
                 // Evaluate both comparisons so the time taken does not say which one matched.
-                let a = cra::verify(standard, sig);
-                let b = cra::verify(swapped, sig);
+                let a = cra::verify(standard, &sig);
+                let b = cra::verify(swapped, &sig);
                 a | b
             }
             (Some(_), None) => false,
         };
         if !valid {
             let delay = random_delay(config.failure_delay);
-            if !delay.is_zero() {
-                tokio::time::sleep(delay).await;
-            }
-            return Err(errors::INVALID_SIGNATURE.into());
+            *self = AuthState::Throttled {
+                retry_at: Instant::now() + delay,
+            };
+            return AuthAnswer {
+                result: Err(errors::INVALID_SIGNATURE.into()),
+                delay,
+            };
         }
         let result = permissions.to_value();
         *self = AuthState::Authenticated {
             key: key.map(Arc::from),
             permissions: Arc::new(permissions),
         };
-        Ok(result)
+        now(Ok(result))
     }
 }
 
-/// An exponentially distributed delay with the given mean, capped at five times the mean.
+/// A random delay with the given mean: half the mean, plus an exponentially distributed part
+/// of mean `mean / 2` (capped at five times that), so no answer comes sooner than half the
+/// mean.
 fn random_delay(mean: Duration) -> Duration {
     if mean.is_zero() {
         return Duration::ZERO;
@@ -421,7 +509,7 @@ fn random_delay(mean: Duration) -> Duration {
     // A uniform number in (0, 1].
     let u = (u64::from_le_bytes(bytes) >> 11) as f64 / (1u64 << 53) as f64;
     let u = u.max(f64::MIN_POSITIVE);
-    mean.mul_f64((-u.ln()).min(5.0))
+    mean / 2 + (mean / 2).mul_f64((-u.ln()).min(5.0))
 }
 
 #[cfg(test)]
@@ -432,7 +520,8 @@ mod tests {
     fn random_delay_is_bounded() {
         let mean = Duration::from_millis(800);
         for _ in 0..1000 {
-            assert!(random_delay(mean) <= mean * 5);
+            let d = random_delay(mean);
+            assert!(d >= mean / 2 && d <= mean * 3, "{d:?}");
         }
         assert_eq!(random_delay(Duration::ZERO), Duration::ZERO);
     }

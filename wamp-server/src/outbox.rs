@@ -283,3 +283,47 @@ impl Drop for AbortOnDrop {
         self.0.abort();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn text(len: usize) -> Text {
+        Text::from("x".repeat(len))
+    }
+
+    #[test]
+    fn the_byte_bound_holds_exactly() {
+        let (handle, _rx) = SessionHandle::new(Arc::from("s"), 1000, 100);
+        assert!(handle.send(text(60)));
+        assert!(handle.send(text(40)), "exactly at the bound");
+        assert!(handle.close_reason().is_none());
+        assert!(!handle.send(text(1)), "one byte past the bound");
+        assert_eq!(
+            handle.close_reason().unwrap(),
+            "outgoing queue over 100 bytes: the client does not read fast enough"
+        );
+        assert!(handle.aborted.load(Ordering::Acquire));
+    }
+
+    #[test]
+    fn the_frame_bound_holds_exactly() {
+        let (handle, _rx) = SessionHandle::new(Arc::from("s"), 2, 1 << 20);
+        assert!(handle.send(text(1)));
+        assert!(handle.send(text(1)));
+        assert!(!handle.send(text(1)));
+        assert_eq!(
+            handle.close_reason().unwrap(),
+            "outgoing queue full: the client does not read fast enough"
+        );
+    }
+
+    #[test]
+    fn one_large_frame_fits_an_empty_queue_and_taking_frees_the_bound() {
+        let (handle, _rx) = SessionHandle::new(Arc::from("s"), 10, 100);
+        assert!(handle.send(text(500)));
+        handle.taken(500);
+        assert!(handle.send(text(100)));
+        assert!(handle.close_reason().is_none());
+    }
+}

@@ -62,6 +62,11 @@ pub struct Options {
     /// before it) to a client that does not read, before it drops the connection. The session
     /// leaves the router at once. Default 10 s.
     pub close_wait: Duration,
+    /// How long a topic policy callback ([`crate::Topic::on_subscribe`],
+    /// [`crate::Topic::on_publish`]) may take; one that takes longer denies the SUBSCRIBE or
+    /// drops the PUBLISH (logged). Policies are awaited in the order of the session's
+    /// messages, so a PUBLISH after a SUBSCRIBE sees its outcome. Default 10 s.
+    pub policy_timeout: Duration,
     /// How a graceful shutdown ends each session once its calls in flight have answered.
     /// Default [`ShutdownClose::Drop`].
     pub shutdown_close: ShutdownClose,
@@ -98,6 +103,7 @@ impl Default for Options {
             max_uri_length: 2048,
             shutdown_close: ShutdownClose::default(),
             close_wait: Duration::from_secs(10),
+            policy_timeout: Duration::from_secs(10),
             allowed_origins: None,
             strict_subprotocol: false,
             shutdown_grace: Duration::from_secs(5),
@@ -648,6 +654,12 @@ impl RouterBuilder {
     /// [`Options::close_wait`]).
     pub fn close_wait(mut self, wait: Duration) -> Self {
         self.options.close_wait = wait;
+        self
+    }
+
+    /// How long a topic policy callback may take (see [`Options::policy_timeout`]).
+    pub fn policy_timeout(mut self, timeout: Duration) -> Self {
+        self.options.policy_timeout = timeout;
         self
     }
 

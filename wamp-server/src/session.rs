@@ -15,7 +15,7 @@ use wamp_proto::message::call_result_json;
 use wamp_proto::uri::{errors, Prefixes, PROC_AUTH, PROC_AUTHREQ};
 use wamp_proto::{Exclude, Message, Permissions};
 
-use crate::auth::AuthState;
+use crate::auth::{self, AuthState, AuthUser, AuthreqStep, ProviderError};
 use crate::close::SessionError;
 use crate::handler::{CallContext, CallError};
 use crate::outbox::{write_loop, AbortOnDrop, SessionHandle};
@@ -121,7 +121,12 @@ where
                     }
                     Some(Inbound::Close) | None => break End::Client,
                 },
-                Some(_) = session.calls.join_next(), if !session.calls.is_empty() => None,
+                Some(done) = session.calls.join_next(), if !session.calls.is_empty() => {
+                    if let Ok(Done::Lookup(lookup)) = done {
+                        session.looked_up(*lookup);
+                    }
+                    None
+                }
                 _ = &mut writer.0 => {
                     writer_done = true;
                     break End::Lost;
@@ -186,8 +191,24 @@ struct Session {
     /// Full URIs of the topics this session subscribes to.
     subscriptions: HashSet<String>,
     auth: AuthState,
-    /// Calls running in their own tasks.
-    calls: JoinSet<()>,
+    /// Calls running in their own tasks (and credential lookups, and held-back answers).
+    calls: JoinSet<Done>,
+}
+
+/// What a task of the session finished.
+enum Done {
+    /// A call was answered.
+    Call,
+    /// A credential lookup for an `authreq` finished: the session answers it.
+    Lookup(Box<Lookup>),
+}
+
+/// A finished credential lookup.
+struct Lookup {
+    call_id: String,
+    key: String,
+    extra: serde_json::Map<String, Value>,
+    found: Result<Option<AuthUser>, ProviderError>,
 }
 
 /// How the reader loop ended.
@@ -320,16 +341,47 @@ impl Session {
         debug!(%call_id, procedure = %uri, "call");
         if let Some(auth) = self.router.auth() {
             if &*uri == PROC_AUTHREQ {
-                let result = self.auth.authreq(auth, &self.handle.id, &args).await;
-                self.reply(&call_id, result);
+                match self.auth.authreq(auth, &args) {
+                    AuthreqStep::Reply(result) => self.reply(&call_id, result),
+                    // The provider may be slow (a database): look up in a task, so this
+                    // session's other messages go on.
+                    AuthreqStep::Lookup { key, extra } => {
+                        let router = self.router.clone();
+                        self.calls.spawn(
+                            async move {
+                                let found = match router.auth() {
+                                    Some(config) => auth::lookup(config, &key, &extra).await,
+                                    None => Ok(None),
+                                };
+                                Done::Lookup(Box::new(Lookup {
+                                    call_id,
+                                    key,
+                                    extra,
+                                    found,
+                                }))
+                            }
+                            .in_current_span(),
+                        );
+                    }
+                }
                 return Ok(());
             }
             if &*uri == PROC_AUTH {
-                let result = self.auth.auth(auth, &args).await;
-                if result.is_ok() {
+                let answer = self.auth.auth(auth, &args);
+                if answer.result.is_ok() {
                     debug!(key = ?self.auth.key(), "authenticated");
                 }
-                self.reply(&call_id, result);
+                if answer.delay.is_zero() {
+                    self.reply(&call_id, answer.result);
+                } else {
+                    // Held back without holding up the session's reader.
+                    let handle = self.handle.clone();
+                    self.calls.spawn(async move {
+                        tokio::time::sleep(answer.delay).await;
+                        reply(&handle, &call_id, answer.result);
+                        Done::Call
+                    });
+                }
                 return Ok(());
             }
         }
@@ -366,6 +418,7 @@ impl Session {
             });
             ctx.router.after_call(&ctx, &result);
             reply(&handle, &call_id, result);
+            Done::Call
         };
         // Fast path: a handler that finishes without waiting (echo, a lookup) is answered
         // right here, saving a task spawn and a hop between tasks. One that waits goes on in
@@ -397,7 +450,16 @@ impl Session {
         let allowed = match self.router.topic_policy(&uri).map(|t| t.subscribe) {
             None | Some(SubscribePolicy::Deny) => false,
             Some(SubscribePolicy::Allow) => true,
-            Some(SubscribePolicy::Check(check)) => check(self.topic_context(&uri)).await,
+            Some(SubscribePolicy::Check(check)) => {
+                let timeout = self.router.options().policy_timeout;
+                match tokio::time::timeout(timeout, check(self.topic_context(&uri))).await {
+                    Ok(allowed) => allowed,
+                    Err(_) => {
+                        warn!(topic = %uri, ?timeout, "subscribe policy timed out: denied");
+                        false
+                    }
+                }
+            }
         };
         if !allowed {
             debug!(topic = %uri, "subscribe denied by topic policy");
@@ -451,7 +513,17 @@ impl Session {
         let publication = match policy {
             PublishPolicy::Deny => None,
             PublishPolicy::Allow => Some(publication),
-            PublishPolicy::Broker(broker) => broker(self.topic_context(&uri), publication).await,
+            PublishPolicy::Broker(broker) => {
+                let timeout = self.router.options().policy_timeout;
+                let decided = broker(self.topic_context(&uri), publication);
+                match tokio::time::timeout(timeout, decided).await {
+                    Ok(publication) => publication,
+                    Err(_) => {
+                        warn!(topic = %uri, ?timeout, "publish policy timed out: dropped");
+                        None
+                    }
+                }
+            }
         };
         let Some(p) = publication else {
             debug!(topic = %uri, "publish dropped by topic policy");
@@ -460,6 +532,20 @@ impl Session {
         let n = self.router.relay(&self.handle.id, &uri, &p);
         debug!(topic = %uri, recipients = n, "published");
         Ok(())
+    }
+
+    /// Answers an `authreq` whose credential lookup finished.
+    fn looked_up(&mut self, lookup: Lookup) {
+        let Lookup {
+            call_id,
+            key,
+            extra,
+            found,
+        } = lookup;
+        let result = self
+            .auth
+            .authreq_looked_up(&self.handle.id, key, extra, found);
+        self.reply(&call_id, result);
     }
 
     fn topic_context(&self, uri: &str) -> TopicContext {

@@ -342,3 +342,31 @@ async fn graceful_shutdown_with_the_handshake_option_closes_with_its_code() {
     let (code, reason) = c.expect_close().await;
     assert_eq!((code, reason.as_str()), (1001, "server shutting down"));
 }
+
+#[tokio::test]
+async fn topic_policies_that_never_answer_time_out() {
+    let router = test_router()
+        .policy_timeout(Duration::from_millis(200))
+        .topic(
+            "http://test/stuck-sub",
+            Topic::open().on_subscribe(|_| std::future::pending::<bool>()),
+        )
+        .topic(
+            "http://test/stuck-pub",
+            Topic::open().on_publish(|_, _| std::future::pending()),
+        )
+        .build();
+    let server = TestServer::start(router).await;
+    let mut c = server.client().await;
+    c.send(r#"[5,"http://test/stuck-sub"]"#).await;
+    c.send(r#"[5,"http://test/stuck-pub"]"#).await;
+    c.assert_alive().await;
+    assert!(server
+        .router
+        .subscribers("http://test/stuck-sub")
+        .is_empty());
+    assert_eq!(server.router.subscribers("http://test/stuck-pub").len(), 1);
+    c.send(r#"[7,"http://test/stuck-pub","hello"]"#).await;
+    c.assert_alive().await;
+    c.expect_silence().await;
+}
