@@ -52,7 +52,8 @@ pub fn axum_handler(router: Router, headers: HeaderMap, ws: WebSocketUpgrade) ->
         .max_message_size(size)
         .max_frame_size(size)
         .read_buffer_size(router.options().read_buffer_size)
-        .write_buffer_size(router.options().write_buffer_size);
+        .write_buffer_size(router.options().write_buffer_size)
+        .max_write_buffer_size(router.options().max_write_buffer_size());
     if offers_wamp {
         ws = ws.protocols([handshake::SUBPROTOCOL]);
     }

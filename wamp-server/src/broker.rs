@@ -88,7 +88,17 @@ impl Broker {
         let frame = Text::from(wamp_proto::message::event_json(topic, event));
         recipients
             .iter()
-            .filter(|session| session.send(frame.clone()))
+            .filter(|session| {
+                if frame.len() > session.max_frame() {
+                    tracing::warn!(
+                        topic,
+                        bytes = frame.len(),
+                        "event larger than the outbox allows (outbox_max_bytes): not delivered"
+                    );
+                    return false;
+                }
+                session.send(frame.clone())
+            })
             .count()
     }
 }

@@ -75,15 +75,15 @@ impl SessionHandle {
     }
 
     /// Queues a text frame. Returns `false` if the session is closing or was just closed
-    /// because its queue is full. A single frame larger than the byte bound is still
-    /// accepted into an empty queue.
+    /// because its queue is full. Frames larger than [`SessionHandle::max_frame`] are for
+    /// the caller to keep out (they would close the session).
     pub(crate) fn send(&self, frame: Text) -> bool {
         let len = frame.len();
         let frames = self.queued.fetch_add(1, Ordering::Relaxed);
         let bytes = self.queued_bytes.fetch_add(len, Ordering::Relaxed);
         let over = if frames >= self.capacity {
             Some(SessionError::SlowConsumer)
-        } else if bytes > 0 && bytes + len > self.max_bytes {
+        } else if bytes + len > self.max_bytes {
             Some(SessionError::SlowConsumerBytes(self.max_bytes))
         } else {
             None
@@ -95,6 +95,11 @@ impl SessionHandle {
             return false;
         }
         self.tx.send(Outgoing::Frame(frame)).is_ok()
+    }
+
+    /// The largest frame this outbox takes ([`crate::Options::outbox_max_bytes`]).
+    pub(crate) fn max_frame(&self) -> usize {
+        self.max_bytes
     }
 
     fn note_reason(&self, reason: &str) {
@@ -319,10 +324,10 @@ mod tests {
     }
 
     #[test]
-    fn one_large_frame_fits_an_empty_queue_and_taking_frees_the_bound() {
+    fn taking_frames_frees_the_bound() {
         let (handle, _rx) = SessionHandle::new(Arc::from("s"), 10, 100);
-        assert!(handle.send(text(500)));
-        handle.taken(500);
+        assert!(handle.send(text(100)));
+        handle.taken(100);
         assert!(handle.send(text(100)));
         assert!(handle.close_reason().is_none());
     }

@@ -39,8 +39,11 @@ pub struct Options {
     /// Default 4,096.
     pub outbox_capacity: usize,
     /// How many bytes of frames may wait in a session's outgoing queue; past this the session
-    /// is closed as a slow consumer too, whichever bound is hit first. A single frame larger
-    /// than this is still sent when nothing else is queued. Default 4 MiB.
+    /// is closed as a slow consumer too, whichever bound is hit first. It is also the largest
+    /// single frame sent: a call result larger than this is answered with an `#internal`
+    /// CALLERROR that says so, a larger event is not delivered (logged). The WebSocket
+    /// layer's write buffer is bounded by it too, so pongs to a client that never reads do
+    /// not queue up. Default 4 MiB.
     pub outbox_max_bytes: usize,
     /// The most calls of one session running at once. At the cap the session's socket is not
     /// read until a call finishes, so TCP pushes back on the client. Default 256.
@@ -133,6 +136,18 @@ pub enum ShutdownClose {
     /// Send a close frame with this code (normally 1001, "going away") and reason "server
     /// shutting down": modern clients see why, but AutobahnJS 0.8 does not reconnect.
     Handshake(u16),
+}
+
+impl Options {
+    /// The most bytes the WebSocket layer may hold for one session's socket: its write buffer
+    /// plus [`Options::outbox_max_bytes`] (and room for a frame header). Past it, pongs to a
+    /// client that does not read are dropped instead of queued (only the latest ping needs
+    /// an answer), so pings cannot grow the server.
+    pub(crate) fn max_write_buffer_size(&self) -> usize {
+        self.write_buffer_size
+            .saturating_add(self.outbox_max_bytes)
+            .saturating_add(64)
+    }
 }
 
 type SessionHook = Arc<dyn Fn(&str) + Send + Sync>;

@@ -80,6 +80,7 @@ pub(crate) fn ws_config(router: &Router) -> WebSocketConfig {
         .max_frame_size(Some(o.max_message_size))
         .read_buffer_size(o.read_buffer_size)
         .write_buffer_size(o.write_buffer_size)
+        .max_write_buffer_size(o.max_write_buffer_size())
 }
 
 async fn handle_connection(router: Router, mut stream: TcpStream, peer: SocketAddr) {

@@ -563,7 +563,18 @@ impl Session {
 fn reply(handle: &SessionHandle, call_id: &str, result: Result<Value, CallError>) {
     match result {
         Ok(value) => {
-            handle.send(Text::from(call_result_json(call_id, &value)));
+            let frame = call_result_json(call_id, &value);
+            if frame.len() > handle.max_frame() {
+                let e = CallError::internal(format!(
+                    "the result is {} bytes; the most one message to a session may be is {} \
+                     bytes (outbox_max_bytes)",
+                    frame.len(),
+                    handle.max_frame()
+                ));
+                warn!(%call_id, bytes = frame.len(), "call result too large for the outbox");
+                return reply(handle, call_id, Err(e));
+            }
+            handle.send(Text::from(frame));
         }
         Err(e) => {
             let close_after = e.close_session;

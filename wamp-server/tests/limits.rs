@@ -370,3 +370,29 @@ async fn topic_policies_that_never_answer_time_out() {
     c.assert_alive().await;
     c.expect_silence().await;
 }
+
+#[tokio::test]
+async fn the_byte_bound_is_also_the_largest_frame_sent() {
+    let max = 1024;
+    let server = TestServer::start(test_router().outbox_max_bytes(max).build()).await;
+    let topic = "http://test/event#t";
+    let mut c = server.client().await;
+    c.send_json(json!([5, topic])).await;
+    // `[3,"c",["…"]]` is 12 bytes around the string: exactly at the bound it is delivered...
+    let at_bound = "x".repeat(max - 12);
+    let text = {
+        c.send_json(json!([2, "c", "http://test/rpc#args", at_bound]))
+            .await;
+        c.recv_text().await
+    };
+    assert_eq!(text.len(), max);
+    // ...one byte more is answered with #internal instead, and the session goes on.
+    let over = "x".repeat(max - 11);
+    let e = c.call("c", "http://test/rpc#args", &[json!(over)]).await;
+    assert_eq!(e[2], "http://api.wamp.ws/error#internal");
+    assert!(e[4].as_str().unwrap().contains("outbox_max_bytes"), "{e}");
+    // An event too large for its subscribers is not delivered to them.
+    c.send_json(json!([7, topic, "y".repeat(max)])).await;
+    c.assert_alive().await;
+    c.expect_silence().await;
+}
