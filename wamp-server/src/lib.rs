@@ -43,16 +43,27 @@
 //!
 //! # Limits and how sessions end
 //!
-//! Every per-session resource has a bound in [`Options`] (defaults in brackets): outgoing
-//! queue [4,096 frames, 4 MiB] and per-session prefixes [1,024], subscriptions [10,000] and URI
-//! length [2 KiB] close the session with 1008 and a reason naming the limit; messages over
-//! [`Options::max_message_size`] [1 MiB] close it with 1009; at
-//! [`Options::max_calls_in_flight`] [256] the session's socket is not read until a call
-//! finishes. WebSocket protocol violations close with 1002 (framing) or 1007 (invalid UTF-8).
-//! When a session ends its running calls are aborted ([`Options::detach_calls_on_close`])
-//! and the `on_session_close` hook runs, also if the session task panicked. A graceful
-//! shutdown ends sessions without a close handshake by default, so AutobahnJS 0.8 pages
-//! reconnect ([`ShutdownClose`]). [`SessionError`] lists every reason with its code.
+//! Every per-session resource has a bound in [`Options`] (defaults in parentheses, close
+//! code after the arrow):
+//! - outgoing queue: [`Options::outbox_capacity`] (4,096 frames) and
+//!   [`Options::outbox_max_bytes`] (4 MiB, also the largest frame sent and the bound on
+//!   pongs) → 1008; a close frame to a client that does not read gets
+//!   [`Options::close_wait`] (10 s), then the connection is dropped;
+//! - [`Options::max_prefixes`] (1,024), [`Options::max_subscriptions`] (10,000),
+//!   [`Options::max_uri_length`] (2 KiB) → 1008 with a reason naming the limit;
+//! - [`Options::max_message_size`] (1 MiB) → 1009;
+//! - [`Options::max_calls_in_flight`] (256): at the cap the socket is not read until a call
+//!   finishes (no close);
+//! - [`Options::policy_timeout`] (10 s) for topic policy callbacks (deny / drop);
+//!   [`AuthConfig::lookup_timeout`] (10 s) for credential lookups (`#auth-permissions-error`);
+//!   [`AuthConfig::timeout`] (20 s) to authenticate → 4401.
+//!
+//! WebSocket protocol violations close with 1002 (framing) or 1007 (invalid UTF-8), with a
+//! reason and a warn log line naming the session. When a session ends its running calls are
+//! aborted ([`Options::detach_calls_on_close`] keeps them) and the `on_session_close` hook
+//! runs, also if the session task panicked. A graceful shutdown ends sessions without a
+//! close handshake by default, so AutobahnJS 0.8 pages reconnect ([`ShutdownClose`]).
+//! [`SessionError`] lists every reason with its code.
 //!
 //! # Cargo features
 //!

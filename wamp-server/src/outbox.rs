@@ -144,9 +144,9 @@ impl SessionHandle {
             *slot = Some((code, reason.to_string()));
             drop(slot);
             if code == close::NORMAL {
-                debug!(code, reason, "closing session");
+                debug!(session = %self.id, code, reason, "closing session");
             } else {
-                warn!(code, reason, "closing session");
+                warn!(session = %self.id, code, reason, "closing session");
             }
             self.aborted.store(true, Ordering::Release);
             self.abort_signal.notify_one();

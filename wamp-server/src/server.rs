@@ -21,7 +21,8 @@ use crate::transport::{self, Outbound};
 
 /// Serves WAMP v1 on an already bound listener until `shutdown` completes, then shuts down
 /// gracefully: stops accepting, lets calls in flight answer (up to
-/// [`crate::Options::shutdown_grace`]), closes every session with 1001 and returns.
+/// [`crate::Options::shutdown_grace`]), ends every session as
+/// [`crate::Options::shutdown_close`] says and returns.
 ///
 /// Any request path is accepted. Bind to port 0 in tests and read the address from the
 /// listener.

@@ -137,7 +137,8 @@ where
                 _ = shutdown.changed() => break End::Shutdown,
             };
             if let Some(e) = fatal {
-                warn!(code = e.code(), reason = %e, "closing session");
+                // The session id as a field too: the session span is INFO, and may be off.
+                warn!(session = %id, code = e.code(), reason = %e, "closing session");
                 handle.close_for(&e);
                 break End::Closed;
             }

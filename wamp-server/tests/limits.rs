@@ -10,6 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::{client_frame, eventually, raw_ws, read_close, test_router, Client, TestServer};
+use futures::SinkExt;
 use serde_json::json;
 use tokio::io::AsyncWriteExt;
 use tokio::sync::Semaphore;
@@ -283,9 +284,65 @@ async fn violation_closes(server: &TestServer, bytes: &[u8], code: u16, reason_p
     );
 }
 
+/// The server's log lines at WARN and above, captured for the current thread (the
+/// current-thread test runtime runs the server's tasks on it).
+#[derive(Clone, Default)]
+struct Log(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for Log {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Log {
+    fn capture() -> (Log, tracing::subscriber::DefaultGuard) {
+        let log = Log::default();
+        let writer = log.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::WARN)
+            .with_ansi(false)
+            .with_writer(move || writer.clone())
+            .finish();
+        (log, tracing::subscriber::set_default(subscriber))
+    }
+
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).to_string()
+    }
+}
+
 #[tokio::test]
 async fn websocket_protocol_violations_get_their_close_codes() {
+    let (log, _guard) = Log::capture();
     let server = TestServer::start(test_router().build()).await;
+    // A warn line with the session id, the code and the reason.
+    let mut c = server.client().await;
+    c.ws.send(tokio_tungstenite::tungstenite::Message::Frame(
+        tokio_tungstenite::tungstenite::protocol::frame::Frame::message(
+            b"[\xff]".to_vec(),
+            tokio_tungstenite::tungstenite::protocol::frame::coding::OpCode::Data(
+                tokio_tungstenite::tungstenite::protocol::frame::coding::Data::Text,
+            ),
+            true,
+        ),
+    ))
+    .await
+    .unwrap();
+    assert_eq!(c.expect_close().await.0, 1007);
+    let line = log
+        .text()
+        .lines()
+        .find(|l| l.contains(&c.session_id))
+        .map(str::to_string)
+        .unwrap_or_else(|| panic!("no log line names the session: {}", log.text()));
+    assert!(line.contains("WARN"), "{line}");
+    assert!(line.contains("code=1007"), "{line}");
+    assert!(line.to_lowercase().contains("utf-8"), "{line}");
     // Invalid UTF-8 in a text message, and in a close reason: 1007.
     violation_closes(&server, &client_frame(0x81, b"[\xff]"), 1007, "utf-8").await;
     violation_closes(&server, &client_frame(0x88, b"\x03\xe8\xff"), 1007, "utf-8").await;
