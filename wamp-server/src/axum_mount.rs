@@ -117,3 +117,24 @@ fn tungstenite_error(e: &axum::Error) -> Option<&tungstenite::Error> {
     }
     None
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn text_crosses_the_axum_seam_without_a_copy() {
+        let from_axum = AxText::from("[2,\"c\",\"http://x/rpc#echo\"]".to_string());
+        let ptr = from_axum.as_str().as_ptr();
+        let Some(Inbound::Text(text)) = inbound(Ok(AxMessage::Text(from_axum))) else {
+            panic!("a text frame is a text message");
+        };
+        assert_eq!(text.as_ptr(), ptr);
+        let ours = Text::from("[3,\"c\",null]".to_string());
+        let ptr = ours.as_ptr();
+        let AxMessage::Text(to_axum) = outbound(Outbound::Text(ours)) else {
+            panic!("a text message is a text frame");
+        };
+        assert_eq!(to_axum.as_str().as_ptr(), ptr);
+    }
+}
