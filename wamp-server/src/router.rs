@@ -68,7 +68,8 @@ pub struct Options {
     /// How long a topic policy callback ([`crate::Topic::on_subscribe`],
     /// [`crate::Topic::on_publish`]) may take; one that takes longer denies the SUBSCRIBE or
     /// drops the PUBLISH (logged). Policies are awaited in the order of the session's
-    /// messages, so a PUBLISH after a SUBSCRIBE sees its outcome. Default 10 s.
+    /// messages, so a PUBLISH after a SUBSCRIBE sees its outcome; shutdown and the auth
+    /// timeout still end the session while one waits. Default 10 s.
     pub policy_timeout: Duration,
     /// How a graceful shutdown ends each session once its calls in flight have answered.
     /// Default [`ShutdownClose::Drop`].

@@ -101,19 +101,25 @@ where
         End::Shutdown
     } else {
         loop {
-            let auth_timer = async {
-                match auth_deadline {
-                    Some(at) if !session.auth.is_authenticated() => {
-                        tokio::time::sleep_until(at).await
-                    }
-                    _ => std::future::pending().await,
-                }
-            };
+            let auth_timer =
+                sleep_until_some(auth_deadline.filter(|_| !session.auth.is_authenticated()));
             let fatal: Option<SessionError> = tokio::select! {
                 // At the cap of calls in flight the socket is not read, so TCP pushes back
                 // on the client.
                 inbound = stream.next(), if session.calls.len() < max_calls => match inbound {
-                    Some(Inbound::Text(text)) => session.handle_text(&text).await.err(),
+                    Some(Inbound::Text(text)) => {
+                        // A message may wait on a topic policy callback (in order, bounded by
+                        // policy_timeout); shutdown and the auth timer still apply meanwhile.
+                        let auth_at = auth_deadline.filter(|_| !session.auth.is_authenticated());
+                        // Biased to the message: one that needs no wait (most) is handled on
+                        // the first poll, and the other two are never polled.
+                        tokio::select! {
+                            biased;
+                            handled = session.handle_text(&text) => handled.err(),
+                            _ = shutdown.changed() => break End::Shutdown,
+                            _ = sleep_until_some(auth_at) => Some(SessionError::AuthTimeout),
+                        }
+                    }
                     Some(Inbound::Binary) => Some(SessionError::Binary),
                     Some(Inbound::TooBig) => Some(SessionError::TooBig(options.max_message_size)),
                     Some(Inbound::Violation(code, reason)) => {
@@ -178,6 +184,14 @@ where
     drop(writer);
     // Runs the session_closed hook, after the socket is closed.
     drop(session);
+}
+
+/// Sleeps until `at`, or forever without one.
+async fn sleep_until_some(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
 }
 
 /// A session's private state, owned by its reader loop. Dropping it takes the session out of

@@ -453,3 +453,32 @@ async fn the_byte_bound_is_also_the_largest_frame_sent() {
     c.assert_alive().await;
     c.expect_silence().await;
 }
+
+#[tokio::test]
+async fn a_stuck_topic_policy_does_not_hold_off_shutdown_or_the_auth_timeout() {
+    let stuck = || Topic::open().on_subscribe(|_| std::future::pending::<bool>());
+    // Shutdown.
+    let router = test_router()
+        .policy_timeout(Duration::from_secs(600))
+        .topic("http://test/stuck", stuck())
+        .build();
+    let mut server = TestServer::start(router).await;
+    let mut c = server.client().await;
+    c.send(r#"[5,"http://test/stuck"]"#).await;
+    c.expect_silence().await;
+    server.stop();
+    c.expect_connection_end().await;
+    // The auth timeout.
+    let auth = wamp_server::AuthConfig::new(wamp_server::InMemoryAuth::new())
+        .unauthenticated_permissions(wamp_proto::Permissions::all())
+        .timeout(Duration::from_millis(500));
+    let router = test_router()
+        .policy_timeout(Duration::from_secs(600))
+        .topic("http://test/stuck", stuck())
+        .auth(auth)
+        .build();
+    let server = TestServer::start(router).await;
+    let mut c = server.client().await;
+    c.send(r#"[5,"http://test/stuck"]"#).await;
+    assert_eq!(c.expect_close().await.0, 4401);
+}
