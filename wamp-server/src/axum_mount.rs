@@ -83,7 +83,8 @@ fn inbound(m: Result<AxMessage, axum::Error>) -> Option<Inbound> {
         }),
         Ok(AxMessage::Binary(_)) => Some(Inbound::Binary),
         Ok(AxMessage::Close(_)) => Some(Inbound::Close),
-        Ok(AxMessage::Ping(_) | AxMessage::Pong(_)) => None,
+        Ok(AxMessage::Ping(payload)) => Some(Inbound::Ping(payload.len())),
+        Ok(AxMessage::Pong(_)) => None,
         Err(e) => Some(match tungstenite_error(&e) {
             Some(e) => transport::error_to_inbound(e),
             None => Inbound::Close,

@@ -20,6 +20,8 @@ pub(crate) enum Outgoing {
     Close(Box<(u16, String)>),
     /// Send what is queued, then end the connection without a close handshake.
     End,
+    /// Flush the socket (it holds pongs the WebSocket library queued itself).
+    Flush,
 }
 
 /// The part of a session that others hold: the router (to publish to it or close it) and
@@ -35,6 +37,10 @@ pub(crate) struct SessionHandle {
     queued: AtomicUsize,
     /// Bytes of the frames queued and not yet taken by the writer.
     queued_bytes: AtomicUsize,
+    /// Bytes of pongs answered by the WebSocket library and not yet flushed to the socket.
+    pong_bytes: AtomicUsize,
+    /// Whether a [`Outgoing::Flush`] is on its way to the writer.
+    flush_asked: AtomicBool,
     /// The most frames that may be queued ([`crate::Options::outbox_capacity`]).
     capacity: usize,
     /// The most bytes that may be queued ([`crate::Options::outbox_max_bytes`]).
@@ -63,6 +69,8 @@ impl SessionHandle {
             tx,
             queued: AtomicUsize::new(0),
             queued_bytes: AtomicUsize::new(0),
+            pong_bytes: AtomicUsize::new(0),
+            flush_asked: AtomicBool::new(false),
             capacity,
             max_bytes,
             abort: Mutex::new(None),
@@ -80,7 +88,8 @@ impl SessionHandle {
     pub(crate) fn send(&self, frame: Text) -> bool {
         let len = frame.len();
         let frames = self.queued.fetch_add(1, Ordering::Relaxed);
-        let bytes = self.queued_bytes.fetch_add(len, Ordering::Relaxed);
+        let bytes = self.queued_bytes.fetch_add(len, Ordering::Relaxed)
+            + self.pong_bytes.load(Ordering::Relaxed);
         let over = if frames >= self.capacity {
             Some(SessionError::SlowConsumer)
         } else if bytes + len > self.max_bytes {
@@ -95,6 +104,21 @@ impl SessionHandle {
             return false;
         }
         self.tx.send(Outgoing::Frame(frame)).is_ok()
+    }
+
+    /// Counts the pong the WebSocket library sends for a ping of `len` payload bytes: it
+    /// waits in the socket's write buffer until a flush, and counts against the byte bound
+    /// until then. Asks the writer to flush.
+    pub(crate) fn charge_pong(&self, len: usize) {
+        let size = len + 2;
+        let pongs = self.pong_bytes.fetch_add(size, Ordering::Relaxed) + size;
+        if pongs + self.queued_bytes.load(Ordering::Relaxed) > self.max_bytes {
+            self.abort_for(&SessionError::SlowConsumerBytes(self.max_bytes));
+            return;
+        }
+        if !self.flush_asked.swap(true, Ordering::AcqRel) {
+            let _ = self.tx.send(Outgoing::Flush);
+        }
     }
 
     /// The largest frame this outbox takes ([`crate::Options::outbox_max_bytes`]).
@@ -253,11 +277,12 @@ where
             match next {
                 Outgoing::Close(close) => return Ending::Close(Some(*close)),
                 Outgoing::End => {
-                    return match sink.flush().await {
+                    return match flush(sink, handle).await {
                         Ok(()) => Ending::Drop,
-                        Err(_) => Ending::Failed,
+                        Err(()) => Ending::Failed,
                     };
                 }
+                Outgoing::Flush => handle.flush_asked.store(false, Ordering::Release),
                 Outgoing::Frame(frame) => {
                     handle.taken(frame.len());
                     if sink.feed(Outbound::Text(frame)).await.is_err() {
@@ -274,10 +299,21 @@ where
                 Err(_) => break,
             }
         }
-        if sink.flush().await.is_err() {
+        if flush(sink, handle).await.is_err() {
             return Ending::Failed;
         }
     }
+}
+
+/// Flushes the socket; the pongs counted before it are out once it succeeds.
+async fn flush<Si>(sink: &mut Si, handle: &SessionHandle) -> Result<(), ()>
+where
+    Si: Sink<Outbound> + Unpin,
+{
+    let pongs = handle.pong_bytes.load(Ordering::Relaxed);
+    sink.flush().await.map_err(|_| ())?;
+    handle.pong_bytes.fetch_sub(pongs, Ordering::Relaxed);
+    Ok(())
 }
 
 /// Aborts a task when dropped.

@@ -41,9 +41,9 @@ pub struct Options {
     /// How many bytes of frames may wait in a session's outgoing queue; past this the session
     /// is closed as a slow consumer too, whichever bound is hit first. It is also the largest
     /// single frame sent: a call result larger than this is answered with an `#internal`
-    /// CALLERROR that says so, a larger event is not delivered (logged). The WebSocket
-    /// layer's write buffer is bounded by it too, so pongs to a client that never reads do
-    /// not queue up. Default 4 MiB.
+    /// CALLERROR that says so, a larger event is not delivered (logged). Pongs count too
+    /// until they are flushed to the socket, so a client that pings but never reads is a slow
+    /// consumer as well; the WebSocket layer's write buffer is bounded by this. Default 4 MiB.
     pub outbox_max_bytes: usize,
     /// The most calls of one session running at once. At the cap the session's socket is not
     /// read until a call finishes, so TCP pushes back on the client. Default 256.

@@ -122,6 +122,10 @@ where
                     }
                     Some(Inbound::Binary) => Some(SessionError::Binary),
                     Some(Inbound::TooBig) => Some(SessionError::TooBig(options.max_message_size)),
+                    Some(Inbound::Ping(len)) => {
+                        handle.charge_pong(len);
+                        None
+                    }
                     Some(Inbound::Violation(code, reason)) => {
                         Some(SessionError::WebSocket(code, reason))
                     }

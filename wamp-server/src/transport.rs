@@ -87,6 +87,10 @@ pub enum Inbound {
     Binary,
     /// A message over the size limit (refused with 1009).
     TooBig,
+    /// A ping with this many payload bytes. The WebSocket library answers it itself; the
+    /// session counts the pong against its outbox's byte bound until the socket is flushed,
+    /// so a client that never reads its pongs is a slow consumer too.
+    Ping(usize),
     /// The client broke the WebSocket protocol; the session is closed with this code and
     /// reason (invalid UTF-8 → 1007, framing violations → 1002).
     Violation(u16, String),
@@ -103,8 +107,8 @@ pub enum Outbound {
     Close(u16, String),
 }
 
-/// Maps what tungstenite read to what a session sees; pings and pongs are tungstenite's
-/// business (it answers pings itself).
+/// Maps what tungstenite read to what a session sees; tungstenite answers pings itself (the
+/// session only counts them), pongs are its business.
 pub(crate) fn from_tungstenite(
     m: Result<tungstenite::Message, tungstenite::Error>,
 ) -> Option<Inbound> {
@@ -113,7 +117,8 @@ pub(crate) fn from_tungstenite(
         Ok(M::Text(text)) => Some(Inbound::Text(Text::from_tungstenite(text))),
         Ok(M::Binary(_)) => Some(Inbound::Binary),
         Ok(M::Close(_)) => Some(Inbound::Close),
-        Ok(M::Ping(_) | M::Pong(_) | M::Frame(_)) => None,
+        Ok(M::Ping(payload)) => Some(Inbound::Ping(payload.len())),
+        Ok(M::Pong(_) | M::Frame(_)) => None,
         Err(e) => Some(error_to_inbound(&e)),
     }
 }
