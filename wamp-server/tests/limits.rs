@@ -356,12 +356,21 @@ async fn websocket_protocol_violations_get_their_close_codes() {
         client_frame(0x8b, b"x"),                                       // reserved control opcode
         unmasked.to_vec(),                                              // an unmasked client frame
         client_frame(0x89, &[0u8; 126]),                                // a ping over 125 bytes
+        client_frame(0x09, b"x"),                                       // a fragmented ping
         client_frame(0x88, b"\x03"), // a close frame with a 1-byte payload
         client_frame(0x88, &1005u16.to_be_bytes()), // a code that may not be sent
         client_frame(0x88, &999u16.to_be_bytes()),
     ] {
         violation_closes(&server, &bytes, 1002, "protocol").await;
     }
+    // A fragmented message over the size limit: 1009, like an unfragmented one.
+    let small = TestServer::start(test_router().max_message_size(1000).build()).await;
+    let fragments = [
+        client_frame(0x01, &[b' '; 600]),
+        client_frame(0x80, &[b' '; 600]),
+    ]
+    .concat();
+    violation_closes(&small, &fragments, 1009, "1000").await;
     server.client().await.assert_alive().await;
 }
 
