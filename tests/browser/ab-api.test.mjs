@@ -339,3 +339,29 @@ test('sending before the WebSocket opened throws as AutobahnJS does', () => {
   assert.throws(() => s.call('x'), /Autobahn not connected/);
   assert.throws(() => s.publish('t', 1), /Autobahn not connected/);
 });
+
+test('without WebCrypto (plain http off localhost) signing fails with an error that says why', async () => {
+  const { readFile } = await import('node:fs/promises');
+  const vm = await import('node:vm');
+  const { CLIENT_PATH } = await import('./load-client.mjs');
+  const errors = [];
+  // A page on http://192.168.1.20:8080: browsers give it crypto.getRandomValues but no subtle.
+  const page = vm.createContext({
+    location: { origin: 'http://192.168.1.20:8080', protocol: 'http:' },
+    crypto: { getRandomValues: (a) => globalThis.crypto.getRandomValues(a) },
+    TextEncoder,
+    btoa,
+    setTimeout,
+    clearTimeout,
+    queueMicrotask,
+    console: { log() {}, error: (e) => errors.push(e) },
+  });
+  vm.runInContext(await readFile(CLIENT_PATH, 'utf8'), page);
+  const why = /WebCrypto .*http:\/\/192\.168\.1\.20:8080 is not a secure context.*https/;
+  const session = Object.create(page.ab.Session.prototype);
+  await assert.rejects(session.authsign('challenge', 'secret'), why);
+  assert.match(String(errors[0]?.message), why, 'the error is also reported on the console');
+  await assert.rejects(page.wamp1.authSign('challenge', 'secret'), why);
+  // auth() given the failed signature rejects with the same error (the page's failure path).
+  await assert.rejects(session.auth(session.authsign('challenge', 'secret')), why);
+});

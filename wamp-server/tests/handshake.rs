@@ -41,16 +41,24 @@ impl Reply {
 /// Sends an upgrade request with `Host: host` and the extra header lines; reads the reply
 /// (the head only for a 101, the whole answer otherwise).
 async fn handshake(addr: SocketAddr, host: &str, extra: &[(&str, &str)]) -> Reply {
+    let mut lines = Vec::new();
+    for (k, v) in extra {
+        lines.extend_from_slice(format!("{k}: {v}\r\n").as_bytes());
+    }
+    handshake_bytes(addr, host, &lines).await
+}
+
+/// As [`handshake`], with the extra header lines as raw bytes (each ending in CRLF).
+async fn handshake_bytes(addr: SocketAddr, host: &str, extra: &[u8]) -> Reply {
     let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
     let mut req = format!(
         "GET /ws HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
          Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
-    );
-    for (k, v) in extra {
-        req.push_str(&format!("{k}: {v}\r\n"));
-    }
-    req.push_str("\r\n");
-    s.write_all(req.as_bytes()).await.unwrap();
+    )
+    .into_bytes();
+    req.extend_from_slice(extra);
+    req.extend_from_slice(b"\r\n");
+    s.write_all(&req).await.unwrap();
     let mut buf = Vec::new();
     let read = tokio::time::timeout(WAIT, async {
         let mut chunk = [0u8; 4096];
@@ -275,6 +283,23 @@ async fn subprotocols_on_both_transports() {
             );
             assert!(r.header("sec-websocket-protocol").is_empty(), "{name}");
         }
+        // Bytes that are not text are not a token list either (they used to mean "none").
+        let r = handshake_bytes(*addr, &host, b"Sec-WebSocket-Protocol: wamp, \xff\xfe\r\n").await;
+        assert_eq!(r.status, "HTTP/1.1 400 Bad Request", "{name}: {r:?}");
+        assert!(
+            r.body.contains("not a comma-separated list of tokens"),
+            "{name}: {}",
+            r.body
+        );
+        // Two headers form one list.
+        let r = handshake_bytes(
+            *addr,
+            &host,
+            b"Sec-WebSocket-Protocol: chat\r\nSec-WebSocket-Protocol: WAMP\r\n",
+        )
+        .await;
+        assert_eq!(r.code(), 101, "{name}: {r:?}");
+        assert_eq!(r.header("sec-websocket-protocol"), ["WAMP"], "{name}");
     }
 }
 
