@@ -8,7 +8,7 @@
 use std::net::{IpAddr, SocketAddr};
 
 use clap::Parser;
-use tracing::{info, warn};
+use tracing::info;
 
 /// The WAMP v1 tutorial server: demo page on `/`, WAMP on `/ws`.
 #[derive(Debug, Parser)]
@@ -79,9 +79,8 @@ async fn main() -> std::process::ExitCode {
         .local_addr()
         .expect("a bound listener has an address");
     // Browsers may connect from the page's own origin and from the allowed ones.
-    if wamp_server::handshake::allows_any_origin(&args.allow_origins) {
-        warn!("--allow-origin '*': pages from ANY web site may open WAMP sessions here with the visitor's browser");
-    } else if !args.allow_origins.is_empty() {
+    // (The router warns about '*' itself.)
+    if !args.allow_origins.is_empty() {
         info!(origins = ?args.allow_origins, "browser origins allowed beside the page's own");
     }
     let router = wamp_server::tutorial::builder()

@@ -471,7 +471,7 @@ impl RouterBuilder {
     }
 
     /// Also accept browser requests from these origins (exact match after lower-casing; `*`
-    /// for any); the request's own origin is always accepted. See
+    /// for any, logged as a warning); the request's own origin is always accepted. See
     /// [`Options::allowed_origins`].
     pub fn allowed_origins<I, S>(mut self, origins: I) -> Self
     where
@@ -479,6 +479,12 @@ impl RouterBuilder {
         S: Into<String>,
     {
         self.options.allowed_origins = origins.into_iter().map(Into::into).collect();
+        if crate::handshake::allows_any_origin(&self.options.allowed_origins) {
+            tracing::warn!(
+                "allowed origins include '*': pages from ANY web site may open WAMP sessions here \
+                 with their visitors' browsers (cross-site WebSocket hijacking)"
+            );
+        }
         self
     }
 
