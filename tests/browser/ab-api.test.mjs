@@ -109,7 +109,8 @@ test('connect offers wamp, hands over a session after WELCOME, sessionid()', () 
 
 test('a server that does not select wamp is dropped unless skipSubprotocolCheck', async () => {
   const rec = connect();
-  latest().accept('');
+  // Thrown from the socket's onopen (uncaught on a page), as AutobahnJS does.
+  assert.throws(() => latest().accept(''), /^Error: server does not speak WAMP \(but '' !\)$/);
   assert.deepEqual(latest().closedWith, [1000, 'server does not speak WAMP']);
   await tick();
   assert.deepEqual(rec.hangups, [[ab.CONNECTION_UNREACHABLE, 'Connection could not be established.']]);

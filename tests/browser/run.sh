@@ -152,7 +152,7 @@ grep -m 1 '^wamp-server listening:' "$SERVER_OUT"
 
 say "node --test (wamp1.js unit checks)"
 run_step timeout 120 node --test tests/browser/sign-vectors.test.mjs tests/browser/client-protocol.test.mjs \
-  tests/browser/ab-api.test.mjs \
+  tests/browser/ab-api.test.mjs tests/browser/ab-differential.test.mjs \
   || fail "wamp1.js unit checks failed"
 
 say "browser test against $BASE (screenshots in $OUT_DIR)"

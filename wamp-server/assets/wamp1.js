@@ -923,8 +923,8 @@ ab.Session = function (wsuri, onopen, onclose, options) {
         if (ab._debugws) console.log(`WS Warning ${self._wsuri}: WAMP subprotocol check skipped`);
       } else {
         ws.close(1000, 'server does not speak WAMP');
-        report(new Error(`server does not speak WAMP (but '${ws.protocol}' !)`));
-        return;
+        // Uncaught, as in AutobahnJS: the page's console shows it.
+        throw new Error(`server does not speak WAMP (but '${ws.protocol}' !)`);
       }
     }
     if (ab._debugws) console.log(`WAMP Connect ${self._wsuri}`, ws.protocol);
