@@ -109,18 +109,22 @@ fn check_origin(headers: &HeaderMap, allowed: &[String]) -> Result<(), Refusal> 
     if same_origin(&lower, headers) {
         return Ok(());
     }
-    let host = headers.get(http::header::HOST).map_or_else(
-        || "no Host header".to_string(),
-        |h| format!("Host {}", shown(h)),
-    );
-    let body = format!(
-        "origin {quoted} may not open a WAMP session here: it is neither this server's own origin \
-         ({host}) nor on the server's allow-list. To allow it, start the tutorial server with \
-         --allow-origin {text} (repeatable; or WAMP_ALLOW_ORIGINS, comma-separated), or add it \
-         with RouterBuilder::allowed_origins in an application.\n"
-    );
+    let host = headers
+        .get(http::header::HOST)
+        .map_or_else(|| "none".to_string(), shown);
     warn!(origin = %quoted, %host, "refused a browser origin (HTTP 403)");
-    Err(forbidden(body))
+    if parse_allowed_origin(text).is_err() {
+        return Err(forbidden(format!(
+            "origin {quoted} is not an origin a browser sends (scheme://host[:port], no path, \
+             no user part): refused\n"
+        )));
+    }
+    Err(forbidden(format!(
+        "origin {quoted} may not open a WAMP session here: it is neither this server's own origin \
+         (Host {host}) nor on the server's allow-list. To allow it, start the tutorial server \
+         with --allow-origin {text} (repeatable; or WAMP_ALLOW_ORIGINS, comma-separated), or add \
+         it with RouterBuilder::allowed_origins in an application.\n"
+    )))
 }
 
 fn forbidden(body: String) -> Refusal {
@@ -392,8 +396,37 @@ mod tests {
         ] {
             let e = origin(trick, host, &[]).unwrap_err();
             assert_eq!(e.status, StatusCode::FORBIDDEN, "{trick}");
-            assert!(e.body.contains("--allow-origin"), "{}", e.body);
+            // A well-formed origin is told how to be allowed; a malformed one what is wrong.
+            let how = format!("--allow-origin {trick} ");
+            let malformed = "is not an origin a browser sends";
+            assert!(
+                e.body.contains(&how) != e.body.contains(malformed),
+                "{trick}: {}",
+                e.body
+            );
         }
+        for malformed in [
+            "http://localhost:8080.evil.com",
+            "http://localhost:8080@evil.com",
+            "http://localhost:8080/",
+            "localhost:8080",
+            "",
+        ] {
+            let e = origin(malformed, host, &[]).unwrap_err();
+            assert!(
+                e.body.contains("is not an origin a browser sends"),
+                "{malformed}: {}",
+                e.body
+            );
+        }
+        let e = origin("http://localhost:8081", host, &[]).unwrap_err();
+        assert!(
+            e.body.contains("--allow-origin http://localhost:8081 ")
+                && e.body.contains("WAMP_ALLOW_ORIGINS")
+                && e.body.contains("Host \"localhost:8080\""),
+            "{}",
+            e.body
+        );
         // https's default port is not http's.
         assert!(origin("https://example.com", "example.com:80", &[]).is_err());
         assert!(origin("http://example.com", "example.com:443", &[]).is_err());
