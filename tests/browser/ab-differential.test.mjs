@@ -192,6 +192,10 @@ test('a session: prefix, calls, errors, pubsub, publish forms, auth frames, thro
     // The signature: AutobahnJS returns the string, wamp1.js a Promise of it.
     log.push(['authsign', await Promise.resolve(s.authsign('{"challenge":1}', 'secret'))]);
     log.push(['authsign, no secret', await Promise.resolve(s.authsign('c'))]);
+    // Salted WAMP-CRA: the PBKDF2 key (a string in AutobahnJS, a Promise of it here).
+    const extra = { salt: 'RANDOM SALT', keylen: 32, iterations: 1000 };
+    log.push(['deriveKey', await Promise.resolve(ab.deriveKey('secret', extra))]);
+    log.push(['deriveKey, no salt', await Promise.resolve(ab.deriveKey('secret', {}))]);
     s.unsubscribe('event:chat');
     log.push(['unsubscribe again', thrown(() => s.unsubscribe('event:chat'))]);
     s.close();
