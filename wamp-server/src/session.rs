@@ -57,7 +57,7 @@ where
     St: Stream<Item = Inbound> + Unpin + Send,
     Si: Sink<Outbound> + Unpin + Send + 'static,
 {
-    let options = router.options().clone();
+    let options = router.options();
     let (handle, rx) = SessionHandle::new(
         id.clone(),
         options.outbox_capacity,
