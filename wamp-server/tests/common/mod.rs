@@ -75,7 +75,10 @@ impl Client {
         request
             .headers_mut()
             .insert("Sec-WebSocket-Protocol", "wamp".parse().unwrap());
-        let (ws, response) = tokio_tungstenite::connect_async(request).await.unwrap();
+        // Without Nagle: tests send many small frames and must not wait for delayed ACKs.
+        let (ws, response) = tokio_tungstenite::connect_async_with_config(request, None, true)
+            .await
+            .unwrap();
         assert_eq!(
             response.headers().get("sec-websocket-protocol").unwrap(),
             "wamp"
