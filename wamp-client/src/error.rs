@@ -1,13 +1,17 @@
 //! The one error type of `wamp-client`: everything an operation can fail with.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::Value;
+use tokio_tungstenite::tungstenite;
 
 /// Everything a [`Client`](crate::Client) operation can fail with.
 ///
 /// The type is `Clone` so that one failure (a lost connection) can be handed to every call
-/// that was waiting on it. A CALLERROR from the server is [`Error::CallError`], carrying the
+/// that was waiting on it; causes from other crates (serde_json, the WebSocket library,
+/// [`wamp_proto`]) are kept, behind an `Arc` where they are not `Clone`, and reachable with
+/// [`std::error::Error::source`]. A CALLERROR from the server is [`Error::CallError`], carrying the
 /// error URI, description and details exactly as received; a CALLERROR that refuses
 /// authentication is [`Error::AuthRefused`] instead, with the same three fields.
 ///
@@ -103,18 +107,28 @@ pub enum Error {
     /// text says which.
     #[error("client closed: {0}")]
     Closed(String),
-    /// The server sent a frame that is not a well-formed WAMP v1 message for a client
-    /// (invalid JSON, wrong shape, a client-to-server message type, a binary frame). The
-    /// client closes that connection with code 1002 and reconnects per its policy.
+    /// The server broke the WAMP v1 rules for a client with a frame that is well-formed
+    /// (a binary frame, a second WELCOME, a message only clients send). The client closes
+    /// that connection with code 1002 (1003 for a binary frame) and reconnects per its
+    /// policy.
     #[error("protocol error from the server: {0}")]
     Protocol(String),
+    /// The server sent a text frame that is not a well-formed WAMP v1 message (invalid JSON,
+    /// wrong shape); the source is [`wamp_proto`]'s description. Handled like
+    /// [`Error::Protocol`].
+    #[error("protocol error from the server: {0}")]
+    InvalidMessage(#[from] wamp_proto::Error),
+    /// The WebSocket failed under an open connection (reset, invalid frame, a write that
+    /// failed). The source is the WebSocket library's error.
+    #[error("WebSocket error: {0}")]
+    WebSocket(#[source] Arc<tungstenite::Error>),
     /// Call arguments or a published event could not be turned into JSON, or call arguments
     /// did not serialize to a JSON array.
     #[error("could not encode: {0}")]
-    Encode(String),
+    Encode(#[source] Arc<serde_json::Error>),
     /// A result or event could not be decoded into the requested type.
     #[error("could not decode: {0}")]
-    Decode(String),
+    Decode(#[source] Arc<serde_json::Error>),
     /// WAMP-CRA failed on the client side: the challenge could not be read or signed, or the
     /// `auth` result was not a permissions object. (A refusal by the server is
     /// [`Error::AuthRefused`].)
@@ -178,6 +192,7 @@ impl Error {
                     | Error::ConnectTimeout(_)
                     | Error::NotConnected
                     | Error::ConnectionLost(_)
+                    | Error::WebSocket(_)
                     | Error::Closed(_)
                     | Error::Timeout(_)
             ),
@@ -219,9 +234,36 @@ fn describe_refusal(status: u16, body: &str) -> String {
     text
 }
 
-impl From<wamp_proto::Error> for Error {
-    fn from(e: wamp_proto::Error) -> Self {
-        Error::Protocol(e.to_string())
+impl Error {
+    /// [`Error::Encode`] from serde_json's error.
+    pub(crate) fn encode(e: serde_json::Error) -> Error {
+        Error::Encode(Arc::new(e))
+    }
+
+    /// [`Error::Decode`] from serde_json's error.
+    pub(crate) fn decode(e: serde_json::Error) -> Error {
+        Error::Decode(Arc::new(e))
+    }
+
+    /// A WebSocket failure under an open connection: the peer closing is
+    /// [`Error::ConnectionLost`], anything else [`Error::WebSocket`].
+    pub(crate) fn websocket(e: tungstenite::Error) -> Error {
+        match e {
+            tungstenite::Error::ConnectionClosed | tungstenite::Error::AlreadyClosed => {
+                Error::ConnectionLost("the connection closed".into())
+            }
+            e => Error::WebSocket(Arc::new(e)),
+        }
+    }
+
+    /// The text a lost connection is reported with: the reason itself for
+    /// [`Error::ConnectionLost`] (no "connection lost: connection lost: …"), else the
+    /// error's message.
+    pub(crate) fn reason(&self) -> String {
+        match self {
+            Error::ConnectionLost(why) => why.clone(),
+            other => other.to_string(),
+        }
     }
 }
 
@@ -313,6 +355,27 @@ mod tests {
     #[test]
     fn proto_errors_become_protocol_errors() {
         let e: Error = wamp_proto::Message::from_json("[9]").unwrap_err().into();
-        assert!(matches!(e, Error::Protocol(ref s) if s.contains("unknown message type")));
+        assert!(matches!(e, Error::InvalidMessage(_)), "{e:?}");
+        assert!(e
+            .to_string()
+            .starts_with("protocol error from the server: unknown message type"));
+        let source = std::error::Error::source(&e).expect("the proto error is the source");
+        assert!(source.to_string().contains("unknown message type"));
+    }
+
+    #[test]
+    fn foreign_errors_are_kept_as_sources() {
+        let json = serde_json::from_str::<u8>("x").unwrap_err();
+        let e = Error::decode(json);
+        assert!(std::error::Error::source(&e).is_some());
+        let copy = e.clone();
+        assert_eq!(copy.to_string(), e.to_string());
+        let ws = Error::websocket(tungstenite::Error::Io(std::io::Error::other("reset")));
+        assert!(matches!(ws, Error::WebSocket(_)));
+        assert_eq!(ws.to_string(), "WebSocket error: IO error: reset");
+        assert!(std::error::Error::source(&ws).is_some());
+        let closed = Error::websocket(tungstenite::Error::ConnectionClosed);
+        assert_eq!(closed.reason(), "the connection closed");
+        assert!(closed.is_connection_error());
     }
 }

@@ -151,6 +151,23 @@
 //! # }
 //! ```
 //!
+//! # Who owns what
+//!
+//! | module | owns |
+//! |---|---|
+//! | `client` | the [`Client`] handle: turns each operation into a command for the driver |
+//! | `connect` | one connection's setup: dial, WebSocket handshake (`wamp` subprotocol), WELCOME, and the one WAMP-CRA routine that [`Client::authenticate`] and re-authentication after a reconnect both run |
+//! | `driver` | the session loop (reads in its `select!`; a writer task per connection, fed by a bounded queue, owns the write half) and reconnecting |
+//! | `registry` | the bookkeeping as plain data: pending calls, subscriptions by resolved topic, the client's prefixes |
+//! | `subscription` | the [`Subscription`] stream; dropping it tells the driver |
+//! | `options`, `event`, `error` | plain types: [`ConnectOptions`], [`PublishOptions`], [`ConnectionState`]; [`Event`]; [`Error`] |
+//!
+//! Imports go one way: `client` → `connect`, `driver` → `registry` → `event`, `options`,
+//! `error`. Two pairs import each other, on purpose: `client` and `subscription` (a
+//! [`Subscription`] holds the [`Client`] that made it), and `client` and `options`
+//! ([`ConnectOptions::connect`] is a shortcut for [`Client::connect_with`]). Wire layouts
+//! (messages, CURIEs, WAMP-CRA) are [`wamp_proto`]'s.
+//!
 //! # Logging
 //!
 //! The driver logs with [`tracing`] under a `wamp_client` span carrying the URL: connects
@@ -163,16 +180,20 @@
 //! shown). `RUST_LOG=wamp_client::wire=trace` shows the protocol alone.
 
 mod client;
+mod connect;
 mod driver;
 mod error;
+mod event;
 mod options;
+mod registry;
 mod subscription;
 
-pub use client::{Client, PublishOptions};
-pub use driver::curie_prefix;
+pub use client::Client;
 pub use error::{Error, Result};
-pub use options::{ConnectOptions, ConnectionState, ReconnectPolicy};
-pub use subscription::{Event, Subscription};
+pub use event::Event;
+pub use options::{ConnectOptions, ConnectionState, PublishOptions, ReconnectPolicy};
+pub use registry::curie_prefix;
+pub use subscription::Subscription;
 pub use wamp_proto::{Permissions, Value};
 
 /// Connects to `url` with the default [`ConnectOptions`]; the same as [`Client::connect`].

@@ -1,10 +1,11 @@
-//! Connection options (timeouts, subprotocol check, reconnect policy, credentials) and the
-//! connection states a client goes through.
+//! Plain option types: how to connect (timeouts, subprotocol check, reconnect policy,
+//! credentials), the connection states a client goes through, and who receives a publish.
 
 use std::fmt;
 use std::time::Duration;
 
 use serde_json::{Map, Value};
+use wamp_proto::{Exclude, Message};
 
 use crate::client::Client;
 use crate::error::Result;
@@ -335,9 +336,151 @@ impl fmt::Debug for Credentials {
     }
 }
 
+/// Who receives a published event: see [`Client::publish_with`](crate::Client::publish_with).
+///
+/// The server computes recipients = (subscribers ∩ eligible) − exclude.
+///
+/// ```
+/// use wamp_client::PublishOptions;
+/// let everyone_but_me = PublishOptions::new().exclude_me(true);
+/// let only_these = PublishOptions::new().eligible(["s1-session-id", "s2-session-id"]);
+/// let not_those = PublishOptions {
+///     exclude: vec!["s3-session-id".into()],
+///     ..Default::default()
+/// };
+/// # drop((everyone_but_me, only_these, not_those));
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PublishOptions {
+    /// `Some(true)`: this session does not receive its own event; `Some(false)`: it does,
+    /// even on a server whose default is to leave the publisher out; `None`: the server's
+    /// default.
+    pub exclude_me: Option<bool>,
+    /// Session ids that do not receive the event.
+    pub exclude: Vec<String>,
+    /// If set, only these session ids may receive the event.
+    pub eligible: Option<Vec<String>>,
+}
+
+impl PublishOptions {
+    /// No options: the plain `[7, topic, event]`.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Sets [`PublishOptions::exclude_me`].
+    pub fn exclude_me(mut self, exclude_me: bool) -> Self {
+        self.exclude_me = Some(exclude_me);
+        self
+    }
+
+    /// Adds session ids to [`PublishOptions::exclude`].
+    pub fn exclude<I, S>(mut self, sessions: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.exclude.extend(sessions.into_iter().map(Into::into));
+        self
+    }
+
+    /// Sets [`PublishOptions::eligible`].
+    pub fn eligible<I, S>(mut self, sessions: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.eligible = Some(sessions.into_iter().map(Into::into).collect());
+        self
+    }
+
+    /// The PUBLISH message for these options. `me` is this client's session id, needed when
+    /// `exclude_me` has to be said with an exclude list (the wire has room for only one of
+    /// the two).
+    pub(crate) fn into_message(self, topic: String, event: Value, me: Option<&str>) -> Message {
+        let PublishOptions {
+            exclude_me,
+            mut exclude,
+            eligible,
+        } = self;
+        // An eligible list without exclusions needs an element 3 on the wire;
+        // `Message::to_json` writes it (an empty list), so `None` says "nobody excluded".
+        let exclude = if exclude.is_empty() {
+            exclude_me.map(Exclude::Me)
+        } else {
+            if exclude_me == Some(true) {
+                if let Some(me) = me {
+                    if !exclude.iter().any(|s| s == me) {
+                        exclude.push(me.to_string());
+                    }
+                }
+            }
+            Some(Exclude::Sessions(exclude))
+        };
+        Message::Publish {
+            topic_uri: topic,
+            event,
+            exclude,
+            eligible,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
+
+    fn wire(options: PublishOptions) -> String {
+        options
+            .into_message("event:chat".into(), json!("hi"), Some("ME"))
+            .to_json()
+    }
+
+    #[test]
+    fn publish_uses_the_shortest_form() {
+        assert_eq!(wire(PublishOptions::new()), r#"[7,"event:chat","hi"]"#);
+        assert_eq!(
+            wire(PublishOptions::new().exclude_me(true)),
+            r#"[7,"event:chat","hi",true]"#
+        );
+        assert_eq!(
+            wire(PublishOptions::new().exclude_me(false)),
+            r#"[7,"event:chat","hi",false]"#
+        );
+        assert_eq!(
+            wire(PublishOptions::new().exclude(["a", "b"])),
+            r#"[7,"event:chat","hi",["a","b"]]"#
+        );
+        assert_eq!(
+            wire(PublishOptions::new().eligible(["a"])),
+            r#"[7,"event:chat","hi",[],["a"]]"#
+        );
+        assert_eq!(
+            wire(PublishOptions::new().exclude(["b"]).eligible(["a", "b"])),
+            r#"[7,"event:chat","hi",["b"],["a","b"]]"#
+        );
+        assert_eq!(
+            wire(PublishOptions::new().exclude_me(true).eligible(["a"])),
+            r#"[7,"event:chat","hi",true,["a"]]"#
+        );
+    }
+
+    #[test]
+    fn exclude_me_with_a_list_adds_the_own_session_once() {
+        assert_eq!(
+            wire(PublishOptions::new().exclude_me(true).exclude(["a"])),
+            r#"[7,"event:chat","hi",["a","ME"]]"#
+        );
+        assert_eq!(
+            wire(PublishOptions::new().exclude_me(true).exclude(["ME"])),
+            r#"[7,"event:chat","hi",["ME"]]"#
+        );
+        assert_eq!(
+            wire(PublishOptions::new().exclude_me(false).exclude(["a"])),
+            r#"[7,"event:chat","hi",["a"]]"#
+        );
+    }
 
     #[test]
     fn never_gives_up_at_once() {
