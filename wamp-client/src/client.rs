@@ -11,6 +11,7 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 use tokio::sync::{mpsc, oneshot, watch};
 use tracing::Instrument;
+use wamp_proto::cra::CraStyle;
 use wamp_proto::Permissions;
 
 use crate::connect::{self, Caller};
@@ -43,6 +44,7 @@ struct Shared {
     next_subscription: AtomicU64,
     subscription_capacity: usize,
     calls: CallIds,
+    cra_style: CraStyle,
 }
 
 /// Call ids: 16 characters, a random prefix of 10 per client (60 bits) then a 6-character
@@ -130,6 +132,7 @@ impl Client {
                 next_subscription: AtomicU64::new(1),
                 subscription_capacity: options.subscription_capacity,
                 calls: CallIds::new(),
+                cra_style: options.cra_style,
             }),
             call_timeout: options.call_timeout,
         })
@@ -363,12 +366,14 @@ impl Client {
     /// Authenticates with WAMP-CRA and returns the permissions granted.
     ///
     /// Calls `http://api.wamp.ws/procedure#authreq` with `(key, null)`, signs the exact
-    /// challenge text it returns (deriving the key with PBKDF2 first when the challenge is
-    /// salted), and calls `http://api.wamp.ws/procedure#auth` with the signature. A CALLERROR
+    /// challenge text it returns in the [`ConnectOptions::cra_style`] (by default: the
+    /// standard way, deriving the key with PBKDF2 first when the challenge is salted, for a
+    /// JSON challenge; clj-wamp's way for an opaque one), and calls `http://api.wamp.ws/procedure#auth` with the signature. A CALLERROR
     /// from either is [`Error::AuthRefused`], with the server's URI (e.g.
     /// `http://api.wamp.ws/error#invalid-signature`), description and details; a challenge
     /// or result the client cannot use is [`Error::Auth`]; timeouts and connection errors are
-    /// those of [`Client::call`]. On success the client remembers the credentials and
+    /// those of [`Client::call`]. The permissions may come in AutobahnPython's form or in
+    /// clj-wamp's map form. On success the client remembers the credentials and
     /// authenticates again after every reconnect, before re-subscribing.
     pub async fn authenticate(&self, key: &str, secret: &str) -> Result<Permissions> {
         self.authenticate_with_extra(key, secret, None).await
@@ -382,7 +387,12 @@ impl Client {
         secret: &str,
         extra: Option<Map<String, Value>>,
     ) -> Result<Permissions> {
-        let credentials = Credentials::new(key.to_string(), secret.to_string(), extra);
+        let credentials = Credentials::new(
+            key.to_string(),
+            secret.to_string(),
+            extra,
+            self.shared.cra_style,
+        );
         let mut caller = self;
         let permissions = connect::authenticate(&mut caller, &credentials).await?;
         self.send(Command::SetCredentials(credentials)).await?;

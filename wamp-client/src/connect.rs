@@ -19,7 +19,7 @@ use tokio_tungstenite::tungstenite::{self, Message as WsMessage};
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 use tracing::{debug, trace};
 use wamp_proto::uri::{PROC_AUTH, PROC_AUTHREQ};
-use wamp_proto::{Message, Permissions};
+use wamp_proto::{cra, Message, Permissions};
 
 use crate::error::{Error, Result};
 use crate::options::{ConnectOptions, Credentials};
@@ -72,9 +72,10 @@ pub(crate) trait Caller {
     async fn call(&mut self, proc_uri: &str, args: Vec<Value>) -> Result<Value>;
 }
 
-/// WAMP-CRA: `authreq` with the key (and extra), sign the exact challenge text, `auth` with
-/// the signature, read the permissions. A CALLERROR from either call is
-/// [`Error::AuthRefused`]; a challenge or result the client cannot use is [`Error::Auth`].
+/// WAMP-CRA: `authreq` with the key (and extra), sign the exact challenge text in the
+/// credentials' style, `auth` with the signature, read the permissions (either form
+/// [`cra::AuthResult`] reads). A CALLERROR from either call is [`Error::AuthRefused`]; a
+/// challenge or result the client cannot use is [`Error::Auth`].
 pub(crate) async fn authenticate(
     caller: &mut impl Caller,
     credentials: &Credentials,
@@ -83,42 +84,49 @@ pub(crate) async fn authenticate(
         .call(PROC_AUTHREQ, authreq_args(credentials))
         .await
         .map_err(Error::into_auth_refusal)?;
-    let signature = sign_challenge(challenge, credentials.secret.clone()).await?;
+    let signature = sign_challenge(&challenge, credentials).await?;
     let granted = caller
-        .call(PROC_AUTH, vec![Value::String(signature)])
+        .call(PROC_AUTH, cra::Auth { signature }.to_args())
         .await
         .map_err(Error::into_auth_refusal)?;
     let permissions = parse_permissions(granted)?;
-    debug!(key = %credentials.key, ?permissions, "authenticated");
+    debug!(key = %credentials.key, style = %credentials.style, ?permissions, "authenticated");
     Ok(permissions)
 }
 
-/// The arguments of `authreq`: `(authKey, extra | null)`.
+/// The arguments of `authreq`.
 fn authreq_args(credentials: &Credentials) -> Vec<Value> {
-    vec![
-        Value::String(credentials.key.clone()),
-        credentials.extra.clone().map_or(Value::Null, Value::Object),
-    ]
+    cra::AuthReq {
+        authkey: Some(credentials.key.clone()),
+        extra: credentials.extra.clone(),
+    }
+    .to_args()
 }
 
-/// Signs the exact challenge text `authreq` returned. PBKDF2 for a salted challenge may take
-/// a while, so it runs on the blocking pool.
-async fn sign_challenge(challenge: Value, secret: String) -> Result<String> {
-    let Value::String(text) = challenge else {
-        return Err(Error::Auth(format!(
-            "the server's challenge is not a string but {challenge}"
-        )));
+/// Signs the exact challenge text `authreq` returned (`None` for an anonymous `null`
+/// challenge). PBKDF2 for a salted challenge may take a while, so it runs on the blocking
+/// pool.
+async fn sign_challenge(challenge: &Value, credentials: &Credentials) -> Result<Option<String>> {
+    let Some(text) = cra::challenge_text(challenge).map_err(|e| Error::Auth(e.to_string()))? else {
+        return Ok(None);
     };
-    tokio::task::spawn_blocking(move || wamp_proto::cra::client_signature(&text, &secret))
+    let (text, secret, style) = (
+        text.to_string(),
+        credentials.secret.clone(),
+        credentials.style,
+    );
+    tokio::task::spawn_blocking(move || cra::client_signature_styled(&text, &secret, style))
         .await
         .map_err(|e| Error::Auth(format!("signing failed: {e}")))?
+        .map(Some)
         .map_err(|e| Error::Auth(e.to_string()))
 }
 
 /// Reads the `auth` result.
 fn parse_permissions(value: Value) -> Result<Permissions> {
-    serde_json::from_value(value)
-        .map_err(|e| Error::Auth(format!("the auth result is not a permissions object: {e}")))
+    cra::AuthResult::from_value(value)
+        .map(|result| result.permissions)
+        .map_err(|e| Error::Auth(e.to_string()))
 }
 
 /// Opens one connection: TCP, WebSocket handshake offering `wamp`, the WELCOME and, with
@@ -301,6 +309,7 @@ pub(crate) const CLOSE_GRACE: Duration = Duration::from_secs(2);
 #[cfg(test)]
 mod tests {
     use super::*;
+    use wamp_proto::cra::CraStyle;
 
     #[test]
     fn truncate_respects_char_boundaries() {
@@ -309,29 +318,56 @@ mod tests {
         assert_eq!(truncate("aé", 2), "a");
     }
 
+    fn creds(style: CraStyle) -> Credentials {
+        Credentials::new("k".into(), "s".into(), None, style)
+    }
+
     #[tokio::test]
     async fn signing_needs_a_string_challenge() {
-        let err = sign_challenge(Value::Null, "s".into()).await.unwrap_err();
-        assert!(matches!(err, Error::Auth(_)), "{err}");
-        let err = sign_challenge(Value::String("not json".into()), "s".into())
+        let err = sign_challenge(&Value::from(3), &creds(CraStyle::Auto))
             .await
             .unwrap_err();
+        assert!(matches!(err, Error::Auth(_)), "{err}");
+        assert_eq!(
+            sign_challenge(&Value::Null, &creds(CraStyle::Auto))
+                .await
+                .unwrap(),
+            None,
+            "a null challenge is anonymous: auth with null"
+        );
+        let err = sign_challenge(
+            &Value::String("not json".into()),
+            &creds(CraStyle::Standard),
+        )
+        .await
+        .unwrap_err();
         assert!(
             err.to_string().contains("invalid WAMP-CRA challenge"),
             "{err}"
         );
         let text = r#"{"authid":"a","authkey":"k","timestamp":"t","sessionid":"s","extra":{},"permissions":{"rpc":[],"pubsub":[]}}"#;
-        assert_eq!(
-            sign_challenge(Value::String(text.into()), "secret".into())
-                .await
-                .unwrap(),
-            wamp_proto::cra::sign("secret", text)
-        );
+        for style in [CraStyle::Auto, CraStyle::Standard] {
+            assert_eq!(
+                sign_challenge(&Value::String(text.into()), &creds(style))
+                    .await
+                    .unwrap(),
+                Some(wamp_proto::cra::sign("s", text))
+            );
+        }
+        // An opaque challenge (clj-wamp's) is signed with key and message swapped.
+        for style in [CraStyle::Auto, CraStyle::CljWamp] {
+            assert_eq!(
+                sign_challenge(&Value::String("opaque".into()), &creds(style))
+                    .await
+                    .unwrap(),
+                Some(wamp_proto::cra::sign_swapped("s", "opaque"))
+            );
+        }
     }
 
     #[test]
     fn authreq_sends_null_extra_by_default() {
-        let c = Credentials::new("guest".into(), "pw".into(), None);
+        let c = Credentials::new("guest".into(), "pw".into(), None, CraStyle::Auto);
         assert_eq!(
             authreq_args(&c),
             vec![Value::String("guest".into()), Value::Null]
@@ -339,7 +375,9 @@ mod tests {
     }
 
     #[test]
-    fn permissions_parse_or_fail_clearly() {
+    fn permissions_parse_in_either_form_or_fail_clearly() {
+        let clj = parse_permissions(serde_json::json!({"rpc": {"http://x/a": true}})).unwrap();
+        assert!(clj.may_call("http://x/a") && !clj.may_call("http://x/b"));
         let p =
             parse_permissions(serde_json::json!({"rpc": [{"uri": "http://x/a", "call": true}]}))
                 .unwrap();

@@ -192,8 +192,11 @@ pub use client::Client;
 pub use error::{Error, Result};
 pub use event::Event;
 pub use options::{ConnectOptions, ConnectionState, PublishOptions, ReconnectPolicy};
-pub use registry::curie_prefix;
 pub use subscription::Subscription;
+pub use wamp_proto::cra::CraStyle;
+/// The prefix of a topic that reads as a CURIE (what [`Client::subscribe`] checks before
+/// refusing an unknown prefix with [`Error::UnknownPrefix`]); [`wamp_proto::uri::curie_prefix`].
+pub use wamp_proto::uri::curie_prefix;
 pub use wamp_proto::{Permissions, Value};
 
 /// Connects to `url` with the default [`ConnectOptions`]; the same as [`Client::connect`].

@@ -5,6 +5,7 @@ use std::fmt;
 use std::time::Duration;
 
 use serde_json::{Map, Value};
+use wamp_proto::cra::CraStyle;
 use wamp_proto::{Exclude, Message};
 
 use crate::client::Client;
@@ -39,6 +40,7 @@ pub struct ConnectOptions {
     pub(crate) call_timeout: Option<Duration>,
     pub(crate) reconnect: ReconnectPolicy,
     pub(crate) credentials: Option<Credentials>,
+    pub(crate) cra_style: CraStyle,
     pub(crate) prefixes: Vec<(String, String)>,
     pub(crate) subscription_capacity: usize,
     pub(crate) ping_interval: Option<Duration>,
@@ -53,6 +55,7 @@ impl Default for ConnectOptions {
             call_timeout: Some(Duration::from_secs(60)),
             reconnect: ReconnectPolicy::default(),
             credentials: None,
+            cra_style: CraStyle::Auto,
             prefixes: Vec::new(),
             subscription_capacity: 4096,
             ping_interval: Some(Duration::from_secs(30)),
@@ -69,6 +72,7 @@ impl fmt::Debug for ConnectOptions {
             .field("call_timeout", &self.call_timeout)
             .field("reconnect", &self.reconnect)
             .field("credentials", &self.credentials)
+            .field("cra_style", &self.cra_style)
             .field("prefixes", &self.prefixes)
             .field("subscription_capacity", &self.subscription_capacity)
             .field("ping_interval", &self.ping_interval)
@@ -124,7 +128,26 @@ impl ConnectOptions {
     /// (Authenticating later with [`Client::authenticate`] also makes reconnects
     /// authenticate.)
     pub fn auth(mut self, key: impl Into<String>, secret: impl Into<String>) -> Self {
-        self.credentials = Some(Credentials::new(key.into(), secret.into(), None));
+        self.credentials = Some(Credentials::new(
+            key.into(),
+            secret.into(),
+            None,
+            self.cra_style,
+        ));
+        self
+    }
+
+    /// How WAMP-CRA signs the server's challenge, for [`ConnectOptions::auth`] and
+    /// [`Client::authenticate`]: [`CraStyle::Standard`] (`HMAC(key = secret, message =
+    /// challenge)`, with PBKDF2 for a salted challenge: AutobahnPython, AutobahnJS, this
+    /// project's server), [`CraStyle::CljWamp`] (`HMAC(key = challenge, message = secret)`:
+    /// clj-wamp 1.0's server), or [`CraStyle::Auto`], the default, which signs a challenge
+    /// that is a JSON object the standard way and an opaque one the clj-wamp way.
+    pub fn cra_style(mut self, style: CraStyle) -> Self {
+        self.cra_style = style;
+        if let Some(credentials) = &mut self.credentials {
+            credentials.style = style;
+        }
         self
     }
 
@@ -318,11 +341,22 @@ pub(crate) struct Credentials {
     pub(crate) key: String,
     pub(crate) secret: String,
     pub(crate) extra: Option<Map<String, Value>>,
+    pub(crate) style: CraStyle,
 }
 
 impl Credentials {
-    pub(crate) fn new(key: String, secret: String, extra: Option<Map<String, Value>>) -> Self {
-        Credentials { key, secret, extra }
+    pub(crate) fn new(
+        key: String,
+        secret: String,
+        extra: Option<Map<String, Value>>,
+        style: CraStyle,
+    ) -> Self {
+        Credentials {
+            key,
+            secret,
+            extra,
+            style,
+        }
     }
 }
 
@@ -332,6 +366,7 @@ impl fmt::Debug for Credentials {
             .field("key", &self.key)
             .field("secret", &"<redacted>")
             .field("extra", &self.extra)
+            .field("style", &self.style)
             .finish()
     }
 }
@@ -525,5 +560,12 @@ mod tests {
         let shown = format!("{o:?}");
         assert!(!shown.contains("very-secret"), "{shown}");
         assert!(shown.contains("<redacted>"));
+        assert_eq!(o.cra_style, CraStyle::Auto);
+        let o = o.cra_style(CraStyle::CljWamp);
+        assert_eq!(o.credentials.as_ref().unwrap().style, CraStyle::CljWamp);
+        let o = ConnectOptions::new()
+            .cra_style(CraStyle::Standard)
+            .auth("k", "s");
+        assert_eq!(o.credentials.unwrap().style, CraStyle::Standard);
     }
 }

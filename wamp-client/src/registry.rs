@@ -8,7 +8,7 @@ use std::sync::Arc;
 use serde_json::Value;
 use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, warn};
-use wamp_proto::uri::Prefixes;
+use wamp_proto::uri::{curie_prefix, Prefixes};
 use wamp_proto::Message;
 
 use crate::error::{Error, Result};
@@ -186,36 +186,6 @@ impl Registry {
         }
         delivered
     }
-}
-
-/// The prefix of `topic` when it reads as a CURIE (`prefix:rest`) rather than as a full URI:
-/// it has a `:` after a non-empty part, and is neither a URI with an authority
-/// (`scheme://…`) nor one with a common scheme that has none (`urn:`, `tag:`, `mailto:`,
-/// `data:`, `uuid:`, and `http`, `https`, `ws`, `wss`, `file`). Whether the prefix is
-/// known is not checked.
-///
-/// This is the test [`Client::subscribe`](crate::Client::subscribe) applies before refusing
-/// a CURIE with an unknown prefix ([`Error::UnknownPrefix`]).
-///
-/// ```
-/// use wamp_client::curie_prefix;
-/// assert_eq!(curie_prefix("event:chat"), Some("event"));
-/// assert_eq!(curie_prefix("http://wamptutorial/event#chat"), None);
-/// assert_eq!(curie_prefix("urn:example:chat"), None);
-/// assert_eq!(curie_prefix("chat"), None);
-/// ```
-pub fn curie_prefix(topic: &str) -> Option<&str> {
-    const SCHEMES: [&str; 10] = [
-        "http", "https", "ws", "wss", "urn", "tag", "mailto", "data", "file", "uuid",
-    ];
-    let (prefix, rest) = topic.split_once(':')?;
-    if prefix.is_empty()
-        || rest.starts_with("//")
-        || SCHEMES.iter().any(|s| prefix.eq_ignore_ascii_case(s))
-    {
-        return None;
-    }
-    Some(prefix)
 }
 
 #[cfg(test)]
