@@ -106,6 +106,14 @@ impl Client {
     /// retried (the reconnect policy applies to connections that were up).
     pub async fn connect_with(url: &str, options: ConnectOptions) -> Result<Client> {
         check_url(url)?;
+        #[cfg(feature = "tls")]
+        let options = {
+            let mut options = options;
+            if url.starts_with("wss:") {
+                options.tls.config = Some(crate::tls::client_config(&options.tls)?);
+            }
+            options
+        };
         let options = Arc::new(options);
         let span = tracing::info_span!("wamp_client", url = %url);
         let (ws, welcome) = connect::establish(
@@ -464,12 +472,20 @@ fn check_url(url: &str) -> Result<()> {
     let parsed = url::Url::parse(url).map_err(|e| invalid(&e.to_string()))?;
     match parsed.scheme() {
         "ws" => {}
+        #[cfg(feature = "tls")]
+        "wss" => {}
+        #[cfg(not(feature = "tls"))]
         "wss" => {
             return Err(invalid(
-                "wss:// needs TLS, which this build of wamp-client does not include",
+                "wss:// needs TLS, which this build of wamp-client leaves out (its `tls` \
+                 feature is off)",
             ))
         }
-        other => return Err(invalid(&format!("the scheme must be ws, not {other}"))),
+        other => {
+            return Err(invalid(&format!(
+                "the scheme must be ws or wss, not {other}"
+            )))
+        }
     }
     if parsed.host_str().is_none_or(str::is_empty) {
         return Err(invalid("no host"));
@@ -527,7 +543,11 @@ mod tests {
     #[test]
     fn urls_are_checked_before_connecting() {
         assert!(check_url("ws://localhost:8080/ws").is_ok());
-        for bad in ["http://localhost/", "wss://x/", "not a url", "ws://"] {
+        #[cfg(feature = "tls")]
+        assert!(check_url("wss://x/").is_ok());
+        #[cfg(not(feature = "tls"))]
+        assert!(check_url("wss://x/").is_err());
+        for bad in ["http://localhost/", "not a url", "ws://", "wss://"] {
             assert!(
                 matches!(check_url(bad), Err(Error::InvalidUrl { .. })),
                 "{bad}"

@@ -152,21 +152,26 @@ pub(crate) async fn establish(
     }
 }
 
-/// The WebSocket handshake.
+/// The WebSocket handshake (over TLS for `wss://`).
 async fn open(url: &str, opts: &ConnectOptions) -> Result<Ws> {
     let config = WebSocketConfig::default()
         .max_message_size(Some(opts.max_message_size))
         .max_frame_size(Some(opts.max_message_size));
-    match handshake(url, config, true).await {
+    match handshake(url, opts, config, true).await {
         Err(Error::Subprotocol(why)) if opts.skip_subprotocol_check => {
             debug!(%why, "the server did not select `wamp`; connecting without offering it");
-            handshake(url, config, false).await
+            handshake(url, opts, config, false).await
         }
         other => other,
     }
 }
 
-async fn handshake(url: &str, config: WebSocketConfig, offer_wamp: bool) -> Result<Ws> {
+async fn handshake(
+    url: &str,
+    opts: &ConnectOptions,
+    config: WebSocketConfig,
+    offer_wamp: bool,
+) -> Result<Ws> {
     let invalid = |reason: String| Error::InvalidUrl {
         url: url.to_string(),
         reason,
@@ -179,7 +184,28 @@ async fn handshake(url: &str, config: WebSocketConfig, offer_wamp: bool) -> Resu
             .headers_mut()
             .insert(SEC_WEBSOCKET_PROTOCOL, HeaderValue::from_static("wamp"));
     }
-    match tokio_tungstenite::connect_async_with_config(request, Some(config), true).await {
+    #[cfg(feature = "tls")]
+    let connected = {
+        use tokio_tungstenite::Connector;
+        // Always our own connector: tokio-tungstenite's default would pick a provider itself.
+        let connector = match &opts.tls.config {
+            Some(config) if url.starts_with("wss:") => Connector::Rustls(config.clone()),
+            _ => Connector::Plain,
+        };
+        tokio_tungstenite::connect_async_tls_with_config(
+            request,
+            Some(config),
+            true,
+            Some(connector),
+        )
+        .await
+    };
+    #[cfg(not(feature = "tls"))]
+    let connected = {
+        let _ = opts;
+        tokio_tungstenite::connect_async_with_config(request, Some(config), true).await
+    };
+    match connected {
         // tungstenite has checked that an offered subprotocol was selected.
         Ok((ws, _response)) => Ok(ws),
         Err(tungstenite::Error::Protocol(ProtocolError::SecWebSocketSubProtocolError(e))) => {
@@ -196,6 +222,50 @@ async fn handshake(url: &str, config: WebSocketConfig, offer_wamp: bool) -> Resu
                 url: url.to_string(),
                 status: response.status().as_u16(),
                 body: body.trim().to_string(),
+            })
+        }
+        #[cfg(feature = "tls")]
+        Err(tungstenite::Error::Io(e)) if crate::tls::rustls_error(&e).is_some() => {
+            let host = url::Url::parse(url)
+                .ok()
+                .and_then(|u| u.host_str().map(str::to_string))
+                .unwrap_or_default();
+            let failure =
+                crate::tls::failure(crate::tls::rustls_error(&e).expect("checked"), &host);
+            Err(Error::Tls {
+                url: url.to_string(),
+                failure,
+                source: Some(Arc::new(e)),
+            })
+        }
+        #[cfg(feature = "tls")]
+        Err(tungstenite::Error::Io(e))
+            if url.starts_with("wss:") && e.kind() == std::io::ErrorKind::UnexpectedEof =>
+        {
+            Err(Error::Tls {
+                url: url.to_string(),
+                failure: crate::error::TlsFailure::Handshake(
+                    "the server closed the connection during the TLS handshake; is it \
+                     serving TLS on this port (else use ws://)?"
+                        .into(),
+                ),
+                source: Some(Arc::new(e)),
+            })
+        }
+        #[cfg(feature = "tls")]
+        Err(tungstenite::Error::Tls(e)) => {
+            let host = url::Url::parse(url)
+                .ok()
+                .and_then(|u| u.host_str().map(str::to_string))
+                .unwrap_or_default();
+            let failure = match &e {
+                tungstenite::error::TlsError::Rustls(inner) => crate::tls::failure(inner, &host),
+                _ => crate::error::TlsFailure::InvalidServerName(host),
+            };
+            Err(Error::Tls {
+                url: url.to_string(),
+                failure,
+                source: Some(Arc::new(e)),
             })
         }
         Err(e) => Err(Error::Connect {

@@ -1,5 +1,6 @@
 //! The one error type of `wamp-client`: everything an operation can fail with.
 
+use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -22,6 +23,8 @@ use tokio_tungstenite::tungstenite;
 /// | [`Error::InvalidUrl`] | the URL is not one the client can use (nothing was tried) |
 /// | [`Error::Connect`] | no TCP connection or no HTTP answer (unreachable, reset, not HTTP) |
 /// | [`Error::HandshakeRefused`] | the server answered the WebSocket handshake with an HTTP error status |
+/// | [`Error::Tls`] | the TLS handshake of a `wss://` URL failed, e.g. the server's certificate was refused ([`TlsFailure`] says why and what to do) |
+/// | [`Error::TlsSetup`] | the TLS settings cannot be used, e.g. an unreadable CA file (nothing was tried) |
 /// | [`Error::Subprotocol`] | the server accepted the WebSocket but not the `wamp` subprotocol |
 /// | [`Error::Handshake`] | the server's first message was not a WAMP v1 WELCOME |
 /// | [`Error::AuthRefused`] / [`Error::Auth`] | WAMP-CRA ([`ConnectOptions::auth`](crate::ConnectOptions::auth)) was refused by the server / failed on the client side |
@@ -29,8 +32,8 @@ use tokio_tungstenite::tungstenite;
 #[derive(Debug, Clone, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
-    /// The URL given to `connect` is not a `ws://` URL (`wss://` needs a TLS-enabled build of
-    /// tokio-tungstenite, which this crate does not enable).
+    /// The URL given to `connect` is not a `ws://` or `wss://` URL (`wss://` needs the `tls`
+    /// feature, on by default).
     #[error("invalid URL {url:?}: {reason}")]
     InvalidUrl {
         /// The URL as given.
@@ -48,6 +51,22 @@ pub enum Error {
         /// Why it failed, as the transport said.
         reason: String,
     },
+    /// The TLS handshake of a `wss://` connection failed: the server's certificate was
+    /// refused, or the handshake itself failed. Trying again does not help until something
+    /// changes; [`TlsFailure`] says what.
+    #[error("TLS with {url} failed: {failure}")]
+    Tls {
+        /// The URL the client tried.
+        url: String,
+        /// What went wrong, and what to do about it.
+        failure: TlsFailure,
+        /// The TLS library's error.
+        source: Option<Arc<dyn std::error::Error + Send + Sync>>,
+    },
+    /// The TLS settings cannot be used: a CA file that cannot be read or holds no
+    /// certificate, a certificate that cannot be a trust anchor. Nothing was tried.
+    #[error("TLS setup failed: {0}")]
+    TlsSetup(String),
     /// The server answered the WebSocket handshake with an HTTP status other than
     /// `101 Switching Protocols`: it is there, but refuses this client, e.g. `403` for a
     /// disallowed origin, `404` for a wrong path, `503` when it is full. The body usually says
@@ -267,6 +286,85 @@ impl Error {
     }
 }
 
+/// Why the TLS handshake of a `wss://` connection failed, in terms a person can act on. The
+/// `Display` text says what happened, then what to do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum TlsFailure {
+    /// The certificate is not issued by an authority the client trusts: a private CA, or a
+    /// self-signed certificate.
+    UnknownIssuer,
+    /// The certificate does not name the host in the URL.
+    NameMismatch {
+        /// The host of the URL (a name or an IP address).
+        host: String,
+        /// The names the certificate does carry, when the TLS library said.
+        presented: Vec<String>,
+    },
+    /// The certificate has expired.
+    Expired,
+    /// The certificate is not valid yet.
+    NotYetValid,
+    /// The server presents a CA certificate (`basicConstraints CA:TRUE`) as its own, which
+    /// TLS forbids; typical of a self-signed certificate made with plain `openssl req -x509`.
+    CaUsedAsEndEntity,
+    /// The URL's host cannot be a TLS server name.
+    InvalidServerName(String),
+    /// Another problem with the certificate (the TLS library's description).
+    Certificate(String),
+    /// The handshake failed for another reason, e.g. no protocol version or cipher in
+    /// common, or an alert from the server (the TLS library's description).
+    Handshake(String),
+}
+
+impl fmt::Display for TlsFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        const TRUST: &str = "trust the CA that issued it (or the self-signed certificate \
+                             itself) with ConnectOptions::ca_file / wamp-cli --ca-file FILE";
+        match self {
+            TlsFailure::UnknownIssuer => write!(
+                f,
+                "the server's certificate is not issued by an authority this client trusts \
+                 (unknown issuer); {TRUST}"
+            ),
+            TlsFailure::NameMismatch { host, presented } => {
+                write!(f, "the server's certificate is not valid for {host:?}")?;
+                if !presented.is_empty() {
+                    write!(f, " (it names {})", presented.join(", "))?;
+                }
+                write!(
+                    f,
+                    "; connect with a name the certificate carries, or give the server a \
+                     certificate for {host:?}"
+                )
+            }
+            TlsFailure::Expired => f.write_str(
+                "the server's certificate has expired; renew it on the server (or check this \
+                 machine's clock)",
+            ),
+            TlsFailure::NotYetValid => f.write_str(
+                "the server's certificate is not valid yet; check this machine's clock (or the \
+                 certificate's start date)",
+            ),
+            TlsFailure::CaUsedAsEndEntity => f.write_str(
+                "the server presents a CA certificate (basicConstraints CA:TRUE) as its own, \
+                 which TLS forbids (plain `openssl req -x509` makes such certificates); make \
+                 the server's certificate with CA:FALSE (openssl: -addext \
+                 basicConstraints=critical,CA:FALSE), or sign it with a separate CA and trust \
+                 that CA",
+            ),
+            TlsFailure::InvalidServerName(host) => write!(
+                f,
+                "{host:?} cannot be a TLS server name; use a host name or an IP address"
+            ),
+            TlsFailure::Certificate(why) => {
+                write!(f, "the server's certificate was refused: {why}")
+            }
+            TlsFailure::Handshake(why) => write!(f, "the TLS handshake failed: {why}"),
+        }
+    }
+}
+
 /// A specialized `Result` for client operations.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -361,6 +459,39 @@ mod tests {
             .starts_with("protocol error from the server: unknown message type"));
         let source = std::error::Error::source(&e).expect("the proto error is the source");
         assert!(source.to_string().contains("unknown message type"));
+    }
+
+    #[test]
+    fn tls_failures_say_what_to_do() {
+        let e = Error::Tls {
+            url: "wss://h/ws".into(),
+            failure: TlsFailure::UnknownIssuer,
+            source: None,
+        };
+        assert!(e.to_string().starts_with("TLS with wss://h/ws failed: "));
+        assert!(e.to_string().contains("--ca-file"), "{e}");
+        assert!(!e.is_connection_error(), "retrying does not help");
+        let name = TlsFailure::NameMismatch {
+            host: "other".into(),
+            presented: vec!["DnsName(\"localhost\")".into()],
+        };
+        assert!(
+            name.to_string().contains("not valid for \"other\""),
+            "{name}"
+        );
+        assert!(name.to_string().contains("localhost"), "{name}");
+        for f in [
+            TlsFailure::Expired,
+            TlsFailure::NotYetValid,
+            TlsFailure::CaUsedAsEndEntity,
+        ] {
+            let text = f.to_string();
+            assert!(text.contains("; "), "what happened; what to do: {text}");
+            assert!(!text.contains('\n'), "{text}");
+        }
+        assert!(TlsFailure::CaUsedAsEndEntity
+            .to_string()
+            .contains("CA:FALSE"));
     }
 
     #[test]

@@ -36,6 +36,30 @@
 //! # }
 //! ```
 //!
+//! # TLS (`wss://`)
+//!
+//! With the `tls` feature (on by default), `wss://` URLs connect over rustls with the ring
+//! provider. The server's certificate is checked against the operating system's trust store
+//! (or, where that is empty, the webpki-roots Mozilla roots), plus any CA files given; the
+//! SNI name is the URL's host (names and IP addresses). A refused certificate is
+//! [`Error::Tls`], whose [`TlsFailure`] says what is wrong and what to do.
+//!
+//! ```no_run
+//! # #[cfg(feature = "tls")]
+//! # async fn run() -> wamp_client::Result<()> {
+//! use wamp_client::ConnectOptions;
+//! // A server with a private CA or a self-signed certificate: trust that file.
+//! let client = ConnectOptions::new()
+//!     .ca_file("/etc/wamp/ca.pem")
+//!     .connect("wss://wamp.example.com/ws")
+//!     .await?;
+//! // For testing only: accept any certificate (warns on every connection).
+//! let careless = ConnectOptions::new().insecure(true).connect("wss://localhost:8443/ws").await?;
+//! # drop((client, careless));
+//! # Ok(())
+//! # }
+//! ```
+//!
 //! # Call a procedure
 //!
 //! ```no_run
@@ -187,11 +211,16 @@ mod event;
 mod options;
 mod registry;
 mod subscription;
+#[cfg(feature = "tls")]
+mod tls;
 
 pub use client::Client;
-pub use error::{Error, Result};
+pub use error::{Error, Result, TlsFailure};
 pub use event::Event;
 pub use options::{ConnectOptions, ConnectionState, PublishOptions, ReconnectPolicy};
+/// The rustls crate this client is built with, for [`ConnectOptions::tls_config`].
+#[cfg(feature = "tls")]
+pub use rustls;
 pub use subscription::Subscription;
 pub use wamp_proto::cra::CraStyle;
 /// The prefix of a topic that reads as a CURIE (what [`Client::subscribe`] checks before

@@ -2,6 +2,7 @@
 //! credentials), the connection states a client goes through, and who receives a publish.
 
 use std::fmt;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use serde_json::{Map, Value};
@@ -45,6 +46,31 @@ pub struct ConnectOptions {
     pub(crate) subscription_capacity: usize,
     pub(crate) ping_interval: Option<Duration>,
     pub(crate) max_message_size: usize,
+    pub(crate) tls: TlsOptions,
+}
+
+/// How a `wss://` connection decides whom to trust.
+#[derive(Clone, Default)]
+pub(crate) struct TlsOptions {
+    /// Extra CA certificates (PEM files), trusted besides the OS store.
+    pub(crate) ca_files: Vec<PathBuf>,
+    /// Accept any certificate (signatures still checked), warning each time.
+    pub(crate) insecure: bool,
+    /// The configuration to use: the application's, or the one built from the above
+    /// (once, when the client connects).
+    #[cfg(feature = "tls")]
+    pub(crate) config: Option<std::sync::Arc<rustls::ClientConfig>>,
+}
+
+impl fmt::Debug for TlsOptions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut d = f.debug_struct("TlsOptions");
+        d.field("ca_files", &self.ca_files)
+            .field("insecure", &self.insecure);
+        #[cfg(feature = "tls")]
+        d.field("custom_config", &self.config.is_some());
+        d.finish()
+    }
 }
 
 impl Default for ConnectOptions {
@@ -60,6 +86,7 @@ impl Default for ConnectOptions {
             subscription_capacity: 4096,
             ping_interval: Some(Duration::from_secs(30)),
             max_message_size: 16 << 20,
+            tls: TlsOptions::default(),
         }
     }
 }
@@ -77,6 +104,7 @@ impl fmt::Debug for ConnectOptions {
             .field("subscription_capacity", &self.subscription_capacity)
             .field("ping_interval", &self.ping_interval)
             .field("max_message_size", &self.max_message_size)
+            .field("tls", &self.tls)
             .finish()
     }
 }
@@ -184,7 +212,38 @@ impl ConnectOptions {
         self
     }
 
-    /// Connects to `url` (`ws://host:port/path`) with these options. Returns once the
+    /// Trust the CA certificates in this PEM file for `wss://`, besides the operating
+    /// system's store (or, where that is empty, the webpki-roots Mozilla roots). Call it again
+    /// for more files. A file that cannot be read or holds no certificate fails `connect`
+    /// with [`Error::TlsSetup`](crate::Error::TlsSetup). For a server with a self-signed
+    /// certificate, this file is the certificate itself.
+    #[cfg(feature = "tls")]
+    pub fn ca_file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.tls.ca_files.push(path.into());
+        self
+    }
+
+    /// Use this rustls configuration for `wss://` instead of building one (the trust
+    /// settings [`ConnectOptions::ca_file`] and [`ConnectOptions::insecure`] are then not
+    /// used). Build it with the re-exported [`rustls`](crate::rustls) and its ring provider.
+    #[cfg(feature = "tls")]
+    pub fn tls_config(mut self, config: std::sync::Arc<rustls::ClientConfig>) -> Self {
+        self.tls.config = Some(config);
+        self
+    }
+
+    /// For testing only: accept any certificate on `wss://` (expired, self-signed, for
+    /// another name). The connection is still encrypted and the server must still hold the
+    /// key of the certificate it shows, but anyone could be at the other end. Every
+    /// connection made this way logs a warning.
+    #[cfg(feature = "tls")]
+    pub fn insecure(mut self, insecure: bool) -> Self {
+        self.tls.insecure = insecure;
+        self
+    }
+
+    /// Connects to `url` (`ws://host:port/path`, or `wss://` with the `tls` feature) with
+    /// these options. Returns once the
     /// server's WELCOME has arrived (and authentication, if configured, has succeeded); the
     /// returned client's driver task then runs in the background.
     pub async fn connect(self, url: &str) -> Result<Client> {
