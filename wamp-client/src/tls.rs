@@ -154,6 +154,15 @@ pub(crate) fn rustls_error(e: &std::io::Error) -> Option<&rustls::Error> {
     e.get_ref()?.downcast_ref::<rustls::Error>()
 }
 
+/// A name as rustls shows it (`DnsName("example.com")`) as a person writes it.
+fn plain_name(shown: &str) -> String {
+    shown
+        .strip_prefix("DnsName(\"")
+        .and_then(|rest| rest.strip_suffix("\")"))
+        .unwrap_or(shown)
+        .to_string()
+}
+
 /// What a rustls error means for a person connecting to `host`.
 pub(crate) fn failure(e: &rustls::Error, host: &str) -> TlsFailure {
     let rustls::Error::InvalidCertificate(cert) = e else {
@@ -167,7 +176,7 @@ pub(crate) fn failure(e: &rustls::Error, host: &str) -> TlsFailure {
         },
         CertificateError::NotValidForNameContext { presented, .. } => TlsFailure::NameMismatch {
             host: host.to_string(),
-            presented: presented.clone(),
+            presented: presented.iter().map(|name| plain_name(name)).collect(),
         },
         CertificateError::Expired | CertificateError::ExpiredContext { .. } => TlsFailure::Expired,
         CertificateError::NotValidYet | CertificateError::NotValidYetContext { .. } => {
@@ -178,5 +187,34 @@ pub(crate) fn failure(e: &rustls::Error, host: &str) -> TlsFailure {
             TlsFailure::CaUsedAsEndEntity
         }
         other => TlsFailure::Certificate(format!("{other:?}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn presented_names_are_shown_plainly() {
+        assert_eq!(plain_name("DnsName(\"other.example\")"), "other.example");
+        assert_eq!(plain_name("IpAddress(127.0.0.1)"), "IpAddress(127.0.0.1)");
+    }
+
+    #[test]
+    fn rustls_errors_map_to_failures() {
+        let e = rustls::Error::InvalidCertificate(CertificateError::UnknownIssuer);
+        assert_eq!(failure(&e, "h"), TlsFailure::UnknownIssuer);
+        let e = rustls::Error::InvalidCertificate(CertificateError::Expired);
+        assert_eq!(failure(&e, "h"), TlsFailure::Expired);
+        let e = rustls::Error::InvalidCertificate(CertificateError::NotValidForName);
+        assert_eq!(
+            failure(&e, "h"),
+            TlsFailure::NameMismatch {
+                host: "h".into(),
+                presented: vec![]
+            }
+        );
+        let e = rustls::Error::General("boom".into());
+        assert!(matches!(failure(&e, "h"), TlsFailure::Handshake(why) if why.contains("boom")));
     }
 }
