@@ -18,8 +18,9 @@ use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
 use tokio_tungstenite::tungstenite::{self, Message as WsMessage};
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 use tracing::{debug, trace};
+use wamp_proto::cra::{self, CraStyle};
 use wamp_proto::uri::{PROC_AUTH, PROC_AUTHREQ};
-use wamp_proto::{cra, Message, Permissions};
+use wamp_proto::{Message, Permissions};
 
 use crate::error::{Error, Result};
 use crate::options::{ConnectOptions, Credentials};
@@ -119,7 +120,15 @@ async fn sign_challenge(challenge: &Value, credentials: &Credentials) -> Result<
         .await
         .map_err(|e| Error::Auth(format!("signing failed: {e}")))?
         .map(Some)
-        .map_err(|e| Error::Auth(e.to_string()))
+        .map_err(|e| match (e, style) {
+            (e @ wamp_proto::Error::InvalidChallenge(_), CraStyle::Standard) => {
+                Error::Auth(format!(
+                    "{e}; a challenge that is not a JSON object is clj-wamp's: sign it in the \
+                 clj-wamp or auto CRA style (ConnectOptions::cra_style, wamp-cli --cra-style)"
+                ))
+            }
+            (e, _) => Error::Auth(e.to_string()),
+        })
 }
 
 /// Reads the `auth` result.
@@ -379,7 +388,6 @@ pub(crate) const CLOSE_GRACE: Duration = Duration::from_secs(2);
 #[cfg(test)]
 mod tests {
     use super::*;
-    use wamp_proto::cra::CraStyle;
 
     #[test]
     fn truncate_respects_char_boundaries() {
