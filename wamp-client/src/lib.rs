@@ -183,13 +183,15 @@
 //! | `connect` | one connection's setup: dial, WebSocket handshake (`wamp` subprotocol), WELCOME, and the one WAMP-CRA routine that [`Client::authenticate`] and re-authentication after a reconnect both run |
 //! | `driver` | the session loop (reads in its `select!`; a writer task per connection, fed by a bounded queue, owns the write half) and reconnecting |
 //! | `registry` | the bookkeeping as plain data: pending calls, subscriptions by resolved topic, the client's prefixes |
+//! | `tls` | (feature `tls`) the rustls client configuration for `wss://` (trust store, CA files, insecure mode) and reading rustls's refusals into [`TlsFailure`]s |
 //! | `subscription` | the [`Subscription`] stream; dropping it tells the driver |
 //! | `options`, `event`, `error` | plain types: [`ConnectOptions`], [`PublishOptions`], [`ConnectionState`]; [`Event`]; [`Error`] |
 //!
 //! Imports go one way: `client` → `connect`, `driver` → `registry` → `event`, `options`,
-//! `error`. Two pairs import each other, on purpose: `client` and `subscription` (a
-//! [`Subscription`] holds the [`Client`] that made it), and `client` and `options`
-//! ([`ConnectOptions::connect`] is a shortcut for [`Client::connect_with`]). Wire layouts
+//! `error`; `client` and `connect` → `tls` → `options`, `error`. Two pairs import each
+//! other, on purpose: `client` and `subscription` (a [`Subscription`] holds the [`Client`]
+//! that made it), and `client` and `options` ([`ConnectOptions::connect`] is a shortcut for
+//! [`Client::connect_with`]). Wire layouts
 //! (messages, CURIEs, WAMP-CRA) are [`wamp_proto`]'s.
 //!
 //! # Logging
