@@ -75,7 +75,7 @@ impl Subscription {
     }
 
     /// Removes this subscription, and waits until the driver has handled it: if it was the
-    /// topic's last, UNSUBSCRIBE has been written to the connection when this returns.
+    /// topic's last, UNSUBSCRIBE is queued on the connection when this returns.
     /// Dropping the subscription does the same without waiting.
     pub async fn unsubscribe(mut self) -> Result<()> {
         self.done = true;
