@@ -316,8 +316,8 @@ impl Client {
     /// `client.prefix("chat", "chat:")`, which resolves it to the same name on both sides.)
     ///
     /// While reconnecting, the subscription is recorded and sent once connected. WAMP v1 has
-    /// no acknowledgement for SUBSCRIBE: when this returns, the SUBSCRIBE is queued on the connection,
-    /// and the server handles it before anything this session sends later.
+    /// no acknowledgement for SUBSCRIBE: when this returns, the SUBSCRIBE is queued on the
+    /// connection, and the server handles it before anything this session sends later.
     pub async fn subscribe(&self, topic: &str) -> Result<Subscription> {
         let id = self
             .shared
