@@ -10,9 +10,11 @@
 //!
 //! Per connection, the socket is split: the read half stays in the driver's `select!`, the
 //! write half goes to a writer task fed by a bounded queue of frames, which it writes in
-//! batches with one flush each. So the driver keeps reading while frames are written (a
-//! server whose outbox for this client fills up would otherwise close it), and the queue's
-//! bound is the back pressure when the server reads slower than the client writes.
+//! batches with one flush each (serialising the WAMP messages there). So the driver keeps
+//! reading while frames are written (a server whose outbox for this client fills up would
+//! otherwise close it). When the queue is full, the driver stops taking commands, not
+//! reading: the queue's bound is the back pressure callers feel when the server reads
+//! slower than the client writes.
 //!
 //! Life cycle: `connect` runs [`establish`](crate::connect::establish) and spawns
 //! [`Driver::run`]. A session starts by sending the client's own prefixes and one SUBSCRIBE
@@ -46,6 +48,10 @@ pub(crate) const COMMAND_CAPACITY: usize = 256;
 
 /// How many frames may wait for the writer task before the driver waits to queue more.
 const WRITE_QUEUE: usize = 1024;
+
+/// The most frames one command or control message queues (SUBSCRIBE, then UNSUBSCRIBE when
+/// its caller gave up meanwhile).
+const ROOM: usize = 2;
 
 /// How many queued frames the writer writes before one flush.
 const WRITE_BATCH: usize = 64;
@@ -282,16 +288,22 @@ impl Driver {
         });
         let mut last_seen = Instant::now();
 
+        // A second handle on the writer's queue, to wait for room while `link` is borrowed.
+        let queue = link.out.clone();
         let end = loop {
+            // Commands are taken only while the writer's queue has room for what one of them
+            // queues, so handling one never waits for the writer: the driver keeps reading
+            // however slowly the connection drains.
+            let room = queue.capacity() >= ROOM;
             // Not biased: a steady stream of commands must not keep the driver from
             // reading (the server would see a slow consumer), nor the reverse.
             tokio::select! {
-                Some(ctl) = self.ctl_rx.recv() => {
+                Some(ctl) = self.ctl_rx.recv(), if room => {
                     if let Err(e) = self.on_control(ctl, &mut link).await {
                         break SessionEnd::Lost(e);
                     }
                 }
-                cmd = self.cmd_rx.recv() => {
+                cmd = self.cmd_rx.recv(), if room => {
                     let Some(cmd) = cmd else {
                         close(link, &mut stream, CloseCode::Normal, "client dropped").await;
                         return SessionEnd::Exit("every Client handle was dropped".into());
@@ -311,6 +323,8 @@ impl Driver {
                         break end;
                     }
                 }
+                // The writer has made room again: take commands again.
+                _ = queue.reserve_many(ROOM), if !room => {}
                 failed = &mut link.failed => {
                     // The writer reports once and then ends; the loop ends with it, so the
                     // receiver is never polled again.
@@ -326,8 +340,12 @@ impl Driver {
                             last_seen.elapsed()
                         )));
                     }
-                    if let Err(e) = link.send_frame(WsMessage::Ping(Default::default())).await {
-                        break SessionEnd::Lost(e);
+                    // A full queue means the link is busy anyway: no ping needed this time.
+                    let ping = Outgoing::Frame(WsMessage::Ping(Default::default()));
+                    if let Err(mpsc::error::TrySendError::Closed(_)) = link.out.try_send(ping) {
+                        break SessionEnd::Lost(Error::ConnectionLost(
+                            "the connection's writer stopped".into(),
+                        ));
                     }
                 }
             }
