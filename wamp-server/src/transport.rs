@@ -137,7 +137,10 @@ pub(crate) fn error_to_inbound(e: &tungstenite::Error) -> Inbound {
             close::truncate_reason(&mut reason);
             Inbound::Violation(close::PROTOCOL_ERROR, reason)
         }
-        _ => Inbound::Close,
+        e => {
+            tracing::debug!(error = %e, "read failed");
+            Inbound::Close
+        }
     }
 }
 
