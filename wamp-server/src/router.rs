@@ -41,7 +41,8 @@ pub struct Options {
     /// How many bytes of frames may wait in a session's outgoing queue; past this the session
     /// is closed as a slow consumer too, whichever bound is hit first. It is also the largest
     /// single frame sent: a call result larger than this is answered with an `#internal`
-    /// CALLERROR that says so, a larger event is not delivered (logged). Pongs count too
+    /// CALLERROR that says so, a larger CALLERROR keeps its URI but loses its description
+    /// and details (the description says why), a larger event is not delivered (logged). Pongs count too
     /// until they are flushed to the socket, so a client that pings but never reads is a slow
     /// consumer as well; the WebSocket layer's write buffer is bounded by this. Default 4 MiB.
     pub outbox_max_bytes: usize,

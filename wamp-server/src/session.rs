@@ -603,7 +603,29 @@ fn reply(handle: &SessionHandle, call_id: &str, result: Result<Value, CallError>
                 error_desc: e.desc,
                 error_details: e.details,
             };
-            handle.send(Text::from(msg.to_json()));
+            let mut frame = msg.to_json();
+            if frame.len() > handle.max_frame() {
+                // Details (or a description) too large to send: the error without them.
+                warn!(%call_id, bytes = frame.len(), "call error too large for the outbox");
+                let Message::CallError {
+                    call_id, error_uri, ..
+                } = msg
+                else {
+                    unreachable!("built above")
+                };
+                frame = Message::CallError {
+                    call_id,
+                    error_uri,
+                    error_desc: format!(
+                        "the error was {} bytes, more than one message to a session may be \
+                         (outbox_max_bytes)",
+                        frame.len()
+                    ),
+                    error_details: None,
+                }
+                .to_json();
+            }
+            handle.send(Text::from(frame));
             if close_after {
                 handle.close_for(&SessionError::Killed);
             }

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use common::{client_frame, eventually, raw_ws, read_close, test_router, Client, TestServer};
 use futures::SinkExt;
-use serde_json::json;
+use serde_json::{json, Value};
 use tokio::io::AsyncWriteExt;
 use tokio::sync::Semaphore;
 use wamp_server::{RouterBuilder, ShutdownClose, Topic};
@@ -440,7 +440,20 @@ async fn topic_policies_that_never_answer_time_out() {
 #[tokio::test]
 async fn the_byte_bound_is_also_the_largest_frame_sent() {
     let max = 1024;
-    let server = TestServer::start(test_router().outbox_max_bytes(max).build()).await;
+    let router = test_router()
+        .outbox_max_bytes(max)
+        .procedure(
+            "http://test/rpc#huge-error",
+            |_, args: Vec<Value>| async move {
+                let n = args.first().and_then(Value::as_u64).unwrap_or(0) as usize;
+                Err::<Value, _>(
+                    wamp_server::CallError::new("http://test/error#huge", "big")
+                        .with_details("z".repeat(n)),
+                )
+            },
+        )
+        .build();
+    let server = TestServer::start(router).await;
     let topic = "http://test/event#t";
     let mut c = server.client().await;
     c.send_json(json!([5, topic])).await;
@@ -457,6 +470,13 @@ async fn the_byte_bound_is_also_the_largest_frame_sent() {
     let e = c.call("c", "http://test/rpc#args", &[json!(over)]).await;
     assert_eq!(e[2], "http://api.wamp.ws/error#internal");
     assert!(e[4].as_str().unwrap().contains("outbox_max_bytes"), "{e}");
+    // An error too large keeps its URI and says why its description and details are gone.
+    let e = c
+        .call("d", "http://test/rpc#huge-error", &[json!(max)])
+        .await;
+    assert_eq!(e[2], "http://test/error#huge");
+    assert!(e[3].as_str().unwrap().contains("outbox_max_bytes"), "{e}");
+    assert_eq!(e.as_array().unwrap().len(), 4, "{e}");
     // An event too large for its subscribers is not delivered to them.
     c.send_json(json!([7, topic, "y".repeat(max)])).await;
     c.assert_alive().await;
