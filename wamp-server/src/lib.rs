@@ -50,6 +50,8 @@ pub mod handshake;
 mod router;
 mod server;
 mod session;
+#[cfg(feature = "tls")]
+pub mod tls;
 mod topic;
 pub mod transport;
 pub mod tutorial;
@@ -58,6 +60,8 @@ pub use auth::{AuthConfig, AuthProvider, AuthUser, InMemoryAuth};
 pub use axum_mount::axum_handler;
 pub use handler::{typed_args, BoxFuture, CallContext, CallError, CallResult};
 pub use router::{ConnectionSlot, Options, Router, RouterBuilder};
-pub use server::serve;
+pub use server::{serve, serve_app};
+#[cfg(feature = "tls")]
+pub use server::{serve_app_tls, serve_tls};
 pub use session::{run_session, ConnectionInfo};
 pub use topic::{Publication, PublishPolicy, SubscribePolicy, Topic, TopicContext};

@@ -1,28 +1,44 @@
-//! `serve`: the accept loop over tokio-tungstenite, with the connection limit, the handshake
-//! rules and graceful shutdown.
+//! The accept loops: `serve` (WAMP over tokio-tungstenite on a bare listener) and `serve_app`
+//! (an axum app through hyper), each also over TLS; with the handshake timeout, the bound on
+//! connections still in their handshakes, the connection limit (a slot is taken only once the
+//! handshake succeeded) and graceful shutdown.
 
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
 
 use futures::{SinkExt, StreamExt};
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
 use tokio_tungstenite::tungstenite::{self, Message as WsMessage};
+use tokio_tungstenite::WebSocketStream;
 use tracing::{debug, info, warn};
 
 use crate::handshake;
-use crate::router::Router;
+use crate::router::{ConnectionSlot, Router};
 use crate::session::{run_session, ConnectionInfo};
 use crate::transport::{Inbound, Outbound};
+
+/// The body of the 503 a client gets when every session slot is taken.
+const LIMIT_BODY: &str = "connection limit reached: try again later\n";
 
 /// Serves WAMP v1 on an already bound listener until `shutdown` completes, then shuts down
 /// gracefully: stops accepting, lets calls in flight answer (up to
 /// [`crate::Options::shutdown_grace`]), closes every session with 1001 and returns.
+///
+/// A connection must complete its WebSocket handshake within
+/// [`crate::Options::handshake_timeout`] or it is dropped; at most
+/// [`crate::Options::max_pending_handshakes`] may be in their handshake at once (more are
+/// closed at accept). It takes one of the [`crate::Options::max_connections`] slots only when
+/// its handshake request is complete, so silent sockets cannot lock real clients out; over the
+/// limit the client gets HTTP 503.
 ///
 /// Any request path is accepted. Bind to port 0 in tests and read the address from the
 /// listener.
@@ -39,29 +55,174 @@ pub async fn serve(
     router: Router,
     shutdown: impl Future<Output = ()>,
 ) -> io::Result<()> {
+    let r = router.clone();
+    let connections = accept_loop(listener, &router, shutdown, move |tcp, peer, permit| {
+        websocket_connection(r.clone(), peer, permit, async move { Some(tcp) })
+    })
+    .await;
+    drain(&router, connections).await;
+    Ok(())
+}
+
+/// [`serve`] over TLS (`wss://`): the TLS handshake runs in the connection's task and counts
+/// against [`crate::Options::handshake_timeout`] with the WebSocket handshake.
+#[cfg(feature = "tls")]
+pub async fn serve_tls(
+    listener: TcpListener,
+    router: Router,
+    tls: crate::tls::TlsConfig,
+    shutdown: impl Future<Output = ()>,
+) -> io::Result<()> {
+    let r = router.clone();
+    let connections = accept_loop(listener, &router, shutdown, move |tcp, peer, permit| {
+        let acceptor = tls.acceptor().clone();
+        websocket_connection(r.clone(), peer, permit, async move {
+            acceptor
+                .accept(tcp)
+                .await
+                .map_err(|e| debug!(%peer, error = %e, "TLS handshake failed"))
+                .ok()
+        })
+    })
+    .await;
+    drain(&router, connections).await;
+    Ok(())
+}
+
+/// Serves an axum app (pages beside a WAMP endpoint made with [`crate::axum_handler`]) with
+/// the same bounds as [`serve`]: each HTTP connection must send a complete request head
+/// within [`crate::Options::handshake_timeout`] (also while idle between requests), at most
+/// [`crate::Options::max_pending_handshakes`] HTTP connections that are not (yet) WebSocket
+/// sessions are open at once, and the session slot is taken by [`crate::axum_handler`] once
+/// the upgrade request is complete. When `shutdown` completes: stops accepting, closes the
+/// HTTP connections, shuts the router down and waits (up to the grace period) for its
+/// sessions.
+///
+/// ```no_run
+/// # async fn run() -> std::io::Result<()> {
+/// let router = wamp_server::tutorial::router();
+/// let app = wamp_server::tutorial::app(router.clone());
+/// let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await?;
+/// wamp_server::serve_app(listener, router, app, async { let _ = tokio::signal::ctrl_c().await; }).await
+/// # }
+/// ```
+pub async fn serve_app(
+    listener: TcpListener,
+    router: Router,
+    app: axum::Router,
+    shutdown: impl Future<Output = ()>,
+) -> io::Result<()> {
+    let r = router.clone();
+    let connections = accept_loop(listener, &router, shutdown, move |tcp, peer, permit| {
+        http_connection(
+            r.clone(),
+            app.clone(),
+            peer,
+            permit,
+            async move { Some(tcp) },
+        )
+    })
+    .await;
+    drain_app(&router, connections).await;
+    Ok(())
+}
+
+/// [`serve_app`] over TLS (`https://` and `wss://`): the TLS handshake runs in the
+/// connection's task under [`crate::Options::handshake_timeout`], ALPN `http/1.1`.
+///
+/// ```no_run
+/// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+/// let tls = wamp_server::tls::TlsConfig::from_pem_files("cert.pem", "key.pem")?;
+/// let router = wamp_server::tutorial::router();
+/// let app = wamp_server::tutorial::app(router.clone());
+/// let listener = tokio::net::TcpListener::bind("127.0.0.1:8443").await?;
+/// wamp_server::serve_app_tls(listener, router, app, tls, async {
+///     let _ = tokio::signal::ctrl_c().await;
+/// })
+/// .await?;
+/// # Ok(()) }
+/// ```
+#[cfg(feature = "tls")]
+pub async fn serve_app_tls(
+    listener: TcpListener,
+    router: Router,
+    app: axum::Router,
+    tls: crate::tls::TlsConfig,
+    shutdown: impl Future<Output = ()>,
+) -> io::Result<()> {
+    let r = router.clone();
+    let connections = accept_loop(listener, &router, shutdown, move |tcp, peer, permit| {
+        let acceptor = tls.acceptor().clone();
+        let timeout = r.options().handshake_timeout;
+        http_connection(r.clone(), app.clone(), peer, permit, async move {
+            match tokio::time::timeout(timeout, acceptor.accept(tcp)).await {
+                Ok(Ok(tls)) => Some(tls),
+                Ok(Err(e)) => {
+                    debug!(%peer, error = %e, "TLS handshake failed");
+                    None
+                }
+                Err(_) => {
+                    debug!(%peer, ?timeout, "TLS handshake not completed in time; dropping the connection");
+                    None
+                }
+            }
+        })
+    })
+    .await;
+    drain_app(&router, connections).await;
+    Ok(())
+}
+
+/// Accepts connections until `shutdown` completes and runs `connection` for each in its own
+/// task, holding a permit of the pending-handshake bound; returns the tasks still running.
+async fn accept_loop<F, Fut>(
+    listener: TcpListener,
+    router: &Router,
+    shutdown: impl Future<Output = ()>,
+    connection: F,
+) -> JoinSet<()>
+where
+    F: Fn(TcpStream, SocketAddr, OwnedSemaphorePermit) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
     tokio::pin!(shutdown);
+    let pending = Arc::new(Semaphore::new(router.options().max_pending_handshakes));
     let mut connections = JoinSet::new();
     loop {
         tokio::select! {
             _ = &mut shutdown => break,
             accepted = listener.accept() => match accepted {
-                Ok((stream, peer)) => {
-                    let router = router.clone();
-                    connections.spawn(async move { handle_connection(router, stream, peer).await });
+                Ok((tcp, peer)) => {
+                    // Small frames must not wait for Nagle's algorithm.
+                    let _ = tcp.set_nodelay(true);
+                    match pending.clone().try_acquire_owned() {
+                        Ok(permit) => {
+                            connections.spawn(connection(tcp, peer, permit));
+                        }
+                        Err(_) => {
+                            debug!(%peer, "too many connections in their handshakes; closing this one");
+                            drop(tcp);
+                        }
+                    }
                 }
                 Err(e) => {
                     // Out of file descriptors and the like: wait a little rather than spin.
                     warn!(error = %e, "accept failed");
-                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    tokio::time::sleep(Duration::from_millis(50)).await;
                 }
             },
             Some(_) = connections.join_next(), if !connections.is_empty() => {}
         }
     }
     drop(listener);
+    connections
+}
+
+/// After `serve` stops accepting: shuts the router down and waits for the sessions.
+async fn drain(router: &Router, mut connections: JoinSet<()>) {
     info!(sessions = router.session_count(), "shutting down");
     router.shutdown();
-    let deadline = router.options().shutdown_grace + std::time::Duration::from_secs(5);
+    let deadline = router.options().shutdown_grace + Duration::from_secs(5);
     let drained = tokio::time::timeout(deadline, async {
         while connections.join_next().await.is_some() {}
     })
@@ -70,7 +231,22 @@ pub async fn serve(
         warn!("sessions still open after the grace period; aborting them");
         connections.abort_all();
     }
-    Ok(())
+}
+
+/// After `serve_app` stops accepting: closes the HTTP connections (the sessions run in their
+/// own tasks), shuts the router down and waits for its sessions.
+async fn drain_app(router: &Router, mut connections: JoinSet<()>) {
+    info!(sessions = router.session_count(), "shutting down");
+    connections.abort_all();
+    router.shutdown();
+    let deadline = router.options().shutdown_grace + Duration::from_secs(5);
+    if tokio::time::timeout(deadline, router.closed())
+        .await
+        .is_err()
+    {
+        warn!("sessions still open after the grace period");
+    }
+    while connections.join_next().await.is_some() {}
 }
 
 /// The tungstenite configuration for a router: message size limit and buffer sizes.
@@ -83,54 +259,32 @@ pub(crate) fn ws_config(router: &Router) -> WebSocketConfig {
         .write_buffer_size(o.write_buffer_size)
 }
 
-async fn handle_connection(router: Router, mut stream: TcpStream, peer: SocketAddr) {
-    let _ = stream.set_nodelay(true);
-    let Some(_slot) = router.try_connection() else {
-        debug!(%peer, "connection limit reached, refusing");
-        let body = "connection limit reached: try again later\n";
-        let response = format!(
-            "HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-            body.len()
-        );
-        let _ = stream.write_all(response.as_bytes()).await;
-        let _ = stream.shutdown().await;
-        return;
+/// One connection of `serve`: the transport's handshake (`transport`: TLS, or nothing) and the
+/// WebSocket handshake under the handshake timeout, then the session.
+async fn websocket_connection<S, T>(
+    router: Router,
+    peer: SocketAddr,
+    permit: OwnedSemaphorePermit,
+    transport: T,
+) where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    T: Future<Output = Option<S>> + Send,
+{
+    let timeout = router.options().handshake_timeout;
+    let handshake = async {
+        let io = transport.await?;
+        websocket_handshake(&router, io, peer).await
     };
-    let options = router.options().clone();
-    #[allow(clippy::result_large_err)] // the error type is tungstenite's, not ours
-    let callback = move |request: &Request, mut response: Response| match handshake::check(
-        request.headers(),
-        &options,
-    ) {
-        Ok(offers_wamp) => {
-            if offers_wamp {
-                response.headers_mut().insert(
-                    http::header::SEC_WEBSOCKET_PROTOCOL,
-                    http::HeaderValue::from_static(handshake::SUBPROTOCOL),
-                );
-            }
-            Ok(response)
-        }
-        Err(refusal) => {
-            debug!(%peer, status = %refusal.status, body = %refusal.body, "handshake refused");
-            let mut error = ErrorResponse::new(Some(refusal.body));
-            *error.status_mut() = refusal.status;
-            Err(error)
-        }
-    };
-    let ws = match tokio_tungstenite::accept_hdr_async_with_config(
-        stream,
-        callback,
-        Some(ws_config(&router)),
-    )
-    .await
-    {
-        Ok(ws) => ws,
-        Err(e) => {
-            debug!(%peer, error = %e, "WebSocket handshake failed");
+    let (ws, slot) = match tokio::time::timeout(timeout, handshake).await {
+        Ok(Some(done)) => done,
+        Ok(None) => return,
+        Err(_) => {
+            debug!(%peer, ?timeout, "handshake not completed in time; dropping the connection");
             return;
         }
     };
+    drop(permit);
+    let _slot = slot;
     let (sink, stream) = ws.split();
     let stream = stream.filter_map(|m| async move { inbound(m) });
     let sink = sink.with(|o: Outbound| async move { Ok::<_, tungstenite::Error>(outbound(o)) });
@@ -141,6 +295,85 @@ async fn handle_connection(router: Router, mut stream: TcpStream, peer: SocketAd
         Box::pin(sink),
     )
     .await;
+}
+
+/// The WebSocket handshake with the router's rules; the connection slot is taken once the
+/// request is complete and acceptable (HTTP 503 when none is free).
+async fn websocket_handshake<S>(
+    router: &Router,
+    io: S,
+    peer: SocketAddr,
+) -> Option<(WebSocketStream<S>, ConnectionSlot)>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let (slot_tx, mut slot_rx) = tokio::sync::oneshot::channel();
+    let r = router.clone();
+    #[allow(clippy::result_large_err)] // the error type is tungstenite's, not ours
+    let callback = move |request: &Request, mut response: Response| {
+        let refuse = |status, body: String| {
+            let mut error = ErrorResponse::new(Some(body));
+            *error.status_mut() = status;
+            Err(error)
+        };
+        let offers_wamp = match handshake::check(request.headers(), r.options()) {
+            Ok(offers_wamp) => offers_wamp,
+            Err(refusal) => {
+                debug!(%peer, status = %refusal.status, body = %refusal.body, "handshake refused");
+                return refuse(refusal.status, refusal.body);
+            }
+        };
+        let Some(slot) = r.try_connection() else {
+            debug!(%peer, "connection limit reached, refusing");
+            return refuse(
+                http::StatusCode::SERVICE_UNAVAILABLE,
+                LIMIT_BODY.to_string(),
+            );
+        };
+        let _ = slot_tx.send(slot);
+        if offers_wamp {
+            response.headers_mut().insert(
+                http::header::SEC_WEBSOCKET_PROTOCOL,
+                http::HeaderValue::from_static(handshake::SUBPROTOCOL),
+            );
+        }
+        Ok(response)
+    };
+    match tokio_tungstenite::accept_hdr_async_with_config(io, callback, Some(ws_config(router)))
+        .await
+    {
+        Ok(ws) => Some((ws, slot_rx.try_recv().ok()?)),
+        Err(e) => {
+            debug!(%peer, error = %e, "WebSocket handshake failed");
+            None
+        }
+    }
+}
+
+/// One HTTP connection of `serve_app`: the transport's handshake, then hyper until the
+/// connection closes or is upgraded (the WebSocket session then runs in axum's task).
+async fn http_connection<S, T>(
+    router: Router,
+    app: axum::Router,
+    peer: SocketAddr,
+    permit: OwnedSemaphorePermit,
+    transport: T,
+) where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    T: Future<Output = Option<S>> + Send,
+{
+    let Some(io) = transport.await else { return };
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(router.options().handshake_timeout);
+    let service = hyper_util::service::TowerToHyperService::new(app);
+    let connection = http
+        .serve_connection(hyper_util::rt::TokioIo::new(io), service)
+        .with_upgrades();
+    if let Err(e) = connection.await {
+        debug!(%peer, error = %e, "HTTP connection ended with an error");
+    }
+    drop(permit);
 }
 
 /// Maps what tungstenite read to what a session sees; pings and pongs are tungstenite's
