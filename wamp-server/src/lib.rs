@@ -39,6 +39,13 @@
 //! [`CallContext::router`]): [`Router::publish`], [`Router::publish_excluding`],
 //! [`Router::publish_to`], [`Router::subscribers`], [`Router::close_session`].
 //!
+//! An axum app with pages beside the WAMP endpoint: [`serve_app`]. TLS (`wss://`,
+//! `https://`; cargo feature `tls`, on by default, rustls with the ring provider):
+//! `serve_tls` and `serve_app_tls` with a `tls::TlsConfig` from PEM files or your own rustls
+//! `ServerConfig`. Every accept path bounds its handshakes ([`Options::handshake_timeout`],
+//! [`Options::max_pending_handshakes`]) and takes a session slot only once the handshake
+//! succeeded.
+//!
 //! Authentication: [`AuthConfig`] (WAMP-CRA; the security rules are in [`mod@auth`]).
 
 pub mod auth;
