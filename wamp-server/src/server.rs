@@ -275,13 +275,18 @@ async fn websocket_connection<S, T>(
         let io = transport.await?;
         websocket_handshake(&router, io, peer).await
     };
-    let (ws, slot) = match tokio::time::timeout(timeout, handshake).await {
-        Ok(Some(done)) => done,
-        Ok(None) => return,
-        Err(_) => {
-            debug!(%peer, ?timeout, "handshake not completed in time; dropping the connection");
-            return;
-        }
+    // A shutdown drops connections still in their handshakes at once.
+    let mut stopping = router.inner.shutdown.subscribe();
+    let (ws, slot) = tokio::select! {
+        done = tokio::time::timeout(timeout, handshake) => match done {
+            Ok(Some(done)) => done,
+            Ok(None) => return,
+            Err(_) => {
+                debug!(%peer, ?timeout, "handshake not completed in time; dropping the connection");
+                return;
+            }
+        },
+        _ = stopping.wait_for(|stop| *stop) => return,
     };
     drop(permit);
     let _slot = slot;

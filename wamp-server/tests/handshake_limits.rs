@@ -291,3 +291,23 @@ async fn the_open_file_limit_is_raised_and_the_session_limit_kept_below_it() {
     assert!(line.contains("max_pending_handshakes=53"), "{line}");
     child.kill().await.unwrap();
 }
+
+/// Shutdown does not wait for connections still in their handshakes.
+#[tokio::test]
+async fn shutdown_drops_pending_handshakes_at_once() {
+    let mut server = TestServer::start(test_router().handshake_timeout(LONG).build()).await;
+    let mut quiet = silent(server.addr).await;
+    let mut c = Client::connect(&format!("ws://{}/ws", server.addr)).await;
+    assert!(still_open(&mut quiet).await);
+    let started = Instant::now();
+    server.stop();
+    assert_eq!(c.expect_close().await.0, 1001);
+    // Without this the drain would wait for the grace period + 5 s (10 s) before aborting.
+    let waited = wait_dropped(&mut quiet, started).await;
+    assert!(waited < Duration::from_secs(5), "{waited:?}");
+    tokio::time::timeout(Duration::from_secs(5), &mut server.task)
+        .await
+        .expect("serve returns long before the handshake timeout")
+        .unwrap()
+        .unwrap();
+}
