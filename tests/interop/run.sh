@@ -8,6 +8,9 @@
 #     further down is ours or a real difference, not a broken peer
 #  2. AutobahnPython clients against our tutorial server (ab_client.py --profile spec, every
 #     scenario): a failure means our server deviated from WAMP1.md
+#  2b. the same AutobahnPython clients against our tutorial server over TLS (wss://, --tls-cert
+#     with a certificate from python/make_test_cert.py; Twisted's TLS with pyOpenSSL and
+#     service-identity, trusting only the test CA)
 #  3. the npm client wamp1 0.0.3 and the wamp.io 0.0.4 client against our tutorial server
 #  4. our client against the AutobahnPython and wamp.io servers:
 #     cargo test -p wamp-tests -- --ignored
@@ -140,6 +143,24 @@ else
     finish
 fi
 
+if fg 60 "$PY" "$INTEROP/python/make_test_cert.py" "$WORK/tls" >"$WORK/tls-cert.out" 2>&1; then
+    run_bg wamp-server-tls 1500 "$TARGET_DIR/debug/wamp-server" --port 0 \
+        --tls-cert "$WORK/tls/cert.pem" --tls-key "$WORK/tls/key.pem"
+    TLS_SERVER_PID=$BG_PID
+    if TLS_PORT="$(wait_line "$WORK/wamp-server-tls.out" 'wss://localhost:[0-9]+/ws' 30 "$TLS_SERVER_PID" | sed -E 's|.*:([0-9]+)/ws|\1|')" && [[ -n "$TLS_PORT" ]]; then
+        OURS_TLS="wss://localhost:$TLS_PORT/ws"
+        pass "setup: our tutorial server over TLS listening, $OURS_TLS"
+    else
+        OURS_TLS=""
+        fail "setup: wamp-server --tls-cert printed no wss:// listening line"
+        tail -n 20 "$WORK/wamp-server-tls.err" | indent
+    fi
+else
+    OURS_TLS=""
+    fail "setup: make_test_cert.py failed"
+    tail -n 10 "$WORK/tls-cert.out" | indent
+fi
+
 # ------------------------------------------------------------------------------------------
 section "1. peer self-test: AutobahnPython clients against the AutobahnPython server"
 fg 600 "$INTEROP/python/selftest.sh" "$VENV" >"$WORK/selftest.out" 2>"$WORK/selftest.err"
@@ -168,6 +189,38 @@ for sc in welcome prefix_call call_args call_errors pubsub_pair unsubscribe \
            head -c 1500 "$WORK/ab-$sc.out" | indent; echo ;;
     esac
 done
+
+# ------------------------------------------------------------------------------------------
+section "2b. AutobahnPython 0.8.15 clients against our server over TLS (wss://)"
+if [[ -z "$OURS_TLS" ]]; then
+    fail "ab_client over TLS: no TLS server (see setup)"
+else
+    for sc in welcome prefix_call call_args call_errors pubsub_pair unsubscribe \
+              cra_unsalted cra_salted cra_wrong_secret cra_swapped cra_anonymous default_prefixes; do
+        fg 120 "$PY" "$INTEROP/python/ab_client.py" --url "$OURS_TLS" --ca-file "$WORK/tls/ca.pem" \
+            --profile spec "$sc" >"$WORK/ab-tls-$sc.out" 2>"$WORK/ab-tls-$sc.err"
+        rc=$?
+        case "$rc" in
+            0) pass "ab_client $sc against wamp-server over TLS" ;;
+            1) fail "ab_client $sc against wamp-server over TLS: OUR SERVER DEVIATED from WAMP1.md:"
+               grep '^DEVIATION' "$WORK/ab-tls-$sc.err" | head -n 20 | indent ;;
+            *) fail "ab_client $sc against wamp-server over TLS: the scenario could not finish (exit $rc): TLS handshake, certificate or connection failure:"
+               tail -n 10 "$WORK/ab-tls-$sc.err" | indent
+               head -c 1500 "$WORK/ab-tls-$sc.out" | indent; echo ;;
+        esac
+    done
+    # The check is real: a client trusting another CA must not get through.
+    fg 60 "$PY" "$INTEROP/python/make_test_cert.py" "$WORK/tls-other" >/dev/null 2>&1
+    fg 120 "$PY" "$INTEROP/python/ab_client.py" --url "$OURS_TLS" --ca-file "$WORK/tls-other/ca.pem" \
+        --profile spec welcome >"$WORK/ab-tls-untrusted.out" 2>"$WORK/ab-tls-untrusted.err"
+    rc=$?
+    if [[ "$rc" == 3 ]]; then
+        pass "ab_client trusting another CA is refused by TLS (exit 3)"
+    else
+        fail "ab_client trusting another CA: exit $rc, expected 3 (the certificate check did not happen)"
+        tail -n 5 "$WORK/ab-tls-untrusted.err" | indent
+    fi
+fi
 
 # ------------------------------------------------------------------------------------------
 section "3. JavaScript clients against our server"
