@@ -156,6 +156,25 @@ async fn bad_tls_files_are_refused_with_one_line() {
         assert!(stderr.starts_with("error: "), "{stderr}");
         assert!(stderr.contains(want), "{want:?} not in {stderr}");
     }
+    // The same through the environment.
+    let out = tokio::time::timeout(
+        Duration::from_secs(30),
+        Command::new(BIN)
+            .args(["--port", "0"])
+            .env("WAMP_TLS_CERT", &cert)
+            .env("WAMP_TLS_KEY", &other)
+            .kill_on_drop(true)
+            .output(),
+    )
+    .await
+    .expect("the binary did not exit")
+    .unwrap();
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("the private key does not fit the certificate"),
+        "{stderr}"
+    );
     // One without the other is a usage error.
     let (status, stderr) = refused(&["--tls-cert".as_ref(), cert.as_os_str()]).await;
     assert_eq!(status.code(), Some(2), "{stderr}");
