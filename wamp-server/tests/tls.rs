@@ -131,6 +131,21 @@ async fn stalled_tls_handshake_is_dropped(addr: SocketAddr, timeout: Duration, c
             "dropped after {waited:?}, before {timeout:?}"
         );
     }
+    // TLS done, then no HTTP request: dropped too, not before the timeout.
+    let before_tls = Instant::now();
+    let mut tls = tls_support::tls_connect(addr, "localhost", certs.client_config())
+        .await
+        .unwrap();
+    let mut buf = [0u8; 256];
+    let end = tokio::time::timeout(Duration::from_secs(15), tls.read(&mut buf))
+        .await
+        .expect("a TLS connection without a request was kept past the deadline");
+    assert!(matches!(end, Ok(0) | Err(_)), "{end:?}");
+    let waited = before_tls.elapsed();
+    assert!(
+        waited >= timeout,
+        "dropped after {waited:?}, before {timeout:?}"
+    );
     good.welcome_call_event(ECHO, TOPIC).await;
 }
 
