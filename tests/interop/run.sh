@@ -6,6 +6,7 @@
 #  1. peer self-test: AutobahnPython 0.8.15 clients against the AutobahnPython server
 #     (tests/interop/python/selftest.sh): shows the peer itself works here, so that a failure
 #     further down is ours or a real difference, not a broken peer
+#  1b. peer self-test over TLS (ab_server.py --tls-cert, ab_client.py --ca-file)
 #  2. AutobahnPython clients against our tutorial server (ab_client.py --profile spec, every
 #     scenario): a failure means our server deviated from WAMP1.md
 #  2b. the same AutobahnPython clients against our tutorial server over TLS (wss://, --tls-cert
@@ -15,7 +16,8 @@
 #  4. our client against the AutobahnPython and wamp.io servers:
 #     cargo test -p wamp-tests -- --ignored
 #  5. wamp-cli against the AutobahnPython and wamp.io servers (skipped, loudly, when the
-#     workspace has no wamp-cli package)
+#     workspace has no wamp-cli package), and over wss:// against the AutobahnPython server
+#     with TLS (skipped, loudly, while wamp-cli has no --ca-file)
 #
 # Every process it starts has a timeout and is stopped on exit. Output: one PASS/FAIL/SKIP line
 # per check (with the deviating side on failures), then exactly "N passed, M failed".
@@ -171,6 +173,32 @@ else
     fail "peer self-test (exit $rc): the AutobahnPython peer itself is broken here (shim or pins), so the Autobahn results below prove nothing"
     grep -v '^PASS' "$WORK/selftest.out" | tail -n 30 | indent
     tail -n 10 "$WORK/selftest.err" | indent
+fi
+
+# ------------------------------------------------------------------------------------------
+section "1b. peer self-test over TLS: AutobahnPython clients against the AutobahnPython server (wss://)"
+# Shows the peer's TLS (Twisted + pyOpenSSL) works both ways here, so that the TLS checks of
+# sections 2b and 5 test our side.
+if [[ ! -f "$WORK/tls/ca.pem" ]]; then
+    fail "peer self-test over TLS: no test certificate (see setup)"
+else
+    run_bg ab-tls-selftest 300 "$PY" "$INTEROP/python/ab_server.py" --port 0 --lifetime 250 \
+        --tls-cert "$WORK/tls/cert.pem" --tls-key "$WORK/tls/key.pem"
+    if port="$(wait_line "$WORK/ab-tls-selftest.out" '^READY [0-9]+' 30 "$BG_PID" | cut -d' ' -f2)" && [[ -n "$port" ]]; then
+        for sc in welcome call_errors pubsub_pair cra_salted; do
+            if fg 120 "$PY" "$INTEROP/python/ab_client.py" --url "wss://localhost:$port/ws" \
+                --ca-file "$WORK/tls/ca.pem" --profile autobahn "$sc" \
+                >"$WORK/ab-tls-self-$sc.out" 2>"$WORK/ab-tls-self-$sc.err"; then
+                pass "peer self-test over TLS: $sc"
+            else
+                fail "peer self-test over TLS: $sc: the AutobahnPython peer's TLS does not work here (pins?)"
+                tail -n 10 "$WORK/ab-tls-self-$sc.err" | indent
+            fi
+        done
+    else
+        fail "peer self-test over TLS: ab_server.py --tls-cert did not start"
+        tail -n 10 "$WORK/ab-tls-selftest.err" | indent
+    fi
 fi
 
 # ------------------------------------------------------------------------------------------
@@ -380,6 +408,28 @@ else
             publish "http://wamptutorial/event#chat" '{"x":1}' --exclude-me
         cli_pubsub ab "publish with a CURIE after --prefix (PREFIX sent, Autobahn resolves)" '"curie"' -- \
             --prefix "event=http://wamptutorial/event#" publish event:chat '"curie"'
+    fi
+    # wamp-cli over wss:// against the AutobahnPython server with TLS (needs the CLI's TLS,
+    # issue 14's client side: --ca-file, exit 3 on a TLS failure)
+    if ! "$CLI" --help 2>/dev/null | grep -q -- '--ca-file'; then
+        skip "wamp-cli vs AutobahnPython over TLS: THIS wamp-cli HAS NO --ca-file (no wss:// support), NOT TESTED"
+    elif [[ ! -f "$WORK/tls/ca.pem" ]]; then
+        fail "wamp-cli vs AutobahnPython over TLS: no test certificate (see setup)"
+    else
+        run_bg ab-tls 600 "$PY" "$INTEROP/python/ab_server.py" --port 0 --lifetime 500 --debug \
+            --tls-cert "$WORK/tls/cert.pem" --tls-key "$WORK/tls/key.pem"
+        if port="$(wait_line "$WORK/ab-tls.out" '^READY [0-9]+' 30 "$BG_PID" | cut -d' ' -f2)" && [[ -n "$port" ]]; then
+            U="wss://localhost:$port/ws"
+            cli_expect ab-tls "call echo over wss:// with --ca-file" 0 '"hello"' '' -- \
+                --url "$U" --ca-file "$WORK/tls/ca.pem" call "${RPC}echo" hello
+            cli_expect ab-tls "CRA salted over wss://" 0 '"salted"' '' -- \
+                --url "$U" --ca-file "$WORK/tls/ca.pem" --auth-key salted --auth-secret secret call "${RPC}whoami"
+            cli_expect ab-tls "wss:// without trusting the test CA exits 3" 3 '' '.' -- \
+                --url "$U" call "${RPC}echo" hello
+        else
+            fail "wamp-cli vs AutobahnPython over TLS: ab_server.py --tls-cert did not start"
+            tail -n 10 "$WORK/ab-tls.err" | indent
+        fi
     fi
     if start_peer wampio node "$INTEROP/node/wampio_server.js"; then
         U="$PEER_URL"
