@@ -48,6 +48,7 @@
 //!
 //! Authentication: [`AuthConfig`] (WAMP-CRA; the security rules are in [`mod@auth`]).
 
+mod app_server;
 pub mod auth;
 mod axum_mount;
 mod broker;
@@ -63,12 +64,15 @@ mod topic;
 pub mod transport;
 pub mod tutorial;
 
+pub use app_server::serve_app;
+#[cfg(feature = "tls")]
+pub use app_server::serve_app_tls;
 pub use auth::{AuthConfig, AuthProvider, AuthUser, InMemoryAuth};
 pub use axum_mount::axum_handler;
 pub use handler::{typed_args, BoxFuture, CallContext, CallError, CallResult};
 pub use router::{ConnectionSlot, Options, Router, RouterBuilder};
-pub use server::{serve, serve_app};
+pub use server::serve;
 #[cfg(feature = "tls")]
-pub use server::{serve_app_tls, serve_tls};
+pub use server::serve_tls;
 pub use session::{run_session, ConnectionInfo};
 pub use topic::{Publication, PublishPolicy, SubscribePolicy, Topic, TopicContext};

@@ -1,7 +1,7 @@
-//! The accept loops: `serve` (WAMP over tokio-tungstenite on a bare listener) and `serve_app`
-//! (an axum app through hyper), each also over TLS; with the handshake timeout, the bound on
-//! connections still in their handshakes, the connection limit (a slot is taken only once the
-//! handshake succeeded) and graceful shutdown.
+//! `serve` (and `serve_tls`): WAMP over tokio-tungstenite on a bare listener, with the accept
+//! loop shared with `serve_app`: the handshake timeout, the bound on connections still in
+//! their handshakes, the connection limit (a slot is taken only once the handshake succeeded)
+//! and graceful shutdown.
 
 use std::future::Future;
 use std::io;
@@ -89,93 +89,9 @@ pub async fn serve_tls(
     Ok(())
 }
 
-/// Serves an axum app (pages beside a WAMP endpoint made with [`crate::axum_handler`]) with
-/// the same bounds as [`serve`]: each HTTP connection must send a complete request head
-/// within [`crate::Options::handshake_timeout`] (also while idle between requests), at most
-/// [`crate::Options::max_pending_handshakes`] HTTP connections that are not (yet) WebSocket
-/// sessions are open at once, and the session slot is taken by [`crate::axum_handler`] once
-/// the upgrade request is complete. When `shutdown` completes: stops accepting, closes the
-/// HTTP connections, shuts the router down and waits (up to the grace period) for its
-/// sessions.
-///
-/// ```no_run
-/// # async fn run() -> std::io::Result<()> {
-/// let router = wamp_server::tutorial::router();
-/// let app = wamp_server::tutorial::app(router.clone());
-/// let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await?;
-/// wamp_server::serve_app(listener, router, app, async { let _ = tokio::signal::ctrl_c().await; }).await
-/// # }
-/// ```
-pub async fn serve_app(
-    listener: TcpListener,
-    router: Router,
-    app: axum::Router,
-    shutdown: impl Future<Output = ()>,
-) -> io::Result<()> {
-    let r = router.clone();
-    let connections = accept_loop(listener, &router, shutdown, move |tcp, peer, permit| {
-        http_connection(
-            r.clone(),
-            app.clone(),
-            peer,
-            permit,
-            async move { Some(tcp) },
-        )
-    })
-    .await;
-    drain_app(&router, connections).await;
-    Ok(())
-}
-
-/// [`serve_app`] over TLS (`https://` and `wss://`): the TLS handshake runs in the
-/// connection's task under [`crate::Options::handshake_timeout`], ALPN `http/1.1`.
-///
-/// ```no_run
-/// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
-/// let tls = wamp_server::tls::TlsConfig::from_pem_files("cert.pem", "key.pem")?;
-/// let router = wamp_server::tutorial::router();
-/// let app = wamp_server::tutorial::app(router.clone());
-/// let listener = tokio::net::TcpListener::bind("127.0.0.1:8443").await?;
-/// wamp_server::serve_app_tls(listener, router, app, tls, async {
-///     let _ = tokio::signal::ctrl_c().await;
-/// })
-/// .await?;
-/// # Ok(()) }
-/// ```
-#[cfg(feature = "tls")]
-pub async fn serve_app_tls(
-    listener: TcpListener,
-    router: Router,
-    app: axum::Router,
-    tls: crate::tls::TlsConfig,
-    shutdown: impl Future<Output = ()>,
-) -> io::Result<()> {
-    let r = router.clone();
-    let connections = accept_loop(listener, &router, shutdown, move |tcp, peer, permit| {
-        let acceptor = tls.acceptor().clone();
-        let timeout = r.options().handshake_timeout;
-        http_connection(r.clone(), app.clone(), peer, permit, async move {
-            match tokio::time::timeout(timeout, acceptor.accept(tcp)).await {
-                Ok(Ok(tls)) => Some(tls),
-                Ok(Err(e)) => {
-                    debug!(%peer, error = %e, "TLS handshake failed");
-                    None
-                }
-                Err(_) => {
-                    debug!(%peer, ?timeout, "TLS handshake not completed in time; dropping the connection");
-                    None
-                }
-            }
-        })
-    })
-    .await;
-    drain_app(&router, connections).await;
-    Ok(())
-}
-
 /// Accepts connections until `shutdown` completes and runs `connection` for each in its own
 /// task, holding a permit of the pending-handshake bound; returns the tasks still running.
-async fn accept_loop<F, Fut>(
+pub(crate) async fn accept_loop<F, Fut>(
     listener: TcpListener,
     router: &Router,
     shutdown: impl Future<Output = ()>,
@@ -231,22 +147,6 @@ async fn drain(router: &Router, mut connections: JoinSet<()>) {
         warn!("sessions still open after the grace period; aborting them");
         connections.abort_all();
     }
-}
-
-/// After `serve_app` stops accepting: closes the HTTP connections (the sessions run in their
-/// own tasks), shuts the router down and waits for its sessions.
-async fn drain_app(router: &Router, mut connections: JoinSet<()>) {
-    info!(sessions = router.session_count(), "shutting down");
-    connections.abort_all();
-    router.shutdown();
-    let deadline = router.options().shutdown_grace + Duration::from_secs(5);
-    if tokio::time::timeout(deadline, router.closed())
-        .await
-        .is_err()
-    {
-        warn!("sessions still open after the grace period");
-    }
-    while connections.join_next().await.is_some() {}
 }
 
 /// The tungstenite configuration for a router: message size limit and buffer sizes.
@@ -353,32 +253,6 @@ where
             None
         }
     }
-}
-
-/// One HTTP connection of `serve_app`: the transport's handshake, then hyper until the
-/// connection closes or is upgraded (the WebSocket session then runs in axum's task).
-async fn http_connection<S, T>(
-    router: Router,
-    app: axum::Router,
-    peer: SocketAddr,
-    permit: OwnedSemaphorePermit,
-    transport: T,
-) where
-    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-    T: Future<Output = Option<S>> + Send,
-{
-    let Some(io) = transport.await else { return };
-    let mut http = hyper::server::conn::http1::Builder::new();
-    http.timer(hyper_util::rt::TokioTimer::new())
-        .header_read_timeout(router.options().handshake_timeout);
-    let service = hyper_util::service::TowerToHyperService::new(app);
-    let connection = http
-        .serve_connection(hyper_util::rt::TokioIo::new(io), service)
-        .with_upgrades();
-    if let Err(e) = connection.await {
-        debug!(%peer, error = %e, "HTTP connection ended with an error");
-    }
-    drop(permit);
 }
 
 /// Maps what tungstenite read to what a session sees; pings and pongs are tungstenite's
