@@ -16,7 +16,7 @@ use crate::router::Router;
 use crate::server::accept_loop;
 
 /// Serves an axum app (pages beside a WAMP endpoint made with [`crate::axum_handler`]) with
-/// the same bounds as [`serve`]: each HTTP connection must send a complete request head
+/// the same bounds as [`crate::serve`]: each HTTP connection must send a complete request head
 /// within [`crate::Options::handshake_timeout`] (also while idle between requests), at most
 /// [`crate::Options::max_pending_handshakes`] HTTP connections that are not (yet) WebSocket
 /// sessions are open at once, and the session slot is taken by [`crate::axum_handler`] once
