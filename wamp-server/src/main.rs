@@ -2,6 +2,7 @@
 //!
 //! Run with: `cargo run --release -p wamp-server` (then open http://localhost:8080/).
 //! Flags: `--bind ADDR` (default 127.0.0.1), `--port N` (default 8080; 0 picks a free port),
+//! `--allow-origin ORIGIN` (repeatable; browsers on other origins than the page's own),
 //! `--tls-cert FILE --tls-key FILE` (PEM; serves https:// and wss://).
 //! Logs: `RUST_LOG=debug` for every session's story.
 
@@ -20,6 +21,16 @@ struct Args {
     /// Port to listen on (0 picks a free one).
     #[arg(long, default_value_t = 8080, env = "WAMP_PORT")]
     port: u16,
+    /// Also accept browser pages from this origin (e.g. http://localhost:3000; `*` for any,
+    /// `null` for sandboxed pages); repeatable. The page's own origin is always accepted.
+    #[arg(
+        long = "allow-origin",
+        value_name = "ORIGIN",
+        env = "WAMP_ALLOW_ORIGINS",
+        value_delimiter = ',',
+        value_parser = wamp_server::handshake::parse_allowed_origin
+    )]
+    allow_origins: Vec<String>,
     /// TLS certificate chain (PEM, leaf first): serve https:// and wss:// instead of http://
     /// and ws://. Needs --tls-key.
     #[cfg(feature = "tls")]
@@ -149,15 +160,13 @@ async fn main() -> std::process::ExitCode {
     let local = listener
         .local_addr()
         .expect("a bound listener has an address");
-    // Browsers may connect only from the page's own origin (https:// when served over TLS).
-    let mut origins = wamp_server::tutorial::page_origins(local);
-    if secure {
-        for origin in &mut origins {
-            *origin = origin.replacen("http://", "https://", 1);
-        }
+    // Browsers may connect from the page's own origin (http:// or https://, by the
+    // same-origin rule) and from the allowed ones. (The router warns about '*' itself.)
+    if !args.allow_origins.is_empty() {
+        info!(origins = ?args.allow_origins, "browser origins allowed beside the page's own");
     }
     let router = fit_limits(wamp_server::tutorial::builder())
-        .allowed_origins(origins)
+        .allowed_origins(args.allow_origins)
         .build();
     let app = wamp_server::tutorial::app(router.clone());
     let host = if local.ip().is_loopback() {

@@ -221,8 +221,8 @@ where
             *error.status_mut() = status;
             Err(error)
         };
-        let offers_wamp = match handshake::check(request.headers(), r.options()) {
-            Ok(offers_wamp) => offers_wamp,
+        let offered = match handshake::check(request.headers(), r.options()) {
+            Ok(offered) => offered,
             Err(refusal) => {
                 debug!(%peer, status = %refusal.status, body = %refusal.body, "handshake refused");
                 return refuse(refusal.status, refusal.body);
@@ -236,11 +236,11 @@ where
             );
         };
         let _ = slot_tx.send(slot);
-        if offers_wamp {
-            response.headers_mut().insert(
-                http::header::SEC_WEBSOCKET_PROTOCOL,
-                http::HeaderValue::from_static(handshake::SUBPROTOCOL),
-            );
+        // The token as the client spelled it (checked as a token, so a valid value).
+        if let Some(token) = offered.and_then(|t| http::HeaderValue::from_str(&t).ok()) {
+            response
+                .headers_mut()
+                .insert(http::header::SEC_WEBSOCKET_PROTOCOL, token);
         }
         Ok(response)
     };

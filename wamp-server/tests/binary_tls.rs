@@ -93,10 +93,10 @@ async fn tls_flags_serve_https_and_wss() {
         "http://wamptutorial/event#chat",
     )
     .await;
-    // The page's own https:// origin is allowed, its http:// one is not.
+    // The page's own https:// origin is allowed (same-origin rule), a foreign one is not.
     for (origin, status) in [
         (format!("https://localhost:{port}"), "HTTP/1.1 101"),
-        (format!("http://localhost:{port}"), "HTTP/1.1 403"),
+        ("https://evil.example".to_string(), "HTTP/1.1 403"),
     ] {
         let mut tls = tls_support::tls_connect(addr, "localhost", certs.client_config())
             .await
