@@ -32,7 +32,7 @@ pub struct Options {
     /// The largest WebSocket message (and frame) accepted, in bytes; larger closes the session
     /// with 1009. Default 1 MiB.
     pub max_message_size: usize,
-    /// The most sessions open at once; more are refused at accept. Default 10,000.
+    /// The most sessions open at once; more get HTTP 503 at the handshake. Default 10,000.
     pub max_connections: usize,
     /// How many frames may wait in a session's outgoing queue; a session whose queue passes
     /// this does not read fast enough and is closed ([`crate::close::SLOW_CONSUMER`]).
