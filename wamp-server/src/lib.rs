@@ -39,6 +39,13 @@
 //! [`CallContext::router`]): [`Router::publish`], [`Router::publish_excluding`],
 //! [`Router::publish_to`], [`Router::subscribers`], [`Router::close_session`].
 //!
+//! An axum app with pages beside the WAMP endpoint: [`serve_app`]. TLS (`wss://`,
+//! `https://`; cargo feature `tls`, on by default, rustls with the ring provider):
+//! `serve_tls` and `serve_app_tls` with a `tls::TlsConfig` from PEM files or your own rustls
+//! `ServerConfig`. Every accept path bounds its handshakes ([`Options::handshake_timeout`],
+//! [`Options::max_pending_handshakes`]) and takes a session slot only once the handshake
+//! succeeded.
+//!
 //! Authentication: [`AuthConfig`] (WAMP-CRA; the security rules are in [`mod@auth`]).
 //!
 //! # Limits and how sessions end
@@ -68,13 +75,15 @@
 //! # Cargo features
 //!
 //! All on by default, so `cargo run --release -p wamp-server` serves the tutorial:
-//! - `axum`: [`axum_handler`], mounting a router in an axum application.
+//! - `axum`: [`axum_handler`] and [`serve_app`], an axum application with the WAMP endpoint
+//!   (adds axum, hyper, hyper-util).
 //! - `tutorial`: the `tutorial` module (the seed's demo page and procedures as an axum app).
-//! - `bin`: the `wamp-server` binary (adds clap and tracing-subscriber).
+//! - `tls`: `wss://` and `https://` with rustls and the ring provider.
+//! - `bin`: the `wamp-server` binary (adds clap, tracing-subscriber and, on Unix, rustix).
 //!
 //! `wamp-server = { version = "…", default-features = false }` builds the router alone
 //! ([`serve`] over tokio-tungstenite, [`run_session`] for other transports), without axum,
-//! clap or tracing-subscriber.
+//! hyper, clap, tracing-subscriber or rustls; add `features = ["tls"]` for `serve_tls`.
 //!
 //! # Who owns what
 //!
@@ -98,6 +107,8 @@
 //! stay separate types: their URI fields are named for what they are (`procedure`, `topic`),
 //! and both names are public API.
 
+#[cfg(feature = "axum")]
+mod app_server;
 pub mod auth;
 #[cfg(feature = "axum")]
 mod axum_mount;
@@ -109,11 +120,17 @@ mod outbox;
 mod router;
 mod server;
 mod session;
+#[cfg(feature = "tls")]
+pub mod tls;
 mod topic;
 pub mod transport;
 #[cfg(feature = "tutorial")]
 pub mod tutorial;
 
+#[cfg(feature = "axum")]
+pub use app_server::serve_app;
+#[cfg(all(feature = "axum", feature = "tls"))]
+pub use app_server::serve_app_tls;
 pub use auth::{AuthConfig, AuthProvider, AuthUser, InMemoryAuth, ProviderError};
 #[cfg(feature = "axum")]
 pub use axum_mount::axum_handler;
@@ -121,5 +138,7 @@ pub use close::SessionError;
 pub use handler::{typed_args, BoxFuture, CallContext, CallError, CallResult};
 pub use router::{ConnectionSlot, Options, Router, RouterBuilder, ShutdownClose};
 pub use server::serve;
+#[cfg(feature = "tls")]
+pub use server::serve_tls;
 pub use session::{run_session, ConnectionInfo};
 pub use topic::{Publication, PublishPolicy, SubscribePolicy, Topic, TopicContext};
