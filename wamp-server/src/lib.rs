@@ -97,9 +97,10 @@
 //! - `broker.rs`: subscriptions and fan-out. `topic.rs`: topic policies. `handler.rs`:
 //!   procedures and the call context. `auth.rs`: WAMP-CRA on the server.
 //! - `transport.rs`: the seam a session reads and writes ([`transport::Text`] in shared
-//!   bytes), with the tokio-tungstenite adapter; `server.rs` (the accept loop) and
-//!   `axum_mount.rs` (axum) turn a connection into that seam. `handshake.rs`: the upgrade
-//!   rules both use. `close.rs`: close codes and [`SessionError`].
+//!   bytes), with the tokio-tungstenite adapter; `server.rs` (the accept loop, handshake
+//!   bounds) and `axum_mount.rs` (axum) turn a connection into that seam; `app_server.rs`
+//!   serves an axum app on the same accept loop, `tls.rs` adds TLS to both. `handshake.rs`:
+//!   the upgrade rules. `close.rs`: close codes and [`SessionError`].
 //!
 //! No module imports a module that imports it back, with one deliberate exception: the
 //! contexts handed to callbacks ([`CallContext`] in `handler.rs`, [`TopicContext`] in
