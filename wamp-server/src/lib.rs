@@ -102,11 +102,13 @@
 //!   serves an axum app on the same accept loop, `tls.rs` adds TLS to both. `handshake.rs`:
 //!   the upgrade rules. `close.rs`: close codes and [`SessionError`].
 //!
-//! No module imports a module that imports it back, with one deliberate exception: the
+//! No module imports a module that imports it back, with two deliberate exceptions. The
 //! contexts handed to callbacks ([`CallContext`] in `handler.rs`, [`TopicContext`] in
 //! `topic.rs`) carry the [`Router`], and the router stores those callbacks. The two contexts
 //! stay separate types: their URI fields are named for what they are (`procedure`, `topic`),
-//! and both names are public API.
+//! and both names are public API. And `handshake.rs` reads the router's [`Options`], while
+//! the builder asks it whether an origin list allows any site (to warn at once), so the rule
+//! for `*` lives in one place.
 
 #[cfg(feature = "axum")]
 mod app_server;
