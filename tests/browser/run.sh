@@ -13,11 +13,14 @@
 #    Host 127.0.0.1:PORT, http://localhost:PORT with Host localhost:PORT) gets 101; a foreign
 #    origin (http://evil.example, http://localhost:PORT.evil.example, null) must get 403.
 #    EXPECT_ORIGIN_CHECK=0 skips the foreign-origin half;
-# 6. runs the seed page (the clj-wamp template with the real AutobahnJS 0.8.2, and with our
+# 6. makes a throwaway CA and a localhost certificate (openssl), restarts the same binary with
+#    --tls-cert/--tls-key and runs the browser test again over https://localhost:PORT and wss://
+#    (Chromium trusts the certificate's SPKI hash only; screenshots in OUTDIR/tls);
+# 7. runs the seed page (the clj-wamp template with the real AutobahnJS 0.8.2, and with our
 #    wamp1.js) from ../shared/vendor/seed-page (or $WAMP_SHARED_DIR): seed-page-test.mjs. It
 #    skips when the shared folder is absent, and fails then under CI=true.
 #
-# Always stops the server; exits non-zero on any failure. Every step has a time limit.
+# Always stops the server; fails if a server log shows a panic; exits non-zero on any failure. Every step has a time limit.
 # Environment: WAMP_SERVER_BIN, CHROMIUM_PATH, EXPECT_ORIGIN_CHECK (default 1), WAMP_SHARED_DIR,
 # SEED_PAGE_RECONNECT (1: also ten SIGTERM restarts in the seed-page test),
 # BUILD_TIMEOUT (s, default 1800), BROWSER_TEST_TIMEOUT_MS (default 120000), RUST_LOG.
@@ -134,7 +137,7 @@ rm -rf "$OUT_DIR"/tls
 # Starts "$SERVER_BIN" --bind 127.0.0.1 --port 0 [ARGS...] with its stdout (the "listening"
 # line) and stderr (the tracing log) together in $SERVER_LOG, and sets SERVER_PID and PORT.
 start_server() {
-  say "starting $SERVER_BIN --bind 127.0.0.1 --port 0 $* (log in $SERVER_LOG)"
+  say "starting $SERVER_BIN --bind 127.0.0.1 --port 0${*:+ $*} (log in $SERVER_LOG)"
   NO_COLOR=1 RUST_LOG="${RUST_LOG:-info}" "$SERVER_BIN" --bind 127.0.0.1 --port 0 "$@" >"$SERVER_LOG" 2>&1 &
   SERVER_PID=$!
   PORT=""
