@@ -115,6 +115,7 @@ mod app_server;
 pub mod auth;
 #[cfg(feature = "axum")]
 mod axum_mount;
+pub mod backplane;
 mod broker;
 pub mod close;
 mod handler;
@@ -137,6 +138,7 @@ pub use app_server::serve_app_tls;
 pub use auth::{AuthConfig, AuthProvider, AuthUser, InMemoryAuth, ProviderError};
 #[cfg(feature = "axum")]
 pub use axum_mount::axum_handler;
+pub use backplane::{Backplane, BackplaneStatus, ClusterAnswer, InProcessHub};
 pub use close::SessionError;
 pub use handler::{typed_args, BoxFuture, CallContext, CallError, CallResult};
 pub use router::{ConnectionSlot, Options, Router, RouterBuilder, ShutdownClose};
