@@ -17,7 +17,6 @@
 //! [`InProcessHub`] connects several routers of one process (tests, applications that run
 //! several); `RedisBackplane` (cargo feature `redis`, module `redis`) connects processes.
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
@@ -460,32 +459,5 @@ pub(crate) fn merge_closed(local: bool, replies: ClusterReplies) -> ClusterAnswe
         value,
         complete: replies.complete,
         nodes,
-    }
-}
-
-#[cfg(feature = "redis")]
-/// Per-origin sequence tracking: counts gaps. Used by backplanes that number their events.
-#[derive(Debug, Default)]
-pub(crate) struct Sequences {
-    last: HashMap<String, u64>,
-}
-
-#[cfg(feature = "redis")]
-impl Sequences {
-    /// Notes `seq` from `origin`; returns how many events were skipped before it.
-    pub(crate) fn note(&mut self, origin: &str, seq: u64) -> u64 {
-        match self.last.get_mut(origin) {
-            Some(last) => {
-                let gap = seq.saturating_sub(*last + 1);
-                if seq > *last {
-                    *last = seq;
-                }
-                gap
-            }
-            None => {
-                self.last.insert(origin.to_string(), seq);
-                0
-            }
-        }
     }
 }
