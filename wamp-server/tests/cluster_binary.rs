@@ -8,6 +8,7 @@ mod cluster_support;
 mod common;
 
 use std::process::Stdio;
+#[cfg(feature = "redis")]
 use std::time::Duration;
 
 #[cfg(feature = "redis")]
