@@ -80,6 +80,8 @@
 //! - `tutorial`: the `tutorial` module (the seed's demo page and procedures as an axum app).
 //! - `tls`: `wss://` and `https://` with rustls and the ring provider.
 //! - `bin`: the `wamp-server` binary (adds clap, tracing-subscriber and, on Unix, rustix).
+//! - `redis` (off by default): cluster mode, `backplane::redis::RedisBackplane` and the
+//!   binary's `--redis-url` (adds the `redis` crate).
 //!
 //! `wamp-server = { version = "…", default-features = false }` builds the router alone
 //! ([`serve`] over tokio-tungstenite, [`run_session`] for other transports), without axum,
@@ -96,6 +98,8 @@
 //!   session.
 //! - `broker.rs`: subscriptions and fan-out. `topic.rs`: topic policies. `handler.rs`:
 //!   procedures and the call context. `auth.rs`: WAMP-CRA on the server.
+//! - `backplane.rs`: the seam to other router nodes ([`Backplane`]), the in-process hub, and
+//!   (feature `redis`) the Redis backplane; it reaches the router only through [`backplane::LocalNode`].
 //! - `transport.rs`: the seam a session reads and writes ([`transport::Text`] in shared
 //!   bytes), with the tokio-tungstenite adapter; `server.rs` (the accept loop, handshake
 //!   bounds) and `axum_mount.rs` (axum) turn a connection into that seam; `app_server.rs`
