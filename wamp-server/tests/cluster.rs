@@ -6,6 +6,8 @@
 mod cluster_support;
 mod common;
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use cluster_support::{event, Cluster, Kind};
@@ -43,6 +45,7 @@ on_every_backplane!(
     server_side_publishing_crosses_nodes,
     each_publishers_order_is_kept_across_nodes,
     cluster_subscriber_list_and_close,
+    policies_and_hooks_run_once_on_the_origin,
 );
 
 /// Starts a three-node cluster with one subscriber of `T` on each node.
@@ -233,4 +236,145 @@ async fn cluster_subscriber_list_and_close(kind: Kind) {
         .await;
     assert!(!unknown.value && unknown.complete);
     assert_eq!(unknown.nodes, 3);
+}
+
+async fn policies_and_hooks_run_once_on_the_origin(kind: Kind) {
+    const STAMPED: &str = "http://test/event#stamped";
+    // Per node: how often its on_publish hook and its topic's publish policy ran.
+    let counts: Arc<Mutex<Vec<(Arc<AtomicUsize>, Arc<AtomicUsize>)>>> = Arc::default();
+    let made = counts.clone();
+    let Some(cluster) = Cluster::start_with(kind, 3, move |b| {
+        let (hooks, policies) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+        let mut all = made.lock().unwrap();
+        let node = all.len();
+        all.push((hooks.clone(), policies.clone()));
+        b.on_publish(move |_, _, _| {
+            hooks.fetch_add(1, Ordering::SeqCst);
+        })
+        .topic(
+            STAMPED,
+            wamp_server::Topic::open().on_publish(move |_, mut p| {
+                policies.fetch_add(1, Ordering::SeqCst);
+                async move {
+                    p.event = json!({"stamped by": node, "event": p.event});
+                    Some(p)
+                }
+            }),
+        )
+    })
+    .await
+    else {
+        return;
+    };
+    let mut a = cluster.subscriber(0, &[STAMPED]).await;
+    let mut b = cluster.subscriber(1, &[STAMPED]).await;
+    cluster.wait_listening(1, 1).await;
+    a.send_json(json!([7, STAMPED, "hi"])).await;
+    let want = event(STAMPED, json!({"stamped by": 0, "event": "hi"}));
+    assert_eq!(a.recv_text().await, want);
+    assert_eq!(b.recv_text().await, want);
+    let counts = counts.lock().unwrap();
+    let ran: Vec<(usize, usize)> = counts
+        .iter()
+        .map(|(h, p)| (h.load(Ordering::SeqCst), p.load(Ordering::SeqCst)))
+        .collect();
+    assert_eq!(ran, vec![(1, 1), (0, 0), (0, 0)]);
+}
+
+/// What travels over Redis, seen from Redis itself.
+#[cfg(feature = "redis")]
+mod redis_wire {
+    use super::*;
+
+    /// Another node's frame reaches local sessions byte for byte (never re-serialised); gaps
+    /// in an origin's sequence, bad headers and other versions are counted.
+    #[tokio::test]
+    async fn foreign_frames_are_delivered_as_sent_and_checked() {
+        let Some(cluster) = Cluster::start(Kind::Redis, 1).await else {
+            return;
+        };
+        let mut a = cluster.subscriber(0, &[T]).await;
+        cluster.wait_listening(0, 1).await;
+        let redis = cluster.redis.as_ref().unwrap();
+        let channel = cluster.channel(T);
+        let odd = format!("[8 , \"{T}\" ,{{ \"x\" :  1 }}]");
+        let header = |seq: u64| format!(r#"{{"v":1,"n":"other-1","s":{seq},"x":[],"e":null}}"#);
+        redis
+            .publish(&channel, format!("{}\n{odd}", header(1)).as_bytes())
+            .await;
+        assert_eq!(a.recv_text().await, odd, "the origin's bytes, as they were");
+        redis
+            .publish(&channel, format!("{}\n{odd}", header(5)).as_bytes())
+            .await;
+        assert_eq!(a.recv_text().await, odd);
+        // Excluded by the header.
+        let excluding = format!(
+            r#"{{"v":1,"n":"other-1","s":6,"x":["{}"],"e":null}}"#,
+            a.session_id
+        );
+        redis
+            .publish(&channel, format!("{excluding}\n{odd}").as_bytes())
+            .await;
+        redis.publish(&channel, b"no header line").await;
+        redis
+            .publish(&channel, br#"{"v":2,"n":"other-1","s":7}"#.as_slice())
+            .await;
+        redis
+            .publish(
+                &channel,
+                format!("{}\n{odd}", r#"{"v":2,"n":"other-1","s":7}"#).as_bytes(),
+            )
+            .await;
+        let router = cluster.router(0).clone();
+        eventually("the bad messages are counted", move || {
+            router.backplane_status().unwrap().dropped_malformed == 3
+        })
+        .await;
+        let s = cluster.router(0).backplane_status().unwrap();
+        assert_eq!((s.received, s.sequence_gaps), (3, 3), "{s:?}");
+        a.expect_silence().await;
+    }
+
+    /// A topic's channel is subscribed while the node has local subscribers, and dropped about
+    /// a second after the last one leaves.
+    #[tokio::test]
+    async fn channels_follow_local_subscribers() {
+        let Some(cluster) = Cluster::start(Kind::Redis, 1).await else {
+            return;
+        };
+        let redis = cluster.redis.as_ref().unwrap();
+        let channel = cluster.channel(T);
+        assert_eq!(redis.numsub(&channel).await, 0);
+        let mut a = cluster.subscriber(0, &[T]).await;
+        let mut b = cluster.subscriber(0, &[T]).await;
+        cluster.wait_listening(0, 1).await;
+        assert_eq!(
+            redis.numsub(&channel).await,
+            1,
+            "one channel subscription per node"
+        );
+        a.send_json(json!([6, T])).await;
+        a.assert_alive().await;
+        b.send_json(json!([6, T])).await;
+        b.assert_alive().await;
+        let left = std::time::Instant::now();
+        let deadline = left + Duration::from_secs(20);
+        while redis.numsub(&channel).await != 0 {
+            assert!(std::time::Instant::now() < deadline, "never unsubscribed");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert!(
+            left.elapsed() >= Duration::from_millis(900),
+            "unsubscribed after {:?}, before the delay",
+            left.elapsed()
+        );
+        assert_eq!(
+            cluster
+                .router(0)
+                .backplane_status()
+                .unwrap()
+                .subscribed_topics,
+            0
+        );
+    }
 }

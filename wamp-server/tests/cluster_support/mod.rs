@@ -123,6 +123,18 @@ impl RedisServer {
         reply[0].1
     }
 
+    /// `PUBLISH channel payload`, as another node would.
+    #[cfg(feature = "redis")]
+    pub async fn publish(&self, channel: &str, payload: &[u8]) {
+        let mut conn = self.connection().await.expect("connect to redis");
+        redis::cmd("PUBLISH")
+            .arg(channel)
+            .arg(payload)
+            .query_async::<i64>(&mut conn)
+            .await
+            .unwrap();
+    }
+
     /// SIGKILL, and wait for the process to end.
     pub fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
