@@ -241,7 +241,8 @@ async fn cluster_subscriber_list_and_close(kind: Kind) {
 async fn policies_and_hooks_run_once_on_the_origin(kind: Kind) {
     const STAMPED: &str = "http://test/event#stamped";
     // Per node: how often its on_publish hook and its topic's publish policy ran.
-    let counts: Arc<Mutex<Vec<(Arc<AtomicUsize>, Arc<AtomicUsize>)>>> = Arc::default();
+    type Counter = Arc<AtomicUsize>;
+    let counts: Arc<Mutex<Vec<(Counter, Counter)>>> = Arc::default();
     let made = counts.clone();
     let Some(cluster) = Cluster::start_with(kind, 3, move |b| {
         let (hooks, policies) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
