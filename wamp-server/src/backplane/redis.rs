@@ -558,6 +558,8 @@ async fn subscribe_all(
         .map_err(|_| "connecting timed out".to_string())?
         .map_err(|e| e.to_string())?;
     let (mut sink, stream) = pubsub.split();
+    // What an earlier, failed attempt confirmed is gone with its connection.
+    shared.subscribed.lock().expect("subscribed lock").clear();
     command(sink.subscribe(&shared.control)).await?;
     let wanted = shared
         .node
