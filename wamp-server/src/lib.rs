@@ -39,6 +39,11 @@
 //! [`CallContext::router`]): [`Router::publish`], [`Router::publish_excluding`],
 //! [`Router::publish_to`], [`Router::subscribers`], [`Router::close_session`].
 //!
+//! Cluster mode: routers in one process ([`InProcessHub`]) or in several (feature `redis`,
+//! `backplane::redis::RedisBackplane`) share their PubSub through a [`Backplane`]
+//! ([`RouterBuilder::backplane`]; [`Router::backplane_status`],
+//! [`Router::cluster_subscribers`], [`Router::cluster_close_session`]).
+//!
 //! An axum app with pages beside the WAMP endpoint: [`serve_app`]. TLS (`wss://`,
 //! `https://`; cargo feature `tls`, on by default, rustls with the ring provider):
 //! `serve_tls` and `serve_app_tls` with a `tls::TlsConfig` from PEM files or your own rustls

@@ -158,7 +158,7 @@ async fn server_side_publishing_crosses_nodes(kind: Kind) {
     );
     // To all but some: one remote excluded.
     assert_eq!(a_router.publish_excluding(T, json!("but"), &[bid]), 1);
-    // To all, with a CURIE of nobody: the full URI.
+    // To all.
     assert_eq!(a_router.publish(T, json!("all")), 1);
     // To some, all local: delivered here only.
     assert_eq!(a_router.publish_to(T, json!("local"), &[aid]), 1);

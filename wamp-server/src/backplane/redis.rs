@@ -18,6 +18,9 @@
 //!   control channel tells the others it is alive, and tells the node itself that its
 //!   subscription still receives: a subscription that misses its own heartbeats is replaced.
 //! - One warn log line per state change (connected / lost), not per retry.
+//!
+//! Redis is trusted: whatever is published on the topic channels with a well-formed header is
+//! delivered to local subscribers (checked only to be UTF-8). Keep Redis on a private network.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
