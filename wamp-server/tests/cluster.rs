@@ -378,4 +378,40 @@ mod redis_wire {
             0
         );
     }
+
+    /// A node that heartbeats but never answers makes cluster answers incomplete (with what
+    /// the others said).
+    #[tokio::test]
+    async fn a_silent_node_makes_cluster_answers_incomplete() {
+        let Some(cluster) = Cluster::start(Kind::Redis, 2).await else {
+            return;
+        };
+        let a = cluster.subscriber(0, &[T]).await;
+        let b = cluster.subscriber(1, &[T]).await;
+        let port = cluster.redis.as_ref().unwrap().port;
+        let ghost = tokio::spawn(async move {
+            let redis = cluster_support::RedisServer::attach(port);
+            loop {
+                redis
+                    .publish("test:ctl", br#"{"v":1,"k":"hb","n":"ghost-1"}"#)
+                    .await;
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        });
+        let router = cluster.router(0).clone();
+        eventually("node 0 sees the ghost", move || {
+            router.backplane_status().unwrap().nodes_seen == 2
+        })
+        .await;
+        let list = cluster
+            .router(0)
+            .cluster_subscribers(T, Duration::from_millis(500))
+            .await;
+        ghost.abort();
+        assert!(!list.complete, "the ghost did not answer: {list:?}");
+        assert_eq!(list.nodes, 2, "this node and node 1 answered");
+        let mut ids = vec![a.session_id.clone(), b.session_id.clone()];
+        ids.sort();
+        assert_eq!(list.value, ids);
+    }
 }

@@ -53,6 +53,11 @@ impl RedisServer {
         Some(server)
     }
 
+    /// A handle to a redis-server already running on `port` (not killed when dropped).
+    pub fn attach(port: u16) -> RedisServer {
+        RedisServer { port, child: None }
+    }
+
     async fn spawn(&mut self) {
         let child = Command::new(REDIS_SERVER)
             .args(["--bind", "127.0.0.1", "--port", &self.port.to_string()])
