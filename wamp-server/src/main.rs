@@ -3,8 +3,12 @@
 //! Run with: `cargo run --release -p wamp-server` (then open http://localhost:8080/).
 //! Flags: `--bind ADDR` (default 127.0.0.1), `--port N` (default 8080; 0 picks a free port).
 //! Logs: `RUST_LOG=debug` for every session's story.
+//! With `--config router.toml` it is the standalone router instead (see [`standalone`]).
+
+mod standalone;
 
 use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
 
 use clap::Parser;
 use tracing::info;
@@ -13,12 +17,19 @@ use tracing::info;
 #[derive(Debug, Parser)]
 #[command(version, about)]
 struct Args {
-    /// Address to listen on.
-    #[arg(long, default_value = "127.0.0.1", env = "WAMP_BIND")]
-    bind: IpAddr,
-    /// Port to listen on (0 picks a free one).
-    #[arg(long, default_value_t = 8080, env = "WAMP_PORT")]
-    port: u16,
+    /// Address to listen on [default: 127.0.0.1; with --config: [server] bind].
+    #[arg(long, env = "WAMP_BIND")]
+    bind: Option<IpAddr>,
+    /// Port to listen on, 0 picks a free one [default: 8080; with --config: [server] port].
+    #[arg(long, env = "WAMP_PORT")]
+    port: Option<u16>,
+    /// Run the standalone router configured by this file (TOML, or JSON if it ends in .json)
+    /// instead of the tutorial. Flags and environment variables win over the file.
+    #[arg(long, env = "WAMP_CONFIG", value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Only validate the --config file, then exit (0 when it is valid).
+    #[arg(long, requires = "config")]
+    check: bool,
 }
 
 /// Ctrl-C, or SIGTERM (as `kill` and service managers send it).
@@ -56,7 +67,17 @@ async fn main() -> std::process::ExitCode {
         )
         .init();
     let args = Args::parse();
-    let addr = SocketAddr::new(args.bind, args.port);
+    if let Some(config) = &args.config {
+        let overrides = standalone::config::Overrides {
+            bind: args.bind,
+            port: args.port,
+        };
+        return standalone::run(config, overrides, args.check, stop_signal()).await;
+    }
+    let addr = SocketAddr::new(
+        args.bind.unwrap_or(IpAddr::from([127, 0, 0, 1])),
+        args.port.unwrap_or(8080),
+    );
     let listener = match tokio::net::TcpListener::bind(addr).await {
         Ok(l) => l,
         Err(e) => {
