@@ -401,11 +401,17 @@ fn parse_json(name: &str, source: &str) -> Result<File, ConfigError> {
         // The key: the last `"name":` before the error on its line.
         let text = source.lines().nth(line.saturating_sub(1)).unwrap_or("");
         let before = &text[..e.column().min(text.len())];
-        let key = before.rfind("\":").and_then(|end| {
+        let quoted_before = |end: usize| {
             before[..end]
                 .rfind('"')
                 .map(|start| &before[start + 1..end])
-        });
+        };
+        let key = match before.strip_suffix('"') {
+            // The error is at a key (an unknown field): that key.
+            Some(b) => quoted_before(b.len()),
+            // The error is at a value: the key before it.
+            None => before.rfind("\":").and_then(quoted_before),
+        };
         // serde_json's message ends with " at line L column C": the prefix says it already.
         let message = e.to_string();
         let message = message
@@ -447,37 +453,38 @@ fn secret(
     var: Option<String>,
     what: &str,
 ) -> Result<String, ConfigError> {
-    let value =
-        match (inline, var) {
-            (Some(_), Some(var)) => {
+    let value = match (inline, var) {
+        (Some(_), Some(var)) => {
+            return Err(ctx.err(
+                &var,
+                key,
+                format!("give `{what}` or `{what}_env`, not both"),
+            ))
+        }
+        (Some(v), None) => v,
+        (None, Some(var)) => match env(&var) {
+            Some(v) => v,
+            None => {
                 return Err(ctx.err(
-                    &var,
-                    key,
-                    format!("give `{what}` or `{what}_env`, not both"),
+                    &format!("\"{var}\""),
+                    &format!("{key}_env"),
+                    format!(
+                        "the environment variable {var} is not set (export it before starting \
+                         the router, or fix the name)"
+                    ),
                 ))
             }
-            (Some(v), None) => v,
-            (None, Some(var)) => match env(&var) {
-                Some(v) => v,
-                None => {
-                    return Err(ctx.err(
-                        &format!("\"{var}\""),
-                        &format!("{key}_env"),
-                        format!(
-                            "the environment variable {var} is not set (export it before starting \
-                         the router, or fix the name)"
-                        ),
-                    ))
-                }
-            },
-            (None, None) => return Err(ctx.err(
+        },
+        (None, None) => {
+            return Err(ctx.err(
                 "",
                 key,
                 format!(
                     "missing: give `{what}` or `{what}_env` (the name of an environment variable)"
                 ),
-            )),
-        };
+            ))
+        }
+    };
     if value.is_empty() {
         return Err(ctx.err("", key, "is empty"));
     }
