@@ -18,6 +18,7 @@ use common::{Client, TestServer};
 use serde_json::{json, Value};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
 use tokio::process::{Child, Command};
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use wamp_proto::cra;
 use wamp_server::{CallError, Router};
 
@@ -206,6 +207,19 @@ impl Running {
                 "{topic} never had {n} subscribers: {info}"
             );
             tokio::task::yield_now().await;
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    /// Polls `/api/info` until `n` sessions are open.
+    async fn wait_sessions(&self, n: u64) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let info = self.info().await;
+            if info["sessions"] == n {
+                return;
+            }
+            assert!(Instant::now() < deadline, "never {n} sessions: {info}");
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
     }
@@ -533,13 +547,31 @@ async fn publish_api_reaches_websocket_subscribers() {
 #[tokio::test]
 async fn a_json_file_with_limits_and_its_own_path() {
     let text = json!({
-        "server": {"port": 0, "path": "/wamp", "max_connections": 1},
+        "server": {"port": 0, "path": "/wamp", "max_connections": 1,
+                   "allowed_origins": ["http://good.example"]},
         "topics": [{"uri": "*"}],
         "api": {"bind": "127.0.0.1:0", "key": API_KEY},
     })
     .to_string();
     let r = Running::start_with("json", &text, &[], &[]).await;
     assert!(r.ws.ends_with("/wamp"), "{}", r.ws);
+    // Only the listed origins (and clients that send none).
+    let with_origin = |origin: &str| {
+        let mut req = r.ws.as_str().into_client_request().unwrap();
+        req.headers_mut().insert("Origin", origin.parse().unwrap());
+        req.headers_mut()
+            .insert("Sec-WebSocket-Protocol", "wamp".parse().unwrap());
+        req
+    };
+    let err = tokio_tungstenite::connect_async(with_origin("http://evil.example"))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("403"), "{err}");
+    let (good, _) = tokio_tungstenite::connect_async(with_origin("http://good.example"))
+        .await
+        .unwrap();
+    drop(good);
+    r.wait_sessions(0).await;
     let mut c = r.client().await;
     c.send_json(json!([5, "http://any/topic"])).await;
     r.wait_subscribers("http://any/topic", 1).await;
@@ -716,7 +748,8 @@ permissions = {{ rpc = [{{uri = "http://example.com/", prefix = true, call = tru
 [[rpc.proxy]]
 uri = "rpc:ok"
 url = "{u}/ok"
-headers = {{ X-Backend-Token = "t0k", Authorization = "Bearer b" }}
+headers = {{ X-Backend-Token = "t0k" }}
+headers_env = {{ Authorization = "WAMP_TEST_BACKEND_AUTH" }}
 [[rpc.proxy]]
 uri = "rpc:err.*"
 url = "{u}/error"
@@ -735,7 +768,13 @@ uri = "rpc:down"
 url = "http://127.0.0.1:{down}/rpc"
 "#
     );
-    let r = Running::start(&text).await;
+    let r = Running::start_with(
+        "toml",
+        &text,
+        &[],
+        &[("WAMP_TEST_BACKEND_AUTH", "Bearer b")],
+    )
+    .await;
     let mut c = r.client().await;
 
     // result: the request carries session, authkey, the resolved procedure and args.
@@ -971,7 +1010,6 @@ async fn the_page_is_served_with_its_origins() {
         "{page}"
     );
     // A foreign origin is refused at the handshake.
-    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
     let mut req = r.ws.as_str().into_client_request().unwrap();
     req.headers_mut()
         .insert("Origin", "http://evil.example".parse().unwrap());

@@ -214,6 +214,9 @@ struct ProxyRule {
     timeout: Option<Secs>,
     #[serde(default)]
     headers: BTreeMap<String, String>,
+    /// Headers whose values come from environment variables (name → variable).
+    #[serde(default)]
+    headers_env: BTreeMap<String, String>,
 }
 
 /// `[api]`.
@@ -291,6 +294,8 @@ pub struct Plan {
     pub proxies: Vec<ProxyPlan>,
     /// The HTTP API, if configured.
     pub api: Option<ApiPlan>,
+    /// The router's message size limit (also the largest backend answer read).
+    pub max_message_size: usize,
 }
 
 /// A configuration error, already one line: `file:line: key: what is wrong`.
@@ -754,7 +759,27 @@ fn validate(
                 )
             })?;
         let mut headers = HeaderMap::new();
-        for (name, value) in &rule.headers {
+        let mut values = rule.headers.clone();
+        for (name, var) in &rule.headers_env {
+            let Some(value) = env(var) else {
+                return Err(ctx.err(
+                    &format!("\"{var}\""),
+                    &format!("{key}.headers_env.{name}"),
+                    format!(
+                        "the environment variable {var} is not set (export it before starting \
+                         the router, or fix the name)"
+                    ),
+                ));
+            };
+            if values.insert(name.clone(), value).is_some() {
+                return Err(ctx.err(
+                    &format!("\"{var}\""),
+                    &format!("{key}.headers_env.{name}"),
+                    "is also in `headers`: give it once",
+                ));
+            }
+        }
+        for (name, value) in &values {
             let hname = HeaderName::try_from(name.as_str()).map_err(|_| {
                 ctx.err(
                     name,
@@ -807,6 +832,7 @@ fn validate(
         overrides.port.unwrap_or(server.port),
     );
     Ok(Plan {
+        max_message_size: options.max_message_size,
         builder: builder.options(options),
         listen,
         path: server.path,

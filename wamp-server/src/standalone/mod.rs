@@ -40,7 +40,7 @@ fn build(plan: Plan, origins: Option<Vec<String>>, topics: Arc<api::TopicSet>) -
         .build()
         .expect("the HTTP client builds (the TLS provider is installed first)");
     // The backend's answer becomes one WAMP message: the same size limit applies.
-    let max_body = 1 << 20;
+    let max_body = plan.max_message_size;
     for p in &plan.proxies {
         let backend = Arc::new(proxy::Backend::new(client.clone(), p, max_body));
         let handler = move |ctx, args| {
@@ -82,6 +82,10 @@ pub async fn run(
         println!("{}: the configuration is valid", path.display());
         return ExitCode::SUCCESS;
     }
+    // Poll the stop signal once now, so its handlers are installed before the listening line
+    // tells anyone that the router runs (a SIGTERM right after it must stop us gracefully).
+    tokio::pin!(stop);
+    let stopped_early = futures::poll!(stop.as_mut()).is_ready();
     let listener = match tokio::net::TcpListener::bind(plan.listen).await {
         Ok(l) => l,
         Err(e) => {
@@ -167,9 +171,13 @@ pub async fn run(
         .with_graceful_shutdown(wait(public_stopped))
         .into_future();
     tokio::pin!(public);
-    let failed = tokio::select! {
-        _ = stop => None,
-        result = &mut public => Some(result),
+    let failed = if stopped_early {
+        None
+    } else {
+        tokio::select! {
+            _ = stop => None,
+            result = &mut public => Some(result),
+        }
     };
     // Shutdown: the API answers 503 while sessions drain, then stops too.
     shutting_down.store(true, Ordering::Release);
