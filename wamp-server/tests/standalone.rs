@@ -547,7 +547,7 @@ async fn publish_api_reaches_websocket_subscribers() {
 #[tokio::test]
 async fn a_json_file_with_limits_and_its_own_path() {
     let text = json!({
-        "server": {"port": 0, "path": "/wamp", "max_connections": 1,
+        "server": {"port": 0, "path": "/wamp", "max_connections": 1, "max_message_size": 64,
                    "allowed_origins": ["http://good.example"]},
         "topics": [{"uri": "*"}],
         "api": {"bind": "127.0.0.1:0", "key": API_KEY},
@@ -588,6 +588,15 @@ async fn a_json_file_with_limits_and_its_own_path() {
         .await;
     assert_eq!(body, json!({"result": {"recipients": 1}}));
     assert_eq!(c.recv().await, json!([8, "http://any/topic", null]));
+    // The message size limit from the file: 64 bytes pass, 65 close the session with 1009.
+    let call = |n: usize| {
+        let empty = json!([2, "c", "http://x/", ""]).to_string().len();
+        json!([2, "c", "http://x/", "y".repeat(n - empty)]).to_string()
+    };
+    c.send(&call(64)).await;
+    assert_eq!(c.recv().await[2], "http://api.wamp.ws/error#notfound");
+    c.send(&call(65)).await;
+    assert_eq!(c.expect_close().await.0, 1009);
     // SIGTERM closes the session and exits 0.
     let code = r.stop().await;
     assert_eq!(code, 0);
@@ -847,6 +856,8 @@ rpc = "http://x/rpc#"
 [auth]
 timeout = 0
 failure_delay = 0
+[auth.anonymous]
+rpc = [{ uri = "rpc:anon", call = true }]
 [[auth.users]]
 key = "plain"
 secret_env = "WAMP_TEST_PLAIN_SECRET"
@@ -913,6 +924,16 @@ pubsub = [{ uri = "http://x/t/", prefix = true, pub = true, sub = false }]
     let mut c = r.client().await;
     let reply = c.call("r", AUTHREQ, &[json!("nobody"), Value::Null]).await;
     assert_eq!(reply[2], "http://api.wamp.ws/error#no-such-authkey");
+    // Anonymous authentication, with the permissions of [auth.anonymous].
+    let mut c = r.client().await;
+    assert_eq!(
+        c.call("r", AUTHREQ, &[Value::Null, Value::Null]).await,
+        json!([3, "r", null])
+    );
+    assert_eq!(
+        c.call("a", AUTH, &[Value::Null]).await,
+        json!([3, "a", {"rpc": [{"uri": "http://x/rpc#anon", "call": true}], "pubsub": []}])
+    );
     assert_eq!(r.stop().await, 0);
 }
 
