@@ -38,7 +38,7 @@ fn build(plan: Plan, origins: Option<Vec<String>>, topics: Arc<api::TopicSet>) -
         .tcp_nodelay(true)
         .pool_idle_timeout(Duration::from_secs(60))
         .build()
-        .expect("the HTTP client builds (the TLS provider is installed first)");
+        .expect("the HTTP client builds");
     // The backend's answer becomes one WAMP message: the same size limit applies.
     let max_body = plan.max_message_size;
     for p in &plan.proxies {
@@ -67,8 +67,6 @@ pub async fn run(
     check_only: bool,
     stop: impl Future<Output = ()>,
 ) -> ExitCode {
-    // reqwest is built without a default TLS provider: ring is the project's one provider.
-    let _ = rustls::crypto::ring::default_provider().install_default();
     let plan = match config::load(path, &overrides, |name| std::env::var(name).ok()) {
         Ok(plan) => plan,
         Err(e) => {
