@@ -1,6 +1,8 @@
 // The tutorial demo page: connect, authenticate as guest, subscribe to event:chat, and log
 // every frame and result on the page and in the console.
-import { WampSession } from './wamp1.js';
+import './wamp1.js'; // a classic script: defines globalThis.wamp1 (and ab)
+
+const { WampSession } = globalThis.wamp1;
 
 const BASE_URI = 'http://wamptutorial/';
 const WS_URI = `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/ws`;

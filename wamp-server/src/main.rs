@@ -1,7 +1,8 @@
 //! The tutorial server: the seed's demo page and a WAMP v1 endpoint.
 //!
 //! Run with: `cargo run --release -p wamp-server` (then open http://localhost:8080/).
-//! Flags: `--bind ADDR` (default 127.0.0.1), `--port N` (default 8080; 0 picks a free port).
+//! Flags: `--bind ADDR` (default 127.0.0.1), `--port N` (default 8080; 0 picks a free port),
+//! `--allow-origin ORIGIN` (repeatable; browsers on other origins than the page's own).
 //! Logs: `RUST_LOG=debug` for every session's story.
 //! With `--config router.toml` it is the standalone router instead (see [`standalone`]).
 
@@ -30,6 +31,17 @@ struct Args {
     /// Only validate the --config file, then exit (0 when it is valid).
     #[arg(long, requires = "config")]
     check: bool,
+    /// Also accept browser pages from this origin (e.g. http://localhost:3000; `*` for any,
+    /// `null` for sandboxed pages); repeatable. The page's own origin is always accepted.
+    /// With --config: replaces [server] allowed_origins.
+    #[arg(
+        long = "allow-origin",
+        value_name = "ORIGIN",
+        env = "WAMP_ALLOW_ORIGINS",
+        value_delimiter = ',',
+        value_parser = wamp_server::handshake::parse_allowed_origin
+    )]
+    allow_origins: Vec<String>,
 }
 
 /// Ctrl-C, or SIGTERM (as `kill` and service managers send it).
@@ -71,6 +83,7 @@ async fn main() -> std::process::ExitCode {
         let overrides = standalone::config::Overrides {
             bind: args.bind,
             port: args.port,
+            allowed_origins: (!args.allow_origins.is_empty()).then(|| args.allow_origins.clone()),
         };
         return standalone::run(config, overrides, args.check, stop_signal()).await;
     }
@@ -88,9 +101,13 @@ async fn main() -> std::process::ExitCode {
     let local = listener
         .local_addr()
         .expect("a bound listener has an address");
-    // Browsers may connect only from the page's own origin.
+    // Browsers may connect from the page's own origin and from the allowed ones.
+    // (The router warns about '*' itself.)
+    if !args.allow_origins.is_empty() {
+        info!(origins = ?args.allow_origins, "browser origins allowed beside the page's own");
+    }
     let router = wamp_server::tutorial::builder()
-        .allowed_origins(wamp_server::tutorial::page_origins(local))
+        .allowed_origins(args.allow_origins)
         .build();
     let app = wamp_server::tutorial::app(router.clone());
     let host = if local.ip().is_loopback() {

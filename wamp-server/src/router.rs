@@ -38,9 +38,11 @@ pub struct Options {
     /// this does not read fast enough and is closed ([`crate::close::SLOW_CONSUMER`]).
     /// Default 4,096.
     pub outbox_capacity: usize,
-    /// If set, browser requests (those with an `Origin` header) are accepted only from these
-    /// origins (e.g. `http://localhost:8080`); others get HTTP 403.
-    pub allowed_origins: Option<Vec<String>>,
+    /// Browser origins allowed beside the request's own (e.g. `http://localhost:3000`; `*`
+    /// for any, `null` for sandboxed pages). A request without `Origin` (not a browser) or
+    /// from the same origin (its host and port equal the `Host` header) is always accepted;
+    /// any other origin not on this list gets HTTP 403. Default empty.
+    pub allowed_origins: Vec<String>,
     /// Refuse clients that do not offer the `wamp` subprotocol at all (by default only clients
     /// that offer other subprotocols but not `wamp` are refused).
     pub strict_subprotocol: bool,
@@ -63,7 +65,7 @@ impl Default for Options {
             max_message_size: 1 << 20,
             max_connections: 10_000,
             outbox_capacity: 4096,
-            allowed_origins: None,
+            allowed_origins: Vec::new(),
             strict_subprotocol: false,
             shutdown_grace: Duration::from_secs(5),
             read_buffer_size: 1024,
@@ -523,13 +525,21 @@ impl RouterBuilder {
         self
     }
 
-    /// Accept browser requests only from these origins.
+    /// Also accept browser requests from these origins (exact match after lower-casing; `*`
+    /// for any, logged as a warning); the request's own origin is always accepted. See
+    /// [`Options::allowed_origins`].
     pub fn allowed_origins<I, S>(mut self, origins: I) -> Self
     where
         I: IntoIterator<Item = S>,
         S: Into<String>,
     {
-        self.options.allowed_origins = Some(origins.into_iter().map(Into::into).collect());
+        self.options.allowed_origins = origins.into_iter().map(Into::into).collect();
+        if crate::handshake::allows_any_origin(&self.options.allowed_origins) {
+            tracing::warn!(
+                "allowed origins include '*': pages from ANY web site may open WAMP sessions here \
+                 with their visitors' browsers (cross-site WebSocket hijacking)"
+            );
+        }
         self
     }
 

@@ -102,12 +102,12 @@ async fn handle_connection(router: Router, mut stream: TcpStream, peer: SocketAd
         request.headers(),
         &options,
     ) {
-        Ok(offers_wamp) => {
-            if offers_wamp {
-                response.headers_mut().insert(
-                    http::header::SEC_WEBSOCKET_PROTOCOL,
-                    http::HeaderValue::from_static(handshake::SUBPROTOCOL),
-                );
+        Ok(offered) => {
+            // The token as the client spelled it (checked as a token, so a valid value).
+            if let Some(token) = offered.and_then(|t| http::HeaderValue::from_str(&t).ok()) {
+                response
+                    .headers_mut()
+                    .insert(http::header::SEC_WEBSOCKET_PROTOCOL, token);
             }
             Ok(response)
         }

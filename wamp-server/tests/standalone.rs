@@ -330,6 +330,14 @@ async fn config_errors_are_one_line_with_file_line_and_key() {
         "{e}"
     );
 
+    let (e, f) = refused("toml", "[server]\nallowed_origins = [\"localhost:3000\"]\n").await;
+    assert!(
+        e.starts_with(&format!(
+            "error: {f}:2: server.allowed_origins: \"localhost:3000\" is not an origin"
+        )),
+        "{e}"
+    );
+
     let (e, f) = refused("toml", "[[topics]]\nuri = \"x\"\nsubscribe = \"maybe\"\n").await;
     assert!(
         e.starts_with(&format!("error: {f}:3: topics[0].subscribe: invalid value")),
@@ -1013,8 +1021,18 @@ permissions = {{ pubsub = [{{ uri = "", prefix = true, pub = true, sub = true }}
 
 #[tokio::test]
 async fn the_page_is_served_with_its_origins() {
-    let text = CHAT_FILE.replace("[server]\n", "[server]\npage = true\n");
-    let r = Running::start(&text).await;
+    let text = CHAT_FILE.replace(
+        "[server]\n",
+        "[server]\npage = true\nallowed_origins = [\"http://file.example\"]\n",
+    );
+    // The flag replaces the file's list.
+    let r = Running::start_with(
+        "toml",
+        &text,
+        &["--allow-origin", "http://flag.example"],
+        &[],
+    )
+    .await;
     let http = r.ws.replace("ws://", "http://").replace("/ws", "/");
     let page = r
         .http
@@ -1029,12 +1047,21 @@ async fn the_page_is_served_with_its_origins() {
         page.contains("<html") || page.contains("<!DOCTYPE"),
         "{page}"
     );
-    // A foreign origin is refused at the handshake.
-    let mut req = r.ws.as_str().into_client_request().unwrap();
-    req.headers_mut()
-        .insert("Origin", "http://evil.example".parse().unwrap());
-    let err = tokio_tungstenite::connect_async(req).await.unwrap_err();
-    assert!(err.to_string().contains("403"), "{err}");
+    let connect = |origin: String| {
+        let mut req = r.ws.as_str().into_client_request().unwrap();
+        req.headers_mut().insert("Origin", origin.parse().unwrap());
+        req.headers_mut()
+            .insert("Sec-WebSocket-Protocol", "wamp".parse().unwrap());
+        tokio_tungstenite::connect_async(req)
+    };
+    // Foreign origins are refused at the handshake; the page's own and the flag's are not.
+    for origin in ["http://evil.example", "http://file.example"] {
+        let err = connect(origin.into()).await.unwrap_err();
+        assert!(err.to_string().contains("403"), "{origin}: {err}");
+    }
+    let own = http.trim_end_matches('/').to_string();
+    assert!(connect(own).await.is_ok());
+    assert!(connect("http://flag.example".into()).await.is_ok());
     assert_eq!(r.stop().await, 0);
 }
 

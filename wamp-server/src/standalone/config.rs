@@ -276,6 +276,8 @@ pub struct Overrides {
     pub bind: Option<IpAddr>,
     /// `--port` / `WAMP_PORT`.
     pub port: Option<u16>,
+    /// `--allow-origin` / `WAMP_ALLOW_ORIGINS`: replaces `[server] allowed_origins`.
+    pub allowed_origins: Option<Vec<String>>,
 }
 
 /// A validated configuration: the router to build and where to serve it.
@@ -288,8 +290,6 @@ pub struct Plan {
     pub path: String,
     /// Whether to serve the demo page.
     pub page: bool,
-    /// Whether `allowed_origins` was set in the file.
-    pub origins_set: bool,
     /// The RPC proxies.
     pub proxies: Vec<ProxyPlan>,
     /// The HTTP API, if configured.
@@ -611,8 +611,17 @@ fn validate(
     if let Some(v) = server.publisher_receives_own_events {
         options.publisher_receives_own_events = v;
     }
-    let origins_set = server.allowed_origins.is_some();
-    options.allowed_origins = server.allowed_origins;
+    // Browsers from the router's own origin are always welcome; these are the others.
+    let origins = match &overrides.allowed_origins {
+        Some(flag) => flag.clone(),
+        None => server.allowed_origins.unwrap_or_default(),
+    };
+    let mut checked = Vec::with_capacity(origins.len());
+    for origin in &origins {
+        let origin = wamp_server::handshake::parse_allowed_origin(origin)
+            .map_err(|e| ctx.err(&format!("\"{origin}\""), "server.allowed_origins", e))?;
+        checked.push(origin);
+    }
 
     let mut builder = Router::builder();
     for (prefix, uri) in &file.prefixes {
@@ -831,13 +840,18 @@ fn validate(
         overrides.bind.unwrap_or(server.bind),
         overrides.port.unwrap_or(server.port),
     );
+    let max_message_size = options.max_message_size;
+    let mut builder = builder.options(options);
+    if !checked.is_empty() {
+        // After `options`, which replaces them all; the builder warns about `*`.
+        builder = builder.allowed_origins(checked);
+    }
     Ok(Plan {
-        max_message_size: options.max_message_size,
-        builder: builder.options(options),
+        max_message_size,
+        builder,
         listen,
         path: server.path,
         page: server.page,
-        origins_set,
         proxies,
         api,
     })

@@ -27,11 +27,8 @@ const BAD_CONFIG: u8 = 2;
 
 /// Builds the router of a plan: the file's settings plus the RPC proxies and the hooks the
 /// API's topic list needs.
-fn build(plan: Plan, origins: Option<Vec<String>>, topics: Arc<api::TopicSet>) -> Router {
+fn build(plan: Plan, topics: Arc<api::TopicSet>) -> Router {
     let mut builder = plan.builder;
-    if let Some(origins) = origins {
-        builder = builder.allowed_origins(origins);
-    }
     // One client for every backend: its connections are pooled and kept alive.
     let client = reqwest::Client::builder()
         .use_rustls_tls()
@@ -76,7 +73,7 @@ pub async fn run(
     };
     if check_only {
         let topics = Arc::new(api::TopicSet::default());
-        drop(build(plan, None, topics));
+        drop(build(plan, topics));
         println!("{}: the configuration is valid", path.display());
         return ExitCode::SUCCESS;
     }
@@ -110,11 +107,9 @@ pub async fn run(
             }
         },
     };
-    let origins =
-        (plan.page && !plan.origins_set).then(|| wamp_server::tutorial::page_origins(local));
     let (path_ws, page, api_plan) = (plan.path.clone(), plan.page, plan.api.clone());
     let topics = Arc::new(api::TopicSet::default());
-    let router = build(plan, origins, topics.clone());
+    let router = build(plan, topics.clone());
 
     let app = if page {
         wamp_server::tutorial::app(router.clone())
