@@ -32,7 +32,7 @@ pub struct Options {
     /// The largest WebSocket message (and frame) accepted, in bytes; larger closes the session
     /// with 1009. Default 1 MiB.
     pub max_message_size: usize,
-    /// The most sessions open at once; more are refused at accept. Default 10,000.
+    /// The most sessions open at once; more get HTTP 503 at the handshake. Default 10,000.
     pub max_connections: usize,
     /// How many frames may wait in a session's outgoing queue; a session whose queue passes
     /// this does not read fast enough and is closed ([`crate::close::SLOW_CONSUMER`]).
@@ -55,6 +55,14 @@ pub struct Options {
     /// How many bytes of outgoing frames are gathered before a write to the socket.
     /// Default 4 KiB.
     pub write_buffer_size: usize,
+    /// How long a new connection may take to complete its handshakes (TLS if any, then the
+    /// HTTP request and WebSocket upgrade) before it is dropped. A connection takes one of the
+    /// [`Options::max_connections`] slots only after its handshake succeeded. Default 10 s.
+    pub handshake_timeout: Duration,
+    /// The most connections still in their handshakes at once (on the axum path: every HTTP
+    /// connection not yet upgraded); a connection over this is closed at accept. Bounds the
+    /// file descriptors silent or slow connections can hold, beside the sessions'. Default 1,024.
+    pub max_pending_handshakes: usize,
 }
 
 impl Default for Options {
@@ -70,6 +78,8 @@ impl Default for Options {
             shutdown_grace: Duration::from_secs(5),
             read_buffer_size: 1024,
             write_buffer_size: 4096,
+            handshake_timeout: Duration::from_secs(10),
+            max_pending_handshakes: 1024,
         }
     }
 }
@@ -552,6 +562,20 @@ impl RouterBuilder {
     /// How long shutdown waits for calls in flight.
     pub fn shutdown_grace(mut self, grace: Duration) -> Self {
         self.options.shutdown_grace = grace;
+        self
+    }
+
+    /// How long a connection may take to complete its handshakes (see
+    /// [`Options::handshake_timeout`]).
+    pub fn handshake_timeout(mut self, timeout: Duration) -> Self {
+        self.options.handshake_timeout = timeout;
+        self
+    }
+
+    /// The most connections in their handshakes at once (see
+    /// [`Options::max_pending_handshakes`]).
+    pub fn max_pending_handshakes(mut self, n: usize) -> Self {
+        self.options.max_pending_handshakes = n.max(1);
         self
     }
 

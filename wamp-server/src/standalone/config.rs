@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeMap, HashSet};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -30,6 +30,15 @@ pub struct File {
     #[serde(default)]
     rpc: Rpc,
     api: Option<Api>,
+    tls: Option<Tls>,
+}
+
+/// `[tls]`: serve https:// and wss:// (paths relative to the configuration file).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Tls {
+    cert_pem_file: PathBuf,
+    key_pem_file: PathBuf,
 }
 
 /// `[server]`: the public WebSocket listener and the router's options.
@@ -49,6 +58,8 @@ struct Server {
     shutdown_grace: Option<Secs>,
     read_buffer_size: Option<usize>,
     write_buffer_size: Option<usize>,
+    handshake_timeout: Option<Secs>,
+    max_pending_handshakes: Option<usize>,
     ident: Option<String>,
     publisher_receives_own_events: Option<bool>,
 }
@@ -68,6 +79,8 @@ impl Default for Server {
             shutdown_grace: None,
             read_buffer_size: None,
             write_buffer_size: None,
+            handshake_timeout: None,
+            max_pending_handshakes: None,
             ident: None,
             publisher_receives_own_events: None,
         }
@@ -278,6 +291,10 @@ pub struct Overrides {
     pub port: Option<u16>,
     /// `--allow-origin` / `WAMP_ALLOW_ORIGINS`: replaces `[server] allowed_origins`.
     pub allowed_origins: Option<Vec<String>>,
+    /// `--tls-cert` / `WAMP_TLS_CERT` (with the key): replaces `[tls]`.
+    pub tls_cert: Option<PathBuf>,
+    /// `--tls-key` / `WAMP_TLS_KEY`.
+    pub tls_key: Option<PathBuf>,
 }
 
 /// A validated configuration: the router to build and where to serve it.
@@ -296,6 +313,9 @@ pub struct Plan {
     pub api: Option<ApiPlan>,
     /// The router's message size limit (also the largest backend answer read).
     pub max_message_size: usize,
+    /// TLS for the public listener.
+    #[cfg(feature = "tls")]
+    pub tls: Option<wamp_server::tls::TlsConfig>,
 }
 
 /// A configuration error, already one line: `file:line: key: what is wrong`.
@@ -329,6 +349,7 @@ pub fn load(
     let ctx = Ctx {
         name: &name,
         source: &source,
+        dir: path.parent().unwrap_or(Path::new("")),
     };
     validate(file, &ctx, overrides, &env)
 }
@@ -433,6 +454,8 @@ fn parse_json(name: &str, source: &str) -> Result<File, ConfigError> {
 struct Ctx<'a> {
     name: &'a str,
     source: &'a str,
+    /// The file's directory: relative paths in it start there.
+    dir: &'a Path,
 }
 
 impl Ctx<'_> {
@@ -604,6 +627,9 @@ fn validate(
     }
     if let Some(Secs(v)) = server.shutdown_grace {
         options.shutdown_grace = v;
+    }
+    if let Some(Secs(v)) = server.handshake_timeout {
+        options.handshake_timeout = v;
     }
     if let Some(v) = server.ident {
         options.server_ident = v;
@@ -836,6 +862,30 @@ fn validate(
         }
     };
 
+    // The flags (both, clap makes sure) replace the file's [tls].
+    let tls_files = match (&overrides.tls_cert, &overrides.tls_key) {
+        (Some(cert), Some(key)) => Some((cert.clone(), key.clone())),
+        _ => file
+            .tls
+            .map(|t| (ctx.dir.join(t.cert_pem_file), ctx.dir.join(t.key_pem_file))),
+    };
+    #[cfg(feature = "tls")]
+    let tls = match tls_files {
+        None => None,
+        Some((cert, key)) => Some(
+            wamp_server::tls::TlsConfig::from_pem_files(&cert, &key)
+                .map_err(|e| ctx.err("[tls]", "tls", e))?,
+        ),
+    };
+    #[cfg(not(feature = "tls"))]
+    if tls_files.is_some() {
+        return Err(ctx.err(
+            "[tls]",
+            "tls",
+            "this wamp-server is built without TLS: build it with the `tls` feature, or remove [tls]",
+        ));
+    }
+
     let listen = SocketAddr::new(
         overrides.bind.unwrap_or(server.bind),
         overrides.port.unwrap_or(server.port),
@@ -848,6 +898,8 @@ fn validate(
     }
     Ok(Plan {
         max_message_size,
+        #[cfg(feature = "tls")]
+        tls,
         builder,
         listen,
         path: server.path,
@@ -864,7 +916,11 @@ mod tests {
     fn check(text: &str) -> Result<Plan, String> {
         let name = "t.toml";
         let file = parse_toml(name, text).map_err(|e| e.0)?;
-        let ctx = Ctx { name, source: text };
+        let ctx = Ctx {
+            name,
+            source: text,
+            dir: Path::new(""),
+        };
         validate(file, &ctx, &Overrides::default(), &|v: &str| {
             (v == "SET").then(|| "from-env-secret!".to_string())
         })

@@ -108,6 +108,12 @@ pub async fn run(
         },
     };
     let (path_ws, page, api_plan) = (plan.path.clone(), plan.page, plan.api.clone());
+    #[cfg(feature = "tls")]
+    let tls = plan.tls.clone();
+    #[cfg(feature = "tls")]
+    let secure = tls.is_some();
+    #[cfg(not(feature = "tls"))]
+    let secure = false;
     let topics = Arc::new(api::TopicSet::default());
     let router = build(plan, topics.clone());
 
@@ -125,17 +131,18 @@ pub async fn run(
             )
             .with_state(router.clone())
     };
-    let mut line = format!("wamp-server listening: WAMP ws://{local}{path_ws}");
+    let (http, ws) = if secure {
+        ("https", "wss")
+    } else {
+        ("http", "ws")
+    };
+    let mut line = format!("wamp-server listening: WAMP {ws}://{local}{path_ws}");
     if page {
-        line.push_str(&format!("  page http://{local}/"));
+        line.push_str(&format!("  page {http}://{local}/"));
     }
 
     let shutting_down = Arc::new(AtomicBool::new(false));
-    let (stop_public, public_stopped) = watch::channel(false);
-    let (stop_api, api_stopped) = watch::channel(false);
-    let wait = |mut rx: watch::Receiver<bool>| async move {
-        let _ = rx.wait_for(|stopped| *stopped).await;
-    };
+    let (stop_api, mut api_stopped) = watch::channel(false);
     let api_task = match (api_listener, api_plan) {
         (Some(l), Some(a)) => {
             let api_local = l.local_addr().expect("a bound listener has an address");
@@ -148,47 +155,38 @@ pub async fn run(
                 topics,
             };
             let served = axum::serve(l, api::app(state))
-                .with_graceful_shutdown(wait(api_stopped))
+                .with_graceful_shutdown(async move {
+                    let _ = api_stopped.wait_for(|stopped| *stopped).await;
+                })
                 .into_future();
             Some(tokio::spawn(served))
         }
         _ => None,
     };
     println!("{line}");
-    info!(%local, "listening");
+    info!(%local, tls = secure, "listening");
 
-    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
-        let _ = tcp.set_nodelay(true);
-    });
-    let public = axum::serve(listener, app)
-        .with_graceful_shutdown(wait(public_stopped))
-        .into_future();
-    tokio::pin!(public);
-    let failed = if stopped_early {
-        None
-    } else {
-        tokio::select! {
-            _ = stop => None,
-            result = &mut public => Some(result),
+    // On the stop signal the API answers 503 while the sessions drain (serve_app shuts the
+    // router down and waits for them), then it stops too.
+    let flag = shutting_down.clone();
+    let shutdown = async move {
+        if !stopped_early {
+            stop.as_mut().await;
         }
+        flag.store(true, Ordering::Release);
     };
-    // Shutdown: the API answers 503 while sessions drain, then stops too.
-    shutting_down.store(true, Ordering::Release);
-    router.shutdown();
-    let _ = stop_public.send(true);
-    let grace = router.options().shutdown_grace + Duration::from_secs(1);
-    let _ = tokio::time::timeout(grace, router.closed()).await;
-    let public = match failed {
-        Some(result) => result,
-        None => tokio::time::timeout(Duration::from_secs(2), public)
-            .await
-            .unwrap_or(Ok(())),
+    #[cfg(feature = "tls")]
+    let served = match tls {
+        Some(tls) => wamp_server::serve_app_tls(listener, router, app, tls, shutdown).await,
+        None => wamp_server::serve_app(listener, router, app, shutdown).await,
     };
+    #[cfg(not(feature = "tls"))]
+    let served = wamp_server::serve_app(listener, router, app, shutdown).await;
     let _ = stop_api.send(true);
     if let Some(task) = api_task {
         let _ = tokio::time::timeout(Duration::from_secs(2), task).await;
     }
-    match public {
+    match served {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: server failed: {e}");
