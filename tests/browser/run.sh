@@ -22,7 +22,7 @@
 #
 # Always stops the server; fails if a server log shows a panic; exits non-zero on any failure. Every step has a time limit.
 # Environment: WAMP_SERVER_BIN, CHROMIUM_PATH, EXPECT_ORIGIN_CHECK (default 1), WAMP_SHARED_DIR,
-# SEED_PAGE_RECONNECT (1: also ten SIGTERM restarts in the seed-page test),
+# SEED_PAGE_RECONNECT (0: skip the ten SIGTERM restarts of the seed-page test),
 # BUILD_TIMEOUT (s, default 1800), BROWSER_TEST_TIMEOUT_MS (default 120000), RUST_LOG.
 set -euo pipefail
 
