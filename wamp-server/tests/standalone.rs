@@ -224,13 +224,18 @@ impl Running {
     }
 
     /// SIGTERM, then the exit code; asserts the log shows no panic.
-    async fn stop(mut self) -> i32 {
+    async fn stop(self) -> i32 {
         let pid = self.child.id().unwrap().to_string();
         let killed = std::process::Command::new("kill")
             .args(["-TERM", &pid])
             .status()
             .unwrap();
         assert!(killed.success());
+        self.stop_after_signal().await
+    }
+
+    /// The exit code after a SIGTERM already sent; asserts the log shows no panic.
+    async fn stop_after_signal(mut self) -> i32 {
         let status = tokio::time::timeout(Duration::from_secs(30), self.child.wait())
             .await
             .expect("the binary did not stop after SIGTERM")
@@ -1105,4 +1110,62 @@ async fn procedure_prefixes_exact_first_then_longest() {
     );
     let reply = c.call("5", "http://x/apiX", &[]).await;
     assert_eq!(reply[2], "http://api.wamp.ws/error#notfound");
+}
+
+#[tokio::test]
+async fn session_limits_and_the_shutdown_close_from_the_file() {
+    let text = r#"
+[server]
+port = 0
+max_subscriptions = 1
+max_prefixes = 1
+max_uri_length = 40
+shutdown_close_code = 1001
+max_pending_handshakes = 8
+handshake_timeout = 5
+[[topics]]
+uri = "*"
+"#;
+    let r = Running::start(text).await;
+    // One subscription, then one more closes the session with 1008.
+    let mut c = r.client().await;
+    c.send_json(json!([5, "http://x/a"])).await;
+    c.send_json(json!([5, "http://x/b"])).await;
+    assert_eq!(c.expect_close().await.0, 1008);
+    // One prefix, then one more.
+    let mut c = r.client().await;
+    c.send_json(json!([1, "a", "http://x/a#"])).await;
+    c.send_json(json!([1, "b", "http://x/b#"])).await;
+    assert_eq!(c.expect_close().await.0, 1008);
+    // A URI of 40 bytes passes, 41 do not.
+    let mut c = r.client().await;
+    let uri = |n: usize| format!("http://x/{}", "u".repeat(n - 9));
+    let reply = c.call("1", &uri(40), &[]).await;
+    assert_eq!(reply[2], "http://api.wamp.ws/error#notfound");
+    c.send_json(json!([2, "2", uri(41)])).await;
+    assert_eq!(c.expect_close().await.0, 1008);
+    // SIGTERM: a close frame with the configured code.
+    let mut c = r.client().await;
+    let pid = r.child.id().unwrap().to_string();
+    assert!(std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
+    assert_eq!(
+        c.expect_close().await,
+        (1001, "server shutting down".to_string())
+    );
+    assert_eq!(r.stop_after_signal().await, 0);
+}
+
+#[tokio::test]
+async fn a_bad_shutdown_close_code_is_refused() {
+    let (e, f) = refused("toml", "[server]\nshutdown_close_code = 1005\n").await;
+    assert!(
+        e.starts_with(&format!(
+            "error: {f}:2: server.shutdown_close_code: 1005 may not be sent"
+        )),
+        "{e}"
+    );
 }

@@ -14,7 +14,9 @@ use serde::Deserialize;
 use wamp_proto::cra::AuthExtra;
 use wamp_proto::uri::Prefixes;
 use wamp_proto::{Permissions, PubSubPermission, RpcPermission};
-use wamp_server::{AuthConfig, AuthUser, InMemoryAuth, Options, Router, RouterBuilder, Topic};
+use wamp_server::{
+    AuthConfig, AuthUser, InMemoryAuth, Options, Router, RouterBuilder, ShutdownClose, Topic,
+};
 
 /// The whole file.
 #[derive(Debug, Default, Deserialize)]
@@ -60,6 +62,17 @@ struct Server {
     write_buffer_size: Option<usize>,
     handshake_timeout: Option<Secs>,
     max_pending_handshakes: Option<usize>,
+    outbox_max_bytes: Option<usize>,
+    max_calls_in_flight: Option<usize>,
+    detach_calls_on_close: Option<bool>,
+    max_prefixes: Option<usize>,
+    max_subscriptions: Option<usize>,
+    max_uri_length: Option<usize>,
+    close_wait: Option<Secs>,
+    policy_timeout: Option<Secs>,
+    /// Absent: shutdown ends connections without a close handshake (AutobahnJS 0.8 pages
+    /// reconnect); a code (e.g. 1001): a close frame with it.
+    shutdown_close_code: Option<u16>,
     ident: Option<String>,
     publisher_receives_own_events: Option<bool>,
 }
@@ -81,6 +94,15 @@ impl Default for Server {
             write_buffer_size: None,
             handshake_timeout: None,
             max_pending_handshakes: None,
+            outbox_max_bytes: None,
+            max_calls_in_flight: None,
+            detach_calls_on_close: None,
+            max_prefixes: None,
+            max_subscriptions: None,
+            max_uri_length: None,
+            close_wait: None,
+            policy_timeout: None,
+            shutdown_close_code: None,
             ident: None,
             publisher_receives_own_events: None,
         }
@@ -614,6 +636,36 @@ fn validate(
             server.write_buffer_size,
             &mut options.write_buffer_size,
         ),
+        (
+            "max_pending_handshakes",
+            server.max_pending_handshakes,
+            &mut options.max_pending_handshakes,
+        ),
+        (
+            "outbox_max_bytes",
+            server.outbox_max_bytes,
+            &mut options.outbox_max_bytes,
+        ),
+        (
+            "max_calls_in_flight",
+            server.max_calls_in_flight,
+            &mut options.max_calls_in_flight,
+        ),
+        (
+            "max_prefixes",
+            server.max_prefixes,
+            &mut options.max_prefixes,
+        ),
+        (
+            "max_subscriptions",
+            server.max_subscriptions,
+            &mut options.max_subscriptions,
+        ),
+        (
+            "max_uri_length",
+            server.max_uri_length,
+            &mut options.max_uri_length,
+        ),
     ] {
         if let Some(v) = value {
             if v == 0 {
@@ -630,6 +682,25 @@ fn validate(
     }
     if let Some(Secs(v)) = server.handshake_timeout {
         options.handshake_timeout = v;
+    }
+    if let Some(Secs(v)) = server.close_wait {
+        options.close_wait = v;
+    }
+    if let Some(Secs(v)) = server.policy_timeout {
+        options.policy_timeout = v;
+    }
+    if let Some(v) = server.detach_calls_on_close {
+        options.detach_calls_on_close = v;
+    }
+    if let Some(code) = server.shutdown_close_code {
+        if !matches!(code, 1000 | 1001 | 3000..=4999) {
+            return Err(ctx.err(
+                "shutdown_close_code",
+                "server.shutdown_close_code",
+                format!("{code} may not be sent: use 1001 (going away), 1000 or 3000-4999"),
+            ));
+        }
+        options.shutdown_close = ShutdownClose::Handshake(code);
     }
     if let Some(v) = server.ident {
         options.server_ident = v;
