@@ -519,6 +519,12 @@ async fn publish_api_reaches_websocket_subscribers() {
         resp.json::<Value>().await.unwrap()["error"]["code"],
         "not_found"
     );
+    let resp = r.http.get(r.api("publish")).send().await.unwrap();
+    assert_eq!(resp.status(), StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(
+        resp.json::<Value>().await.unwrap()["error"]["code"],
+        "method_not_allowed"
+    );
     r.post("publish", json!({"topic": CHAT, "event": "after"}))
         .await;
     assert_eq!(b.recv().await, json!([8, CHAT, pad(256)]));

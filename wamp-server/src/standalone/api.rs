@@ -120,6 +120,13 @@ pub fn app(state: ApiState) -> axum::Router {
                 "no such endpoint: the API has POST /api/publish, GET /api/info and POST /api/close",
             )
         })
+        .method_not_allowed_fallback(|| async {
+            ApiError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "wrong method: POST /api/publish, GET /api/info, POST /api/close",
+            )
+        })
         .with_state(Arc::new(state))
 }
 
