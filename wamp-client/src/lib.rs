@@ -9,7 +9,7 @@
 //! authenticates again if it had, and re-subscribes every live subscription.
 //!
 //! The wire format (messages, CURIEs, WAMP-CRA) comes from [`wamp_proto`]; the project's
-//! `spec/WAMP1.md` describes the protocol.
+//! `docs/PROTOCOL.md` describes the protocol.
 //!
 //! # Connect
 //!

@@ -423,7 +423,7 @@ impl Session {
                 return self.reply(&call_id, result);
             }
         }
-        // Not found before unauthorized (spec/WAMP1.md section 4): a typo in a procedure name
+        // Not found before unauthorized (docs/PROTOCOL.md section 4): a typo in a procedure name
         // should say so, whatever the session's permissions.
         let Some(procedure) = self.router.procedure(&uri) else {
             return self.reply(&call_id, Err(errors::NOT_FOUND.into()));

@@ -1,4 +1,4 @@
-//! The tutorial server of spec/WAMP1.md section 8: the seed's demo, as the canonical example
+//! The tutorial server of `docs/PROTOCOL.md` section 8: the seed's demo, as the canonical example
 //! of this library. `cargo run --release -p wamp-server` runs it on `http://localhost:8080/`.
 //!
 //! - Procedures (base `http://wamptutorial/rpc#`): `echo`, `add`, `throw`, `whoami`, `ping`.
