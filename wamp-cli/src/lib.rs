@@ -1,6 +1,6 @@
 //! `wamp-cli`: call, subscribe, publish and benchmark against any WAMP v1 server.
 //!
-//! The binary is a thin layer over [`wamp_client`]: one module per command, each a few uses
+//! The binary is a thin layer over the `wamp-client` crate: one module per command, each a few uses
 //! of [`wamp_client::Client`]. Against the tutorial server (`cargo run -p wamp-server`) no
 //! flag is needed:
 //!
