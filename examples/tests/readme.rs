@@ -44,7 +44,11 @@ fn the_readme_snippets_are_the_running_doc_test() {
     let doc_tests = rust_blocks(&doc);
     assert_eq!(doc_tests.len(), 1, "one doc-test in src/lib.rs");
     let readme_blocks = rust_blocks(&readme);
-    assert_eq!(readme_blocks.len(), 2, "the README has a server and a client snippet");
+    assert_eq!(
+        readme_blocks.len(),
+        2,
+        "the README has a server and a client snippet"
+    );
     let expected = visible(&doc_tests[0]);
     let actual = readme_blocks.join("\n");
     assert_eq!(
