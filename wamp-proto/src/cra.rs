@@ -241,6 +241,287 @@ pub fn client_signature(challenge: &str, password: &str) -> Result<String, Error
     Ok(sign(&key, challenge))
 }
 
+/// The arguments of `authreq`: `(authKey | null, extra | null)`.
+///
+/// ```
+/// use wamp_proto::cra::AuthReq;
+/// let req = AuthReq { authkey: Some("guest".into()), extra: None };
+/// assert_eq!(serde_json::Value::from(req.to_args()).to_string(), r#"["guest",null]"#);
+/// assert_eq!(AuthReq::from_args(&req.to_args()).unwrap(), req);
+/// ```
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct AuthReq {
+    /// The key to authenticate as; `None` asks for anonymous authentication.
+    pub authkey: Option<String>,
+    /// Extra data for the server's credential lookup.
+    pub extra: Option<Map<String, Value>>,
+}
+
+impl AuthReq {
+    /// The CALL arguments, both always present (`null` when absent), as AutobahnJS sends them.
+    pub fn to_args(&self) -> Vec<Value> {
+        vec![
+            self.authkey.clone().map_or(Value::Null, Value::String),
+            self.extra.clone().map_or(Value::Null, Value::Object),
+        ]
+    }
+
+    /// Reads the CALL arguments; missing ones count as `null`. The error says which argument is
+    /// wrong (it becomes the description of an `invalid-argument` CALLERROR).
+    pub fn from_args(args: &[Value]) -> Result<AuthReq, Error> {
+        let authkey = match args.first() {
+            None | Some(Value::Null) => None,
+            Some(Value::String(k)) => Some(k.clone()),
+            Some(_) => {
+                return Err(Error::InvalidArgument(
+                    "authKey (argument 1) must be a string or null".into(),
+                ))
+            }
+        };
+        let extra = match args.get(1) {
+            None | Some(Value::Null) => None,
+            Some(Value::Object(m)) => Some(m.clone()),
+            Some(_) => {
+                return Err(Error::InvalidArgument(
+                    "extra (argument 2) must be an object or null".into(),
+                ))
+            }
+        };
+        Ok(AuthReq { authkey, extra })
+    }
+}
+
+/// The arguments of `auth`: `(signature | null)`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Auth {
+    /// The signature over the challenge; `None` for anonymous authentication.
+    pub signature: Option<String>,
+}
+
+impl Auth {
+    /// The CALL arguments: the signature, or `null`.
+    pub fn to_args(&self) -> Vec<Value> {
+        vec![self.signature.clone().map_or(Value::Null, Value::String)]
+    }
+
+    /// Reads the CALL arguments; a missing signature counts as `null`.
+    pub fn from_args(args: &[Value]) -> Result<Auth, Error> {
+        match args.first() {
+            None | Some(Value::Null) => Ok(Auth { signature: None }),
+            Some(Value::String(s)) => Ok(Auth {
+                signature: Some(s.clone()),
+            }),
+            Some(_) => Err(Error::InvalidArgument(
+                "signature (argument 1) must be a string or null".into(),
+            )),
+        }
+    }
+}
+
+/// Reads the `authreq` CALLRESULT: the challenge text to sign, or `None` for an anonymous
+/// request (the result is `null`).
+pub fn challenge_text(result: &Value) -> Result<Option<&str>, Error> {
+    match result {
+        Value::String(text) => Ok(Some(text)),
+        Value::Null => Ok(None),
+        other => Err(Error::InvalidChallenge(format!(
+            "the authreq result must be a string (or null for anonymous), got {}",
+            crate::error::json_type(other)
+        ))),
+    }
+}
+
+/// How a client signs a challenge.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub enum CraStyle {
+    /// [`CraStyle::Standard`] for a challenge that is a JSON object, [`CraStyle::CljWamp`] for
+    /// an opaque one (clj-wamp's challenges are a bare base64 HMAC).
+    #[default]
+    Auto,
+    /// `HMAC(key = secret, message = challenge)`, the secret first derived with PBKDF2 when the
+    /// challenge carries `authextra.salt` (AutobahnPython, AutobahnJS, this project's server).
+    Standard,
+    /// `HMAC(key = challenge, message = secret)`: what clj-wamp 1.0's server expects.
+    CljWamp,
+}
+
+impl CraStyle {
+    /// The style's name as a command line spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CraStyle::Auto => "auto",
+            CraStyle::Standard => "standard",
+            CraStyle::CljWamp => "clj-wamp",
+        }
+    }
+}
+
+impl std::fmt::Display for CraStyle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for CraStyle {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.to_ascii_lowercase().as_str() {
+            "auto" => Ok(CraStyle::Auto),
+            "standard" => Ok(CraStyle::Standard),
+            "clj-wamp" | "cljwamp" | "clj" => Ok(CraStyle::CljWamp),
+            _ => Err(format!(
+                "unknown WAMP-CRA style {s:?}: use auto, standard or clj-wamp"
+            )),
+        }
+    }
+}
+
+/// Signs a challenge text in the given style. With [`CraStyle::Auto`] a challenge that parses
+/// as a JSON object is signed the standard way (an error in it, such as a bad `authextra`, is
+/// reported), anything else the clj-wamp way.
+///
+/// ```
+/// use wamp_proto::cra::{self, CraStyle};
+/// // clj-wamp's challenge is opaque, so auto signs it with key and message swapped.
+/// let challenge = "I2R09HygXn4ky+TyS1l2Qy38wF1HESXEg95CiuJN2y4=";
+/// assert_eq!(
+///     cra::client_signature_styled(challenge, "secret-password", CraStyle::Auto).unwrap(),
+///     "Brffj/w0A5QnK0Qn2zTMTbIplXajBpBMq6XUC+26ZpQ="
+/// );
+/// ```
+pub fn client_signature_styled(
+    challenge: &str,
+    password: &str,
+    style: CraStyle,
+) -> Result<String, Error> {
+    match style {
+        CraStyle::Standard => client_signature(challenge, password),
+        CraStyle::CljWamp => Ok(sign_swapped(password, challenge)),
+        CraStyle::Auto => {
+            let is_object = serde_json::from_str::<Value>(challenge).is_ok_and(|v| v.is_object());
+            if is_object {
+                client_signature(challenge, password)
+            } else {
+                Ok(sign_swapped(password, challenge))
+            }
+        }
+    }
+}
+
+/// The result of `auth`: the permissions granted.
+///
+/// [`AuthResult::from_value`] reads both forms found in the field: AutobahnPython's
+/// [`Permissions`] object (`{"rpc": [..], "pubsub": [..]}`), and clj-wamp's permission map
+/// (`{"rpc": {uri: bool}, "subscribe": {uri: bool}, "publish": {uri: bool}}`, where a category
+/// may also be a bare `true`, and `{"all": true}` allows everything).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AuthResult {
+    /// What the session may now do.
+    pub permissions: Permissions,
+}
+
+impl AuthResult {
+    /// Reads an `auth` CALLRESULT in either form.
+    ///
+    /// ```
+    /// use wamp_proto::cra::AuthResult;
+    /// let clj = serde_json::json!({"rpc": {"http://x/rpc#echo": true, "http://x/rpc#ping": false},
+    ///                              "subscribe": {"http://x/event#chat": true},
+    ///                              "publish": {"http://x/event#chat": true}});
+    /// let p = AuthResult::from_value(clj).unwrap().permissions;
+    /// assert!(p.may_call("http://x/rpc#echo") && !p.may_call("http://x/rpc#ping"));
+    /// assert!(p.may_subscribe("http://x/event#chat") && p.may_publish("http://x/event#chat"));
+    /// ```
+    pub fn from_value(value: Value) -> Result<AuthResult, Error> {
+        let Value::Object(obj) = &value else {
+            return Err(Error::InvalidAuthResult(format!(
+                "expected a permissions object, got {}",
+                crate::error::json_type(&value)
+            )));
+        };
+        let is_clj = obj.get("all").is_some()
+            || obj.get("subscribe").is_some()
+            || obj.get("publish").is_some()
+            || obj.get("rpc").is_some_and(|v| !v.is_array());
+        if !is_clj {
+            return serde_json::from_value(value)
+                .map(|permissions| AuthResult { permissions })
+                .map_err(|e| Error::InvalidAuthResult(e.to_string()));
+        }
+        Self::from_clj_wamp(obj).map(|permissions| AuthResult { permissions })
+    }
+
+    fn from_clj_wamp(obj: &Map<String, Value>) -> Result<Permissions, Error> {
+        if obj.get("all") == Some(&Value::Bool(true)) {
+            return Ok(Permissions::all());
+        }
+        // Each category: `true` (everything), `false`/absent (nothing) or a map uri -> bool.
+        let category = |name: &str| -> Result<Vec<(String, bool)>, Error> {
+            match obj.get(name) {
+                None | Some(Value::Null) | Some(Value::Bool(false)) => Ok(Vec::new()),
+                Some(Value::Bool(true)) => Ok(vec![(String::new(), true)]),
+                Some(Value::Object(map)) => map
+                    .iter()
+                    .map(|(uri, allowed)| match allowed {
+                        Value::Bool(b) => Ok((uri.clone(), *b)),
+                        other => Err(Error::InvalidAuthResult(format!(
+                            "{name}.{uri} must be true or false, got {}",
+                            crate::error::json_type(other)
+                        ))),
+                    })
+                    .collect(),
+                Some(other) => Err(Error::InvalidAuthResult(format!(
+                    "{name} must be true, false or a map of URIs to booleans, got {}",
+                    crate::error::json_type(other)
+                ))),
+            }
+        };
+        let mut permissions = Permissions::new();
+        for (uri, call) in category("rpc")? {
+            permissions.rpc.push(crate::permissions::RpcPermission {
+                // A whole category allowed is a prefix entry on the empty URI.
+                prefix: uri.is_empty() && call,
+                uri,
+                call,
+            });
+        }
+        let mut pubsub: Vec<crate::permissions::PubSubPermission> = Vec::new();
+        for (name, is_publish) in [("publish", true), ("subscribe", false)] {
+            for (uri, allowed) in category(name)? {
+                let prefix = uri.is_empty() && allowed;
+                let entry = match pubsub
+                    .iter_mut()
+                    .find(|e| e.uri == uri && e.prefix == prefix)
+                {
+                    Some(entry) => entry,
+                    None => {
+                        pubsub.push(crate::permissions::PubSubPermission {
+                            uri,
+                            prefix,
+                            publish: false,
+                            subscribe: false,
+                        });
+                        pubsub.last_mut().expect("just pushed")
+                    }
+                };
+                if is_publish {
+                    entry.publish = allowed;
+                } else {
+                    entry.subscribe = allowed;
+                }
+            }
+        }
+        permissions.pubsub = pubsub;
+        Ok(permissions)
+    }
+
+    /// The JSON form this project's server sends (AutobahnPython's).
+    pub fn to_value(&self) -> Value {
+        self.permissions.to_value()
+    }
+}
+
 /// Formats a time as UTC ISO-8601 with milliseconds, e.g. `2013-07-06T12:00:00.000Z`.
 pub fn utc_timestamp(time: std::time::SystemTime) -> String {
     let since = time
@@ -271,6 +552,7 @@ pub fn utc_timestamp(time: std::time::SystemTime) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
     use std::time::{Duration, UNIX_EPOCH};
 
     // The vectors of research-wamp-v1-and-clj-wamp.md section 2.6.
@@ -398,6 +680,135 @@ mod tests {
         let anon = Challenge::new(None, "S", None, Permissions::new(), None);
         assert!(anon.to_json().contains(r#""authkey":null"#));
         assert!(!anon.to_json().contains("authextra"));
+    }
+
+    #[test]
+    fn authreq_and_auth_arguments() {
+        let req = AuthReq::from_args(&[]).unwrap();
+        assert_eq!(req, AuthReq::default());
+        assert_eq!(req.to_args(), vec![Value::Null, Value::Null]);
+        let req = AuthReq::from_args(&[json!("k"), json!({"a": 1})]).unwrap();
+        assert_eq!(req.authkey.as_deref(), Some("k"));
+        assert_eq!(req.extra.as_ref().unwrap()["a"], 1);
+        assert_eq!(AuthReq::from_args(&req.to_args()).unwrap(), req);
+        let err = AuthReq::from_args(&[json!(1)]).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "invalid argument: authKey (argument 1) must be a string or null"
+        );
+        let err = AuthReq::from_args(&[json!("k"), json!([1])]).unwrap_err();
+        assert!(err.to_string().contains("extra (argument 2)"), "{err}");
+
+        assert_eq!(Auth::from_args(&[]).unwrap(), Auth { signature: None });
+        let auth = Auth::from_args(&[json!("sig")]).unwrap();
+        assert_eq!(auth.to_args(), vec![json!("sig")]);
+        assert_eq!(Auth::default().to_args(), vec![Value::Null]);
+        let err = Auth::from_args(&[json!(true)]).unwrap_err();
+        assert!(err.to_string().contains("signature (argument 1)"), "{err}");
+    }
+
+    #[test]
+    fn challenge_results() {
+        assert_eq!(challenge_text(&json!("c")).unwrap(), Some("c"));
+        assert_eq!(challenge_text(&Value::Null).unwrap(), None);
+        assert!(matches!(
+            challenge_text(&json!({"a": 1})),
+            Err(Error::InvalidChallenge(_))
+        ));
+    }
+
+    #[test]
+    fn signing_styles() {
+        let clj = "I2R09HygXn4ky+TyS1l2Qy38wF1HESXEg95CiuJN2y4=";
+        let swapped = "Brffj/w0A5QnK0Qn2zTMTbIplXajBpBMq6XUC+26ZpQ=";
+        assert_eq!(
+            client_signature_styled(clj, "secret-password", CraStyle::Auto).unwrap(),
+            swapped
+        );
+        assert_eq!(
+            client_signature_styled(clj, "secret-password", CraStyle::CljWamp).unwrap(),
+            swapped
+        );
+        // Standard insists on a JSON challenge.
+        assert!(client_signature_styled(clj, "secret-password", CraStyle::Standard).is_err());
+        let standard = "/Is5ujOEJ8K+Tb8dXn5e8icB9GUSeHHbvbJuVTZOuv0=";
+        for style in [CraStyle::Auto, CraStyle::Standard] {
+            assert_eq!(
+                client_signature_styled(CHALLENGE_B, "secret", style).unwrap(),
+                standard
+            );
+        }
+        assert_eq!(
+            client_signature_styled(&challenge_c(), "secret", CraStyle::Auto).unwrap(),
+            "BJWJuTxHvGyv/3u3JELnJpgJxvKmdrHU4youL7IBvdc="
+        );
+        // A JSON challenge with a bad authextra is an error, not a silent clj-wamp signature.
+        let bad = r#"{"authextra": {"salt": "s", "iterations": 0}}"#;
+        assert!(client_signature_styled(bad, "pw", CraStyle::Auto).is_err());
+        for (text, style) in [
+            ("auto", CraStyle::Auto),
+            ("standard", CraStyle::Standard),
+            ("clj-wamp", CraStyle::CljWamp),
+        ] {
+            assert_eq!(text.parse::<CraStyle>().unwrap(), style);
+            assert_eq!(style.to_string(), text);
+        }
+        assert!("hmac".parse::<CraStyle>().unwrap_err().contains("clj-wamp"));
+    }
+
+    #[test]
+    fn auth_results_in_both_forms() {
+        // AutobahnPython's form.
+        let p = Permissions::new()
+            .allow_call("http://x/a")
+            .allow_pubsub_prefix("http://x/t/", true, false);
+        let read = AuthResult::from_value(p.to_value()).unwrap();
+        assert_eq!(read.permissions, p);
+        assert_eq!(read.to_value(), p.to_value());
+        assert_eq!(
+            AuthResult::from_value(json!({})).unwrap().permissions,
+            Permissions::new()
+        );
+        // clj-wamp's form: the template's exact auth result (research section 2.6 (a)).
+        let clj = json!({"rpc":{"http://wamptutorial/rpc#echo":true,"http://wamptutorial/rpc#throw":true},
+                "subscribe":{"http://wamptutorial/event#chat":true},
+                "publish":{"http://wamptutorial/event#chat":true}});
+        let p = AuthResult::from_value(clj).unwrap().permissions;
+        assert!(p.may_call("http://wamptutorial/rpc#echo"));
+        assert!(p.may_call("http://wamptutorial/rpc#throw"));
+        assert!(!p.may_call("http://wamptutorial/rpc#ping"));
+        assert!(p.may_publish("http://wamptutorial/event#chat"));
+        assert!(p.may_subscribe("http://wamptutorial/event#chat"));
+        assert!(!p.may_subscribe("http://wamptutorial/event#chat2"));
+        // Exact URIs only: no prefix entries from a map.
+        assert!(!p.may_call("http://wamptutorial/rpc#echo2"));
+        // Categories as a whole, and "all".
+        let p = AuthResult::from_value(json!({"rpc": true, "subscribe": false}))
+            .unwrap()
+            .permissions;
+        assert!(p.may_call("anything"));
+        assert!(!p.may_subscribe("t") && !p.may_publish("t"));
+        let p = AuthResult::from_value(json!({"publish": {"t": true}, "subscribe": {"t": false}}))
+            .unwrap()
+            .permissions;
+        assert!(p.may_publish("t") && !p.may_subscribe("t"));
+        assert_eq!(
+            AuthResult::from_value(json!({"all": true}))
+                .unwrap()
+                .permissions,
+            Permissions::all()
+        );
+        // Garbage is an error that says what was wrong.
+        for bad in [
+            json!(3),
+            json!("x"),
+            json!({"rpc": {"u": 1}}),
+            json!({"subscribe": [1]}),
+            json!({"rpc": [{"uri": 5}]}),
+        ] {
+            let err = AuthResult::from_value(bad.clone()).unwrap_err();
+            assert!(matches!(err, Error::InvalidAuthResult(_)), "{bad}: {err}");
+        }
     }
 
     #[test]

@@ -66,6 +66,16 @@ pub enum Error {
     /// [`crate::cra::sign`] directly).
     #[error("invalid WAMP-CRA challenge: {0}")]
     InvalidChallenge(String),
+
+    /// An argument of a WAMP-CRA procedure (`authreq`, `auth`) has the wrong type. The text says
+    /// which argument and what it must be, e.g. `authKey (argument 1) must be a string or null`.
+    #[error("invalid argument: {0}")]
+    InvalidArgument(String),
+
+    /// The result of WAMP-CRA `auth` is neither AutobahnPython's permissions object nor
+    /// clj-wamp's permission map.
+    #[error("invalid WAMP-CRA auth result: {0}")]
+    InvalidAuthResult(String),
 }
 
 /// The name of a JSON value's type, for error messages.

@@ -1,8 +1,10 @@
 //! `wamp-proto`: the WAMP v1 wire format, shared by the server, the client and the CLI.
 //!
 //! - [`Message`]: the nine message types, parsed from and encoded to JSON text frames.
-//! - [`uri::Prefixes`]: CURIE resolution and shrinking, plus the well-known URIs and errors.
-//! - [`cra`]: WAMP-CRA signing, PBKDF2 key derivation, verification and the challenge object.
+//! - [`uri::Prefixes`]: CURIE resolution and shrinking ([`uri::split_curie`], [`uri::curie_prefix`]),
+//!   the one URI matcher ([`uri::UriTable`]), plus the well-known URIs and errors.
+//! - [`cra`]: WAMP-CRA signing (standard and clj-wamp style), PBKDF2 key derivation,
+//!   verification, the challenge object and the typed `authreq`/`auth` arguments and result.
 //! - [`Permissions`]: what a session may call, publish and subscribe to.
 //! - [`ids`]: session and call ids from a secure random source.
 //!

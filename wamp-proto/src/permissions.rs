@@ -62,20 +62,9 @@ fn is_false(b: &bool) -> bool {
     !*b
 }
 
-/// Finds the entry that decides for `uri`: exact first, then the longest matching prefix.
+/// Finds the entry that decides for `uri` with the project's one matching rule.
 fn decide<'a, T>(entries: &'a [T], uri: &str, key: impl Fn(&T) -> (&str, bool)) -> Option<&'a T> {
-    let mut best: Option<(&T, usize)> = None;
-    for entry in entries {
-        let (entry_uri, prefix) = key(entry);
-        if entry_uri == uri && !prefix {
-            return Some(entry);
-        }
-        if prefix && uri.starts_with(entry_uri) && best.is_none_or(|(_, len)| entry_uri.len() > len)
-        {
-            best = Some((entry, entry_uri.len()));
-        }
-    }
-    best.map(|(e, _)| e)
+    crate::uri::longest_match(entries, uri, key)
 }
 
 impl Permissions {

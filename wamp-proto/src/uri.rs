@@ -1,4 +1,5 @@
-//! CURIEs (resolve at the first colon, shrink by longest match) and the well-known URIs.
+//! URIs: CURIEs (resolve at the first colon, shrink by longest match), the one URI matcher
+//! (exact entry, else the longest prefix), and the well-known URIs.
 
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -67,6 +68,160 @@ well_known_errors! {
     AUTH_PERMISSIONS_ERROR = "auth-permissions-error", "authentication permissions error";
 }
 
+/// Splits a CURIE candidate at its **first** `:` into `(prefix, rest)`, when the part before
+/// it is not empty. This is the rule [`Prefixes::resolve`] applies: the string is a CURIE if
+/// that prefix is registered.
+///
+/// ```
+/// use wamp_proto::uri::split_curie;
+/// assert_eq!(split_curie("api:a:b"), Some(("api", "a:b")));
+/// assert_eq!(split_curie(":x"), None);
+/// assert_eq!(split_curie("plain"), None);
+/// ```
+pub fn split_curie(s: &str) -> Option<(&str, &str)> {
+    match s.split_once(':') {
+        Some((prefix, rest)) if !prefix.is_empty() => Some((prefix, rest)),
+        _ => None,
+    }
+}
+
+/// URI schemes that have no `//` authority but read as full URIs, never as CURIEs.
+const AUTHORITY_LESS_SCHEMES: [&str; 10] = [
+    "http", "https", "ws", "wss", "urn", "tag", "mailto", "data", "file", "uuid",
+];
+
+/// The prefix of a string that reads as a CURIE rather than a full URI, whether or not the
+/// prefix is registered: [`split_curie`], except for URIs with an authority (`scheme://…`) and
+/// URIs of the common schemes without one (`urn:`, `tag:`, `mailto:`, `data:`, `uuid:`, and
+/// `http`, `https`, `ws`, `wss`, `file`).
+///
+/// A client uses it to tell a CURIE with an unknown prefix (a mistake to report) from a full
+/// URI (used as it is).
+///
+/// ```
+/// use wamp_proto::uri::curie_prefix;
+/// assert_eq!(curie_prefix("event:chat"), Some("event"));
+/// assert_eq!(curie_prefix("http://wamptutorial/event#chat"), None);
+/// assert_eq!(curie_prefix("urn:example:chat"), None);
+/// assert_eq!(curie_prefix("chat"), None);
+/// ```
+pub fn curie_prefix(s: &str) -> Option<&str> {
+    let (prefix, rest) = split_curie(s)?;
+    if rest.starts_with("//")
+        || AUTHORITY_LESS_SCHEMES
+            .iter()
+            .any(|scheme| prefix.eq_ignore_ascii_case(scheme))
+    {
+        return None;
+    }
+    Some(prefix)
+}
+
+/// Picks the entry that decides for `uri`: an exact (non-prefix) entry equal to `uri` wins;
+/// otherwise the prefix entry with the longest URI that starts `uri`; otherwise none. `key`
+/// gives an entry's URI and whether it is a prefix entry.
+///
+/// This is the one matching rule of the project: permissions (spec section 6.5) and topic
+/// policies (section 5) both decide with it.
+pub fn longest_match<'a, T: 'a>(
+    entries: impl IntoIterator<Item = &'a T>,
+    uri: &str,
+    key: impl Fn(&T) -> (&str, bool),
+) -> Option<&'a T> {
+    let mut best: Option<(&T, usize)> = None;
+    for entry in entries {
+        let (entry_uri, prefix) = key(entry);
+        if !prefix {
+            if entry_uri == uri {
+                return Some(entry);
+            }
+        } else if uri.starts_with(entry_uri) && best.is_none_or(|(_, len)| entry_uri.len() > len) {
+            best = Some((entry, entry_uri.len()));
+        }
+    }
+    best.map(|(entry, _)| entry)
+}
+
+/// A table of values keyed by URI, each entry exact or a prefix, looked up with
+/// [`longest_match`]'s rule; exact entries are found by hashing, so a table of many exact URIs
+/// stays fast.
+///
+/// ```
+/// use wamp_proto::uri::UriTable;
+/// let mut t = UriTable::new();
+/// t.insert("http://x/", true, "wide");
+/// t.insert("http://x/private/", true, "narrow");
+/// t.insert("http://x/private/open", false, "exact");
+/// assert_eq!(t.find("http://x/a"), Some(&"wide"));
+/// assert_eq!(t.find("http://x/private/a"), Some(&"narrow"));
+/// assert_eq!(t.find("http://x/private/open"), Some(&"exact"));
+/// assert_eq!(t.find("http://y/"), None);
+/// ```
+#[derive(Debug, Clone)]
+pub struct UriTable<T> {
+    exact: HashMap<String, T>,
+    prefixes: Vec<(String, T)>,
+}
+
+impl<T> Default for UriTable<T> {
+    fn default() -> Self {
+        UriTable {
+            exact: HashMap::new(),
+            prefixes: Vec::new(),
+        }
+    }
+}
+
+impl<T> UriTable<T> {
+    /// An empty table.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds an entry (exact, or for every URI starting with `uri` when `prefix`); returns the
+    /// value it replaced.
+    pub fn insert(&mut self, uri: impl Into<String>, prefix: bool, value: T) -> Option<T> {
+        let uri = uri.into();
+        if !prefix {
+            return self.exact.insert(uri, value);
+        }
+        match self.prefixes.iter_mut().find(|(p, _)| *p == uri) {
+            Some((_, old)) => Some(std::mem::replace(old, value)),
+            None => {
+                self.prefixes.push((uri, value));
+                None
+            }
+        }
+    }
+
+    /// Removes an entry; returns its value.
+    pub fn remove(&mut self, uri: &str, prefix: bool) -> Option<T> {
+        if !prefix {
+            return self.exact.remove(uri);
+        }
+        let i = self.prefixes.iter().position(|(p, _)| p == uri)?;
+        Some(self.prefixes.swap_remove(i).1)
+    }
+
+    /// The value that decides for `uri`: the exact entry, else the longest matching prefix.
+    pub fn find(&self, uri: &str) -> Option<&T> {
+        if let Some(value) = self.exact.get(uri) {
+            return Some(value);
+        }
+        longest_match(&self.prefixes, uri, |(p, _)| (p.as_str(), true)).map(|(_, v)| v)
+    }
+
+    /// Whether the table has no entry.
+    pub fn is_empty(&self) -> bool {
+        self.exact.is_empty() && self.prefixes.is_empty()
+    }
+
+    /// How many entries the table has.
+    pub fn len(&self) -> usize {
+        self.exact.len() + self.prefixes.len()
+    }
+}
+
 /// A session's CURIE prefixes, layered over a router's shared default prefixes.
 ///
 /// A string is a CURIE when the part before its **first** `:` is a non-empty registered
@@ -124,15 +279,12 @@ impl Prefixes {
 
     /// Resolves a CURIE to a full URI; anything that is not a CURIE comes back unchanged.
     pub fn resolve<'a>(&self, curie_or_uri: &'a str) -> Cow<'a, str> {
-        if let Some(i) = curie_or_uri.find(':') {
-            if i > 0 {
-                if let Some(uri) = self.get(&curie_or_uri[..i]) {
-                    let rest = &curie_or_uri[i + 1..];
-                    let mut out = String::with_capacity(uri.len() + rest.len());
-                    out.push_str(uri);
-                    out.push_str(rest);
-                    return Cow::Owned(out);
-                }
+        if let Some((prefix, rest)) = split_curie(curie_or_uri) {
+            if let Some(uri) = self.get(prefix) {
+                let mut out = String::with_capacity(uri.len() + rest.len());
+                out.push_str(uri);
+                out.push_str(rest);
+                return Cow::Owned(out);
             }
         }
         Cow::Borrowed(curie_or_uri)
@@ -224,6 +376,72 @@ mod tests {
         p.insert("rpc", "http://other/");
         assert_eq!(p.shrink("http://wamptutorial/rpc#echo"), "a:rpc#echo");
         assert_eq!(p.resolve(&p.shrink("http://other/z")), "http://other/z");
+    }
+
+    #[test]
+    fn curies_are_told_from_full_uris() {
+        assert_eq!(curie_prefix("event:chat"), Some("event"));
+        assert_eq!(curie_prefix("api:a:b"), Some("api"));
+        assert_eq!(curie_prefix("x:"), Some("x"));
+        for uri in [
+            "http://wamptutorial/event#chat",
+            "HTTPS://x/y",
+            "ws://h/t",
+            "custom://h/t",
+            "urn:x:y",
+            "tag:example.com,2024:t",
+            "plain",
+            ":empty",
+            "",
+        ] {
+            assert_eq!(curie_prefix(uri), None, "{uri}");
+        }
+        assert_eq!(split_curie("http://x"), Some(("http", "//x")));
+        assert_eq!(split_curie("a:"), Some(("a", "")));
+    }
+
+    #[test]
+    fn uri_table_exact_wins_then_longest_prefix() {
+        let mut t = UriTable::new();
+        assert!(t.is_empty());
+        t.insert("", true, 0);
+        t.insert("http://x/private", true, 1);
+        t.insert("http://x/private/open", false, 2);
+        t.insert("http://x/", true, 3);
+        assert_eq!(t.len(), 4);
+        assert_eq!(t.find("http://y/a"), Some(&0));
+        assert_eq!(t.find("http://x/private/a"), Some(&1));
+        assert_eq!(t.find("http://x/private/open"), Some(&2));
+        assert_eq!(t.find("http://x/private/open2"), Some(&1));
+        assert_eq!(t.find("http://x/pub"), Some(&3));
+        // An exact entry beats a prefix entry of the same URI.
+        t.insert("http://x/pub", false, 4);
+        assert_eq!(t.find("http://x/pub"), Some(&4));
+        assert_eq!(t.insert("http://x/", true, 5), Some(3));
+        assert_eq!(t.find("http://x/q"), Some(&5));
+        assert_eq!(t.remove("", true), Some(0));
+        assert_eq!(t.remove("", true), None);
+        assert_eq!(t.remove("http://x/pub", true), None);
+        assert_eq!(t.find("http://y/a"), None);
+    }
+
+    #[test]
+    fn longest_match_over_a_list() {
+        let entries = [
+            ("http://x/", true),
+            ("http://x/a/", true),
+            ("http://x/a/b", false),
+        ];
+        let pick = |uri| longest_match(&entries, uri, |e| (e.0, e.1)).map(|e| e.0);
+        assert_eq!(pick("http://x/a/c"), Some("http://x/a/"));
+        assert_eq!(pick("http://x/a/b"), Some("http://x/a/b"));
+        assert_eq!(pick("http://x/z"), Some("http://x/"));
+        assert_eq!(pick("http://y"), None);
+        // An exact entry matches only its own URI.
+        assert_eq!(
+            longest_match(&[("http://x/a", false)], "http://x/ab", |e| (e.0, e.1)),
+            None
+        );
     }
 
     #[test]

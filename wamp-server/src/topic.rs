@@ -1,11 +1,11 @@
 //! Topic policies: who may subscribe and publish, and the publish "broker" callback that may
 //! rewrite or drop an event; keyed by exact URI, `prefix*` wildcard or `*`.
 
-use std::collections::HashMap;
 use std::future::Future;
 use std::sync::Arc;
 
 use serde_json::Value;
+use wamp_proto::uri::UriTable;
 
 use crate::handler::BoxFuture;
 use crate::router::Router;
@@ -153,49 +153,37 @@ impl Topic {
     }
 }
 
-/// Topic policies by exact URI and by prefix (`"http://x/news*"`, or `"*"` for every topic).
+/// Topic policies by exact URI and by prefix (`"http://x/news*"`, or `"*"` for every topic),
+/// decided by wamp-proto's one URI matcher (the exact entry, else the longest prefix).
 #[derive(Clone, Default)]
 pub(crate) struct TopicTable {
-    exact: HashMap<String, Topic>,
-    /// Prefix patterns without the `*`, longest first.
-    prefixes: Vec<(String, Topic)>,
+    table: UriTable<Topic>,
+}
+
+/// A pattern as the table keys it: the URI without its `*`, and whether it is a prefix.
+fn parse_pattern(pattern: &str) -> (&str, bool) {
+    match pattern.strip_suffix('*') {
+        Some(prefix) => (prefix, true),
+        None => (pattern, false),
+    }
 }
 
 impl TopicTable {
     /// Adds or replaces the policy for a pattern; returns whether one was replaced.
     pub(crate) fn insert(&mut self, pattern: &str, topic: Topic) -> bool {
-        match pattern.strip_suffix('*') {
-            Some(prefix) => {
-                let replaced = self.remove(pattern);
-                self.prefixes.push((prefix.to_string(), topic));
-                self.prefixes
-                    .sort_by_key(|(p, _)| std::cmp::Reverse(p.len()));
-                replaced
-            }
-            None => self.exact.insert(pattern.to_string(), topic).is_some(),
-        }
+        let (uri, prefix) = parse_pattern(pattern);
+        self.table.insert(uri, prefix, topic).is_some()
     }
 
     /// Removes the policy for a pattern; returns whether there was one.
     pub(crate) fn remove(&mut self, pattern: &str) -> bool {
-        match pattern.strip_suffix('*') {
-            Some(prefix) => {
-                let before = self.prefixes.len();
-                self.prefixes.retain(|(p, _)| p != prefix);
-                before != self.prefixes.len()
-            }
-            None => self.exact.remove(pattern).is_some(),
-        }
+        let (uri, prefix) = parse_pattern(pattern);
+        self.table.remove(uri, prefix).is_some()
     }
 
     /// The policy that decides for `uri`: the exact entry, else the longest matching prefix.
     pub(crate) fn find(&self, uri: &str) -> Option<&Topic> {
-        self.exact.get(uri).or_else(|| {
-            self.prefixes
-                .iter()
-                .find(|(p, _)| uri.starts_with(p.as_str()))
-                .map(|(_, t)| t)
-        })
+        self.table.find(uri)
     }
 }
 
