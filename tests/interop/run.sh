@@ -210,7 +210,7 @@ else
 fi
 
 # ------------------------------------------------------------------------------------------
-section "4. our client against the AutobahnPython and wamp.io servers (cargo test -p wamp-tests -- --ignored)"
+section "4. our client against the AutobahnPython and wamp.io servers (wamp-tests: cargo test --workspace ... -- --ignored)"
 WAMP_INTEROP_PYTHON="$PY" WAMP_INTEROP_NODE="$(command -v node)" RUST_BACKTRACE=0 \
     fg 1500 cargo test --workspace --lib --bins --tests --no-fail-fast -- --ignored --test-threads 2 \
     >"$WORK/cargo-test.out" 2>&1
