@@ -127,7 +127,7 @@ pub struct Cli {
 #[derive(Debug, Clone, Args)]
 #[command(next_help_heading = "Global options")]
 pub struct GlobalArgs {
-    /// WebSocket URL of the WAMP v1 server.
+    /// WebSocket URL of the WAMP v1 server (HOST:PORT/PATH without a scheme means ws://HOST:PORT/PATH).
     #[arg(
         short,
         long,
