@@ -1,4 +1,5 @@
-//! The README's Rust snippets are the visible lines of the doc-test in `src/lib.rs`, which runs.
+//! The README's Rust snippets are the visible lines of the doc-test in `src/lib.rs`, which runs;
+//! the README's and the protocol document's relative links name files of the repository.
 
 use std::path::Path;
 
@@ -56,4 +57,53 @@ fn the_readme_snippets_are_the_running_doc_test() {
         "README.md's ```rust blocks must equal the visible lines of the doc-test in \
          examples/src/lib.rs (server block, then client block)"
     );
+}
+
+/// Every relative link `](path)` in `text`, without its `#fragment`.
+fn relative_links(text: &str) -> Vec<String> {
+    let mut links = Vec::new();
+    let mut rest = text;
+    while let Some(at) = rest.find("](") {
+        rest = &rest[at + 2..];
+        let Some(end) = rest.find(')') else { break };
+        let target = &rest[..end];
+        if !target.contains("://") && !target.starts_with('#') && !target.starts_with("mailto:") {
+            let path = target.split('#').next().unwrap_or(target);
+            if !path.is_empty() {
+                links.push(path.to_string());
+            }
+        }
+        rest = &rest[end..];
+    }
+    links
+}
+
+#[test]
+fn the_readme_and_the_protocol_document_link_to_files_of_the_repository() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let mut checked = 0;
+    for doc in [
+        "README.md",
+        "docs/PROTOCOL.md",
+        "tests/interop/COMPATIBILITY.md",
+    ] {
+        let path = root.join(doc);
+        let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{doc}: {e}"));
+        if doc != "tests/interop/COMPATIBILITY.md" {
+            assert!(
+                !text.contains("spec/WAMP1.md") && !text.contains("shared folder"),
+                "{doc} points outside the repository; cite docs/PROTOCOL.md"
+            );
+        }
+        let dir = path.parent().unwrap();
+        for link in relative_links(&text) {
+            assert!(
+                dir.join(&link).exists(),
+                "{doc} links to {link}, which is not in the repository"
+            );
+            checked += 1;
+        }
+    }
+    assert!(checked >= 3, "only {checked} links found");
+    assert!(relative_links("[a](docs/X.md#s) [b](https://x/y) [c](#top)") == ["docs/X.md"]);
 }
