@@ -9,12 +9,17 @@
 #    $WAMP_SERVER_BIN names a binary to use instead;
 # 3. starts it on a free port (`--port 0`) and reads the port from its "listening" line;
 # 4. runs the unit checks of wamp1.js, then the browser test (screenshots in OUTDIR);
-# 5. checks the WebSocket origin allow-list: the page's own origins (http://127.0.0.1:PORT,
-#    http://localhost:PORT) get 101; a foreign origin (http://evil.example) must get 403.
-#    EXPECT_ORIGIN_CHECK=0 skips the foreign-origin half.
+# 5. checks the WebSocket origin rules: the page's own origin (http://127.0.0.1:PORT with
+#    Host 127.0.0.1:PORT, http://localhost:PORT with Host localhost:PORT) gets 101; a foreign
+#    origin (http://evil.example, http://localhost:PORT.evil.example, null) must get 403.
+#    EXPECT_ORIGIN_CHECK=0 skips the foreign-origin half;
+# 6. runs the seed page (the clj-wamp template with the real AutobahnJS 0.8.2, and with our
+#    wamp1.js) from ../shared/vendor/seed-page (or $WAMP_SHARED_DIR): seed-page-test.mjs. It
+#    skips when the shared folder is absent, and fails then under CI=true.
 #
 # Always stops the server; exits non-zero on any failure. Every step has a time limit.
-# Environment: WAMP_SERVER_BIN, CHROMIUM_PATH, EXPECT_ORIGIN_CHECK (default 1),
+# Environment: WAMP_SERVER_BIN, CHROMIUM_PATH, EXPECT_ORIGIN_CHECK (default 1), WAMP_SHARED_DIR,
+# SEED_PAGE_RECONNECT (1: also ten SIGTERM restarts in the seed-page test),
 # BUILD_TIMEOUT (s, default 1800), BROWSER_TEST_TIMEOUT_MS (default 120000), RUST_LOG.
 set -euo pipefail
 
@@ -147,6 +152,7 @@ grep -m 1 '^wamp-server listening:' "$SERVER_OUT"
 
 say "node --test (wamp1.js unit checks)"
 run_step timeout 120 node --test tests/browser/sign-vectors.test.mjs tests/browser/client-protocol.test.mjs \
+  tests/browser/ab-api.test.mjs tests/browser/ab-differential.test.mjs \
   || fail "wamp1.js unit checks failed"
 
 say "browser test against $BASE (screenshots in $OUT_DIR)"
@@ -155,39 +161,49 @@ run_step timeout -k 10 "$BROWSER_HARD_TIMEOUT" node tests/browser/browser-test.m
 
 # --- 5. origin allow-list ----------------------------------------------------------------------
 
-# Prints the HTTP status of a WebSocket handshake on /ws with the given Origin (101 = accepted).
+# Prints the HTTP status of a WebSocket handshake on /ws with the given Origin and Host header
+# (101 = accepted).
 ws_handshake_status() {
   timeout 20 node -e '
     const http = require("http");
     const crypto = require("crypto");
-    const [port, origin] = process.argv.slice(1);
+    const [port, origin, host] = process.argv.slice(1);
     const req = http.request({
       host: "127.0.0.1", port: Number(port), path: "/ws", timeout: 10000,
       headers: {
         Connection: "Upgrade", Upgrade: "websocket", "Sec-WebSocket-Version": "13",
         "Sec-WebSocket-Key": crypto.randomBytes(16).toString("base64"),
-        "Sec-WebSocket-Protocol": "wamp", Origin: origin,
+        "Sec-WebSocket-Protocol": "wamp", Origin: origin, Host: host,
       },
     });
     req.on("upgrade", (res, socket) => { console.log(res.statusCode); socket.destroy(); process.exit(0); });
     req.on("response", (res) => { console.log(res.statusCode); res.resume(); process.exit(0); });
     req.on("timeout", () => { console.error("handshake timed out"); process.exit(1); });
     req.on("error", (e) => { console.error(`handshake failed: ${e.message}`); process.exit(1); });
-    req.end();' "$PORT" "$1"
+    req.end();' "$PORT" "$1" "$2"
 }
 
-say "WebSocket origin allow-list"
+say "WebSocket origin rules"
 for origin in "http://127.0.0.1:$PORT" "http://localhost:$PORT"; do
-  status="$(ws_handshake_status "$origin")" || fail "handshake with Origin $origin did not complete"
-  echo "Origin: $origin -> $status"
+  host="${origin#http://}"
+  status="$(ws_handshake_status "$origin" "$host")" || fail "handshake with Origin $origin did not complete"
+  echo "Origin: $origin, Host: $host -> $status"
   [ "$status" = 101 ] || fail "the page's own origin $origin was refused ($status), expected 101"
 done
 if [ "$EXPECT_ORIGIN_CHECK" = 1 ]; then
   for origin in "http://evil.example" "http://localhost:$PORT.evil.example" "null"; do
-    status="$(ws_handshake_status "$origin")" || fail "handshake with Origin $origin did not complete"
-    echo "Origin: $origin -> $status"
-    [ "$status" = 403 ] || fail "foreign origin $origin got $status, expected 403 (is the origin allow-list configured?)"
+    status="$(ws_handshake_status "$origin" "127.0.0.1:$PORT")" || fail "handshake with Origin $origin did not complete"
+    echo "Origin: $origin, Host: 127.0.0.1:$PORT -> $status"
+    [ "$status" = 403 ] || fail "foreign origin $origin got $status, expected 403"
   done
 else
   echo "foreign-origin check skipped (EXPECT_ORIGIN_CHECK=$EXPECT_ORIGIN_CHECK)"
 fi
+
+# --- 6. the seed page: AutobahnJS 0.8.2 and wamp1.js ------------------------------------------
+
+stop_server # the seed-page test runs its own servers
+say "seed page (clj-wamp template) with AutobahnJS 0.8.2 and with wamp1.js"
+run_step timeout -k 10 "$(( ${SEED_PAGE_TIMEOUT_MS:-300000} / 1000 + 60 ))" \
+  node tests/browser/seed-page-test.mjs "$SERVER_BIN" "$OUT_DIR" \
+  || fail "seed-page browser test failed"

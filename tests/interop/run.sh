@@ -6,13 +6,18 @@
 #  1. peer self-test: AutobahnPython 0.8.15 clients against the AutobahnPython server
 #     (tests/interop/python/selftest.sh): shows the peer itself works here, so that a failure
 #     further down is ours or a real difference, not a broken peer
+#  1b. peer self-test over TLS (ab_server.py --tls-cert, ab_client.py --ca-file)
 #  2. AutobahnPython clients against our tutorial server (ab_client.py --profile spec, every
 #     scenario): a failure means our server deviated from WAMP1.md
+#  2b. the same AutobahnPython clients against our tutorial server over TLS (wss://, --tls-cert
+#     with a certificate from python/make_test_cert.py; Twisted's TLS with pyOpenSSL and
+#     service-identity, trusting only the test CA)
 #  3. the npm client wamp1 0.0.3 and the wamp.io 0.0.4 client against our tutorial server
 #  4. our client against the AutobahnPython and wamp.io servers:
 #     cargo test -p wamp-tests -- --ignored
 #  5. wamp-cli against the AutobahnPython and wamp.io servers (skipped, loudly, when the
-#     workspace has no wamp-cli package)
+#     workspace has no wamp-cli package), and over wss:// against the AutobahnPython server
+#     with TLS (skipped, loudly, while wamp-cli has no --ca-file)
 #
 # Every process it starts has a timeout and is stopped on exit. Output: one PASS/FAIL/SKIP line
 # per check (with the deviating side on failures), then exactly "N passed, M failed".
@@ -144,6 +149,24 @@ else
     finish
 fi
 
+if fg 60 "$PY" "$INTEROP/python/make_test_cert.py" "$WORK/tls" >"$WORK/tls-cert.out" 2>&1; then
+    run_bg wamp-server-tls 1500 "$TARGET_DIR/debug/wamp-server" --port 0 \
+        --tls-cert "$WORK/tls/cert.pem" --tls-key "$WORK/tls/key.pem"
+    TLS_SERVER_PID=$BG_PID
+    if TLS_PORT="$(wait_line "$WORK/wamp-server-tls.out" 'wss://localhost:[0-9]+/ws' 30 "$TLS_SERVER_PID" | sed -E 's|.*:([0-9]+)/ws|\1|')" && [[ -n "$TLS_PORT" ]]; then
+        OURS_TLS="wss://localhost:$TLS_PORT/ws"
+        pass "setup: our tutorial server over TLS listening, $OURS_TLS"
+    else
+        OURS_TLS=""
+        fail "setup: wamp-server --tls-cert printed no wss:// listening line"
+        tail -n 20 "$WORK/wamp-server-tls.err" | indent
+    fi
+else
+    OURS_TLS=""
+    fail "setup: make_test_cert.py failed"
+    tail -n 10 "$WORK/tls-cert.out" | indent
+fi
+
 # ------------------------------------------------------------------------------------------
 section "1. peer self-test: AutobahnPython clients against the AutobahnPython server"
 fg 600 "$INTEROP/python/selftest.sh" "$VENV" >"$WORK/selftest.out" 2>"$WORK/selftest.err"
@@ -154,6 +177,32 @@ else
     fail "peer self-test (exit $rc): the AutobahnPython peer itself is broken here (shim or pins), so the Autobahn results below prove nothing"
     grep -v '^PASS' "$WORK/selftest.out" | tail -n 30 | indent
     tail -n 10 "$WORK/selftest.err" | indent
+fi
+
+# ------------------------------------------------------------------------------------------
+section "1b. peer self-test over TLS: AutobahnPython clients against the AutobahnPython server (wss://)"
+# Shows the peer's TLS (Twisted + pyOpenSSL) works both ways here, so that the TLS checks of
+# sections 2b and 5 test our side.
+if [[ ! -f "$WORK/tls/ca.pem" ]]; then
+    fail "peer self-test over TLS: no test certificate (see setup)"
+else
+    run_bg ab-tls-selftest 300 "$PY" "$INTEROP/python/ab_server.py" --port 0 --lifetime 250 \
+        --tls-cert "$WORK/tls/cert.pem" --tls-key "$WORK/tls/key.pem"
+    if port="$(wait_line "$WORK/ab-tls-selftest.out" '^READY [0-9]+' 30 "$BG_PID" | cut -d' ' -f2)" && [[ -n "$port" ]]; then
+        for sc in welcome call_errors pubsub_pair cra_salted; do
+            if fg 120 "$PY" "$INTEROP/python/ab_client.py" --url "wss://localhost:$port/ws" \
+                --ca-file "$WORK/tls/ca.pem" --profile autobahn "$sc" \
+                >"$WORK/ab-tls-self-$sc.out" 2>"$WORK/ab-tls-self-$sc.err"; then
+                pass "peer self-test over TLS: $sc"
+            else
+                fail "peer self-test over TLS: $sc: the AutobahnPython peer's TLS does not work here (pins?)"
+                tail -n 10 "$WORK/ab-tls-self-$sc.err" | indent
+            fi
+        done
+    else
+        fail "peer self-test over TLS: ab_server.py --tls-cert did not start"
+        tail -n 10 "$WORK/ab-tls-selftest.err" | indent
+    fi
 fi
 
 # ------------------------------------------------------------------------------------------
@@ -172,6 +221,38 @@ for sc in welcome prefix_call call_args call_errors pubsub_pair unsubscribe \
            head -c 1500 "$WORK/ab-$sc.out" | indent; echo ;;
     esac
 done
+
+# ------------------------------------------------------------------------------------------
+section "2b. AutobahnPython 0.8.15 clients against our server over TLS (wss://)"
+if [[ -z "$OURS_TLS" ]]; then
+    fail "ab_client over TLS: no TLS server (see setup)"
+else
+    for sc in welcome prefix_call call_args call_errors pubsub_pair unsubscribe \
+              cra_unsalted cra_salted cra_wrong_secret cra_swapped cra_anonymous default_prefixes; do
+        fg 120 "$PY" "$INTEROP/python/ab_client.py" --url "$OURS_TLS" --ca-file "$WORK/tls/ca.pem" \
+            --profile spec "$sc" >"$WORK/ab-tls-$sc.out" 2>"$WORK/ab-tls-$sc.err"
+        rc=$?
+        case "$rc" in
+            0) pass "ab_client $sc against wamp-server over TLS" ;;
+            1) fail "ab_client $sc against wamp-server over TLS: OUR SERVER DEVIATED from WAMP1.md:"
+               grep '^DEVIATION' "$WORK/ab-tls-$sc.err" | head -n 20 | indent ;;
+            *) fail "ab_client $sc against wamp-server over TLS: the scenario could not finish (exit $rc): TLS handshake, certificate or connection failure:"
+               tail -n 10 "$WORK/ab-tls-$sc.err" | indent
+               head -c 1500 "$WORK/ab-tls-$sc.out" | indent; echo ;;
+        esac
+    done
+    # The check is real: a client trusting another CA must not get through.
+    fg 60 "$PY" "$INTEROP/python/make_test_cert.py" "$WORK/tls-other" >/dev/null 2>&1
+    fg 120 "$PY" "$INTEROP/python/ab_client.py" --url "$OURS_TLS" --ca-file "$WORK/tls-other/ca.pem" \
+        --profile spec welcome >"$WORK/ab-tls-untrusted.out" 2>"$WORK/ab-tls-untrusted.err"
+    rc=$?
+    if [[ "$rc" == 3 ]]; then
+        pass "ab_client trusting another CA is refused by TLS (exit 3)"
+    else
+        fail "ab_client trusting another CA: exit $rc, expected 3 (the certificate check did not happen)"
+        tail -n 5 "$WORK/ab-tls-untrusted.err" | indent
+    fi
+fi
 
 # ------------------------------------------------------------------------------------------
 section "3. JavaScript clients against our server"
@@ -331,6 +412,28 @@ else
             publish "http://wamptutorial/event#chat" '{"x":1}' --exclude-me
         cli_pubsub ab "publish with a CURIE after --prefix (PREFIX sent, Autobahn resolves)" '"curie"' -- \
             --prefix "event=http://wamptutorial/event#" publish event:chat '"curie"'
+    fi
+    # wamp-cli over wss:// against the AutobahnPython server with TLS (needs the CLI's TLS,
+    # issue 14's client side: --ca-file, exit 3 on a TLS failure)
+    if ! "$CLI" --help 2>/dev/null | grep -q -- '--ca-file'; then
+        skip "wamp-cli vs AutobahnPython over TLS: THIS wamp-cli HAS NO --ca-file (no wss:// support), NOT TESTED"
+    elif [[ ! -f "$WORK/tls/ca.pem" ]]; then
+        fail "wamp-cli vs AutobahnPython over TLS: no test certificate (see setup)"
+    else
+        run_bg ab-tls 600 "$PY" "$INTEROP/python/ab_server.py" --port 0 --lifetime 500 --debug \
+            --tls-cert "$WORK/tls/cert.pem" --tls-key "$WORK/tls/key.pem"
+        if port="$(wait_line "$WORK/ab-tls.out" '^READY [0-9]+' 30 "$BG_PID" | cut -d' ' -f2)" && [[ -n "$port" ]]; then
+            U="wss://localhost:$port/ws"
+            cli_expect ab-tls "call echo over wss:// with --ca-file" 0 '"hello"' '' -- \
+                --url "$U" --ca-file "$WORK/tls/ca.pem" call "${RPC}echo" hello
+            cli_expect ab-tls "CRA salted over wss://" 0 '"salted"' '' -- \
+                --url "$U" --ca-file "$WORK/tls/ca.pem" --auth-key salted --auth-secret secret call "${RPC}whoami"
+            cli_expect ab-tls "wss:// without trusting the test CA exits 3" 3 '' '.' -- \
+                --url "$U" call "${RPC}echo" hello
+        else
+            fail "wamp-cli vs AutobahnPython over TLS: ab_server.py --tls-cert did not start"
+            tail -n 10 "$WORK/ab-tls.err" | indent
+        fi
     fi
     if start_peer wampio node "$INTEROP/node/wampio_server.js"; then
         U="$PEER_URL"

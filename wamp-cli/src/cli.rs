@@ -1,12 +1,14 @@
 //! The command line: global options and one struct per command, with clap derive. The help
 //! text, examples and exit codes a person sees with `--help` live here.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{ArgAction, Args, Parser, Subcommand};
 use clap_complete::Shell;
 
 use crate::args::{parse_duration, parse_prefix};
+use wamp_proto::cra::CraStyle;
 
 const MAIN_EXAMPLES: &str = "\
 Examples:
@@ -16,11 +18,12 @@ Examples:
   wamp-cli publish event:chat '{\"text\":\"hi\"}'
   wamp-cli --auth-key guest --auth-secret secret-password call rpc:whoami
   wamp-cli --url ws://example.com:9000/ws --prefix calc=http://example.com/simple/calc# call calc:square 23
+  wamp-cli --url wss://localhost:8080/ws --ca-file cert.pem call rpc:echo test   # TLS with a private CA
   wamp-cli bench rpc --connections 4 --in-flight 16 --duration 10s
   wamp-cli bench fanout --subscribers 8 --duration 10s --json
 
 Environment:
-  WAMP_URL, WAMP_PREFIXES (NAME=URI,NAME=URI), WAMP_AUTH_KEY, WAMP_AUTH_SECRET, RUST_LOG
+  WAMP_URL, WAMP_PREFIXES (NAME=URI,NAME=URI), WAMP_AUTH_KEY, WAMP_AUTH_SECRET, WAMP_CA_FILE, RUST_LOG
 
 Exit codes:
   0  success
@@ -185,6 +188,23 @@ pub struct GlobalArgs {
     /// Accept servers that do not select the `wamp` WebSocket subprotocol.
     #[arg(long, global = true)]
     pub no_subprotocol_check: bool,
+
+    /// For wss://: trust the CA certificates in this PEM file too (repeatable); for a self-signed server, its certificate.
+    #[arg(
+        long = "ca-file",
+        global = true,
+        env = "WAMP_CA_FILE",
+        value_name = "FILE"
+    )]
+    pub ca_files: Vec<PathBuf>,
+
+    /// For wss://, testing only: accept any certificate (still encrypted; warns every time).
+    #[arg(short = 'k', long, global = true)]
+    pub insecure: bool,
+
+    /// How WAMP-CRA signs the challenge: auto (standard for a JSON challenge, clj-wamp for an opaque one), standard, clj-wamp.
+    #[arg(long, global = true, value_name = "STYLE", default_value_t = CraStyle::Auto)]
+    pub cra_style: CraStyle,
 
     /// Log what happens on stderr: -v the client's steps, -vv every WAMP message sent and received too.
     #[arg(short, long, global = true, action = ArgAction::Count)]

@@ -2,11 +2,13 @@
 //! every failure to an exit code, and topic resolution for subscriptions.
 
 use std::collections::HashMap;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tracing::{debug, info};
+use tracing::{debug, info, warn};
 use wamp_client::{Client, ConnectOptions, ReconnectPolicy};
+use wamp_proto::cra::CraStyle;
 use wamp_proto::uri::Prefixes;
 
 use crate::cli::GlobalArgs;
@@ -32,6 +34,10 @@ pub struct Connection {
     call_timeout: Option<Duration>,
     connect_timeout: Duration,
     skip_subprotocol_check: bool,
+    cra_style: CraStyle,
+    #[cfg_attr(not(feature = "tls"), allow(dead_code))] // refused by from_args then
+    ca_files: Vec<PathBuf>,
+    insecure: bool,
 }
 
 impl Connection {
@@ -52,6 +58,21 @@ impl Connection {
             }
         };
         let call_timeout = Some(args.timeout).filter(|t| !t.is_zero());
+        if !cfg!(feature = "tls") && (!args.ca_files.is_empty() || args.insecure) {
+            return Err(Failure::usage(
+                "--ca-file and --insecure need TLS, which this build of wamp-cli leaves out \
+                 (its `tls` feature is off)",
+            ));
+        }
+        for file in &args.ca_files {
+            // Said here as a usage error, before any connection is tried.
+            if let Err(e) = std::fs::metadata(file) {
+                return Err(Failure::usage(format!(
+                    "cannot read --ca-file {}: {e}",
+                    file.display()
+                )));
+            }
+        }
         Ok(Connection {
             url: args.url.clone(),
             prefixes: args.prefixes.clone(),
@@ -59,6 +80,9 @@ impl Connection {
             call_timeout,
             connect_timeout: call_timeout.unwrap_or(DEFAULT_CONNECT_TIMEOUT),
             skip_subprotocol_check: args.no_subprotocol_check,
+            cra_style: args.cra_style,
+            ca_files: args.ca_files.clone(),
+            insecure: args.insecure,
         })
     }
 
@@ -78,13 +102,21 @@ impl Connection {
     }
 
     /// The client options: timeouts, prefixes (declared with PREFIX on every connection),
-    /// credentials, and `reconnect`.
+    /// credentials and their CRA style, TLS trust, and `reconnect`.
     pub fn options(&self, reconnect: ReconnectPolicy) -> ConnectOptions {
         let mut options = ConnectOptions::new()
             .connect_timeout(self.connect_timeout)
             .call_timeout(self.call_timeout)
             .skip_subprotocol_check(self.skip_subprotocol_check)
+            .cra_style(self.cra_style)
             .reconnect(reconnect);
+        #[cfg(feature = "tls")]
+        {
+            for file in &self.ca_files {
+                options = options.ca_file(file.clone());
+            }
+            options = options.insecure(self.insecure);
+        }
         for (name, uri) in &self.prefixes {
             options = options.prefix(name.clone(), uri.clone());
         }
@@ -98,6 +130,13 @@ impl Connection {
     /// failure to its exit code.
     pub async fn connect_with(&self, options: ConnectOptions) -> Result<Client, Failure> {
         debug!(url = %self.url, ?options, "connecting");
+        if self.insecure && self.url.starts_with("wss:") {
+            warn!(
+                url = %self.url,
+                "--insecure: the server's TLS certificate is NOT verified (the connection is \
+                 encrypted, but anyone could be at the other end)"
+            );
+        }
         let client = options.connect(&self.url).await.map_err(|e| {
             Failure::connecting(&self.url, self.auth.as_ref().map(|(k, _)| k.as_str()), e)
         })?;
@@ -187,5 +226,22 @@ mod tests {
         assert_eq!(c.call_timeout(), None);
         assert_eq!(c.connect_timeout(), DEFAULT_CONNECT_TIMEOUT);
         assert!(!format!("{:?}", c.options(ReconnectPolicy::never())).contains("\"s\""));
+    }
+
+    #[test]
+    fn tls_and_cra_style_options() {
+        let c = connection(&["-k", "--cra-style", "clj-wamp"]).unwrap();
+        let shown = format!("{:?}", c.options(ReconnectPolicy::never()));
+        assert!(shown.contains("CljWamp"), "{shown}");
+        #[cfg(feature = "tls")]
+        assert!(shown.contains("insecure: true"), "{shown}");
+        assert_eq!(connection(&[]).unwrap().cra_style, CraStyle::Auto);
+        let missing = connection(&["--ca-file", "/no/such/ca.pem"]).unwrap_err();
+        assert_eq!(missing.code(), USAGE);
+        assert!(missing.message().contains("/no/such/ca.pem"), "{missing:?}");
+        let mut argv = vec!["wamp-cli", "--cra-style", "sideways", "call", "x"];
+        assert!(crate::Cli::try_parse_from(&argv).is_err());
+        argv[2] = "standard";
+        assert!(crate::Cli::try_parse_from(&argv).is_ok());
     }
 }

@@ -11,12 +11,14 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 use tokio::sync::{mpsc, oneshot, watch};
 use tracing::Instrument;
-use wamp_proto::uri::{PROC_AUTH, PROC_AUTHREQ};
-use wamp_proto::{Exclude, Message, Permissions};
+use wamp_proto::cra::CraStyle;
+use wamp_proto::Permissions;
 
-use crate::driver::{self, Command, Control, Driver, LocalSub};
+use crate::connect::{self, Caller};
+use crate::driver::{self, Command, Control, Driver};
 use crate::error::{Error, Result};
-use crate::options::{ConnectOptions, ConnectionState, Credentials};
+use crate::options::{ConnectOptions, ConnectionState, Credentials, PublishOptions};
+use crate::registry::LocalSub;
 use crate::subscription::Subscription;
 
 /// A connection to a WAMP v1 server.
@@ -41,6 +43,45 @@ struct Shared {
     state: watch::Receiver<ConnectionState>,
     next_subscription: AtomicU64,
     subscription_capacity: usize,
+    calls: CallIds,
+    cra_style: CraStyle,
+}
+
+/// Call ids: 16 characters, a random prefix of 10 per client (60 bits) then a 6-character
+/// counter. Unique among the calls one client has in flight (the counter wraps after 2^36
+/// calls), and not guessable by another session (WAMP v1 asks no more of them), without a
+/// trip to the operating system's random source per call.
+struct CallIds {
+    prefix: String,
+    next: AtomicU64,
+}
+
+impl CallIds {
+    /// The characters of the counter part: those of [`wamp_proto::ids::new_id`].
+    const DIGITS: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    const COUNTER_LEN: usize = 6;
+
+    fn new() -> Self {
+        let mut prefix = wamp_proto::ids::new_id();
+        prefix.truncate(wamp_proto::ids::ID_LEN - Self::COUNTER_LEN);
+        CallIds {
+            prefix,
+            next: AtomicU64::new(0),
+        }
+    }
+
+    fn next(&self) -> String {
+        let mut n = self.next.fetch_add(1, Ordering::Relaxed);
+        let mut id = String::with_capacity(wamp_proto::ids::ID_LEN);
+        id.push_str(&self.prefix);
+        let mut counter = [0u8; Self::COUNTER_LEN];
+        for digit in counter.iter_mut().rev() {
+            *digit = Self::DIGITS[(n & 63) as usize];
+            n >>= 6;
+        }
+        id.extend(counter.iter().map(|&b| b as char));
+        id
+    }
 }
 
 impl fmt::Debug for Client {
@@ -65,9 +106,17 @@ impl Client {
     /// retried (the reconnect policy applies to connections that were up).
     pub async fn connect_with(url: &str, options: ConnectOptions) -> Result<Client> {
         check_url(url)?;
+        #[cfg(feature = "tls")]
+        let options = {
+            let mut options = options;
+            if url.starts_with("wss:") {
+                options.tls.config = Some(crate::tls::client_config(&options.tls)?);
+            }
+            options
+        };
         let options = Arc::new(options);
         let span = tracing::info_span!("wamp_client", url = %url);
-        let (ws, welcome) = driver::establish(
+        let (ws, welcome) = connect::establish(
             url.to_string(),
             options.clone(),
             options.credentials.clone(),
@@ -90,6 +139,8 @@ impl Client {
                 state: state_rx,
                 next_subscription: AtomicU64::new(1),
                 subscription_capacity: options.subscription_capacity,
+                calls: CallIds::new(),
+                cra_style: options.cra_style,
             }),
             call_timeout: options.call_timeout,
         })
@@ -179,7 +230,7 @@ impl Client {
     /// Any number of calls may be in flight at once; answers may come in any order.
     /// Dropping the returned future abandons the call (a late answer is ignored).
     pub async fn call(&self, proc_uri: &str, args: Vec<Value>) -> Result<Value> {
-        let call_id = wamp_proto::ids::new_id();
+        let call_id = self.shared.calls.next();
         // If this future is dropped or times out before the answer, the guard tells the
         // driver to forget the call (otherwise it would wait for the server's answer, which
         // every CALL gets, to clean up).
@@ -227,7 +278,7 @@ impl Client {
         A: Serialize,
     {
         let result = self.call(proc_uri, to_args(args)?).await?;
-        serde_json::from_value(result).map_err(|e| Error::Decode(e.to_string()))
+        serde_json::from_value(result).map_err(Error::decode)
     }
 
     /// Subscribes to `topic` (a URI or a CURIE) and returns the stream of its events.
@@ -265,8 +316,8 @@ impl Client {
     /// `client.prefix("chat", "chat:")`, which resolves it to the same name on both sides.)
     ///
     /// While reconnecting, the subscription is recorded and sent once connected. WAMP v1 has
-    /// no acknowledgement for SUBSCRIBE: when this returns, the SUBSCRIBE has been written,
-    /// and the server handles it before anything this session sends later.
+    /// no acknowledgement for SUBSCRIBE: when this returns, the SUBSCRIBE is queued on the
+    /// connection, and the server handles it before anything this session sends later.
     pub async fn subscribe(&self, topic: &str) -> Result<Subscription> {
         let id = self
             .shared
@@ -308,7 +359,7 @@ impl Client {
         event: impl Serialize,
         options: PublishOptions,
     ) -> Result<()> {
-        let event = serde_json::to_value(event).map_err(|e| Error::Encode(e.to_string()))?;
+        let event = serde_json::to_value(event).map_err(Error::encode)?;
         let (reply, done) = oneshot::channel();
         self.send(Command::Publish {
             topic: topic.to_string(),
@@ -323,12 +374,14 @@ impl Client {
     /// Authenticates with WAMP-CRA and returns the permissions granted.
     ///
     /// Calls `http://api.wamp.ws/procedure#authreq` with `(key, null)`, signs the exact
-    /// challenge text it returns (deriving the key with PBKDF2 first when the challenge is
-    /// salted), and calls `http://api.wamp.ws/procedure#auth` with the signature. A CALLERROR
+    /// challenge text it returns in the [`ConnectOptions::cra_style`] (by default: the
+    /// standard way, deriving the key with PBKDF2 first when the challenge is salted, for a
+    /// JSON challenge; clj-wamp's way for an opaque one), and calls `http://api.wamp.ws/procedure#auth` with the signature. A CALLERROR
     /// from either is [`Error::AuthRefused`], with the server's URI (e.g.
     /// `http://api.wamp.ws/error#invalid-signature`), description and details; a challenge
     /// or result the client cannot use is [`Error::Auth`]; timeouts and connection errors are
-    /// those of [`Client::call`]. On success the client remembers the credentials and
+    /// those of [`Client::call`]. The permissions may come in AutobahnPython's form or in
+    /// clj-wamp's map form. On success the client remembers the credentials and
     /// authenticates again after every reconnect, before re-subscribing.
     pub async fn authenticate(&self, key: &str, secret: &str) -> Result<Permissions> {
         self.authenticate_with_extra(key, secret, None).await
@@ -342,17 +395,14 @@ impl Client {
         secret: &str,
         extra: Option<Map<String, Value>>,
     ) -> Result<Permissions> {
-        let credentials = Credentials::new(key.to_string(), secret.to_string(), extra);
-        let challenge = self
-            .call(PROC_AUTHREQ, driver::authreq_args(&credentials))
-            .await
-            .map_err(Error::into_auth_refusal)?;
-        let signature = driver::sign_challenge(challenge, credentials.secret.clone()).await?;
-        let granted = self
-            .call(PROC_AUTH, vec![Value::String(signature)])
-            .await
-            .map_err(Error::into_auth_refusal)?;
-        let permissions = driver::parse_permissions(granted)?;
+        let credentials = Credentials::new(
+            key.to_string(),
+            secret.to_string(),
+            extra,
+            self.shared.cra_style,
+        );
+        let mut caller = self;
+        let permissions = connect::authenticate(&mut caller, &credentials).await?;
         self.send(Command::SetCredentials(credentials)).await?;
         Ok(permissions)
     }
@@ -392,6 +442,13 @@ impl Client {
     }
 }
 
+/// [`Client::authenticate`] runs the one WAMP-CRA routine over the client's own calls.
+impl Caller for &Client {
+    async fn call(&mut self, proc_uri: &str, args: Vec<Value>) -> Result<Value> {
+        Client::call(self, proc_uri, args).await
+    }
+}
+
 /// Tells the driver to forget a call whose future was dropped before its answer came.
 struct ForgetCall<'a> {
     control: &'a mpsc::UnboundedSender<Control>,
@@ -415,12 +472,20 @@ fn check_url(url: &str) -> Result<()> {
     let parsed = url::Url::parse(url).map_err(|e| invalid(&e.to_string()))?;
     match parsed.scheme() {
         "ws" => {}
+        #[cfg(feature = "tls")]
+        "wss" => {}
+        #[cfg(not(feature = "tls"))]
         "wss" => {
             return Err(invalid(
-                "wss:// needs TLS, which this build of wamp-client does not include",
+                "wss:// needs TLS, which this build of wamp-client leaves out (its `tls` \
+                 feature is off)",
             ))
         }
-        other => return Err(invalid(&format!("the scheme must be ws, not {other}"))),
+        other => {
+            return Err(invalid(&format!(
+                "the scheme must be ws or wss, not {other}"
+            )))
+        }
     }
     if parsed.host_str().is_none_or(str::is_empty) {
         return Err(invalid("no host"));
@@ -430,105 +495,13 @@ fn check_url(url: &str) -> Result<()> {
 
 /// Turns typed call arguments into positional JSON arguments.
 fn to_args(args: impl Serialize) -> Result<Vec<Value>> {
-    match serde_json::to_value(args).map_err(|e| Error::Encode(e.to_string()))? {
+    match serde_json::to_value(args).map_err(Error::encode)? {
         Value::Array(items) => Ok(items),
         Value::Null => Ok(Vec::new()),
-        other => Err(Error::Encode(format!(
+        other => Err(Error::encode(serde::ser::Error::custom(format!(
             "call arguments must serialize to a JSON array (a tuple such as (x,) for one \
              argument), got {other}"
-        ))),
-    }
-}
-
-/// Who receives a published event: see [`Client::publish_with`].
-///
-/// The server computes recipients = (subscribers ∩ eligible) − exclude.
-///
-/// ```
-/// use wamp_client::PublishOptions;
-/// let everyone_but_me = PublishOptions::new().exclude_me(true);
-/// let only_these = PublishOptions::new().eligible(["s1-session-id", "s2-session-id"]);
-/// let not_those = PublishOptions {
-///     exclude: vec!["s3-session-id".into()],
-///     ..Default::default()
-/// };
-/// # drop((everyone_but_me, only_these, not_those));
-/// ```
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct PublishOptions {
-    /// `Some(true)`: this session does not receive its own event; `Some(false)`: it does,
-    /// even on a server whose default is to leave the publisher out; `None`: the server's
-    /// default.
-    pub exclude_me: Option<bool>,
-    /// Session ids that do not receive the event.
-    pub exclude: Vec<String>,
-    /// If set, only these session ids may receive the event.
-    pub eligible: Option<Vec<String>>,
-}
-
-impl PublishOptions {
-    /// No options: the plain `[7, topic, event]`.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// Sets [`PublishOptions::exclude_me`].
-    pub fn exclude_me(mut self, exclude_me: bool) -> Self {
-        self.exclude_me = Some(exclude_me);
-        self
-    }
-
-    /// Adds session ids to [`PublishOptions::exclude`].
-    pub fn exclude<I, S>(mut self, sessions: I) -> Self
-    where
-        I: IntoIterator<Item = S>,
-        S: Into<String>,
-    {
-        self.exclude.extend(sessions.into_iter().map(Into::into));
-        self
-    }
-
-    /// Sets [`PublishOptions::eligible`].
-    pub fn eligible<I, S>(mut self, sessions: I) -> Self
-    where
-        I: IntoIterator<Item = S>,
-        S: Into<String>,
-    {
-        self.eligible = Some(sessions.into_iter().map(Into::into).collect());
-        self
-    }
-
-    /// The PUBLISH message for these options. `me` is this client's session id, needed when
-    /// `exclude_me` has to be said with an exclude list (the wire has room for only one of
-    /// the two).
-    pub(crate) fn into_message(self, topic: String, event: Value, me: Option<&str>) -> Message {
-        let PublishOptions {
-            exclude_me,
-            mut exclude,
-            eligible,
-        } = self;
-        let exclude = if exclude.is_empty() {
-            match exclude_me {
-                Some(me_too) => Some(Exclude::Me(me_too)),
-                // An eligible list needs element 3: an empty exclude list.
-                None => eligible.as_ref().map(|_| Exclude::Sessions(Vec::new())),
-            }
-        } else {
-            if exclude_me == Some(true) {
-                if let Some(me) = me {
-                    if !exclude.iter().any(|s| s == me) {
-                        exclude.push(me.to_string());
-                    }
-                }
-            }
-            Some(Exclude::Sessions(exclude))
-        };
-        Message::Publish {
-            topic_uri: topic,
-            event,
-            exclude,
-            eligible,
-        }
+        )))),
     }
 }
 
@@ -537,54 +510,23 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn wire(options: PublishOptions) -> String {
-        options
-            .into_message("event:chat".into(), json!("hi"), Some("ME"))
-            .to_json()
-    }
-
     #[test]
-    fn publish_uses_the_shortest_form() {
-        assert_eq!(wire(PublishOptions::new()), r#"[7,"event:chat","hi"]"#);
-        assert_eq!(
-            wire(PublishOptions::new().exclude_me(true)),
-            r#"[7,"event:chat","hi",true]"#
-        );
-        assert_eq!(
-            wire(PublishOptions::new().exclude_me(false)),
-            r#"[7,"event:chat","hi",false]"#
-        );
-        assert_eq!(
-            wire(PublishOptions::new().exclude(["a", "b"])),
-            r#"[7,"event:chat","hi",["a","b"]]"#
-        );
-        assert_eq!(
-            wire(PublishOptions::new().eligible(["a"])),
-            r#"[7,"event:chat","hi",[],["a"]]"#
-        );
-        assert_eq!(
-            wire(PublishOptions::new().exclude(["b"]).eligible(["a", "b"])),
-            r#"[7,"event:chat","hi",["b"],["a","b"]]"#
-        );
-        assert_eq!(
-            wire(PublishOptions::new().exclude_me(true).eligible(["a"])),
-            r#"[7,"event:chat","hi",true,["a"]]"#
-        );
-    }
-
-    #[test]
-    fn exclude_me_with_a_list_adds_the_own_session_once() {
-        assert_eq!(
-            wire(PublishOptions::new().exclude_me(true).exclude(["a"])),
-            r#"[7,"event:chat","hi",["a","ME"]]"#
-        );
-        assert_eq!(
-            wire(PublishOptions::new().exclude_me(true).exclude(["ME"])),
-            r#"[7,"event:chat","hi",["ME"]]"#
-        );
-        assert_eq!(
-            wire(PublishOptions::new().exclude_me(false).exclude(["a"])),
-            r#"[7,"event:chat","hi",["a"]]"#
+    fn call_ids_are_a_client_prefix_and_a_counter() {
+        let ids = CallIds::new();
+        let first = ids.next();
+        let second = ids.next();
+        assert_eq!((first.len(), second.len()), (16, 16));
+        assert_eq!(first[..10], second[..10], "one prefix per client");
+        assert_eq!(&first[10..], "AAAAAA");
+        assert_eq!(&second[10..], "AAAAAB");
+        ids.next.store(64, Ordering::Relaxed);
+        assert_eq!(&ids.next()[10..], "AAAABA");
+        ids.next.store((1 << 36) - 1, Ordering::Relaxed);
+        assert_eq!(&ids.next()[10..], "______");
+        assert_ne!(
+            CallIds::new().prefix,
+            ids.prefix,
+            "another client, another prefix"
         );
     }
 
@@ -601,7 +543,11 @@ mod tests {
     #[test]
     fn urls_are_checked_before_connecting() {
         assert!(check_url("ws://localhost:8080/ws").is_ok());
-        for bad in ["http://localhost/", "wss://x/", "not a url", "ws://"] {
+        #[cfg(feature = "tls")]
+        assert!(check_url("wss://x/").is_ok());
+        #[cfg(not(feature = "tls"))]
+        assert!(check_url("wss://x/").is_err());
+        for bad in ["http://localhost/", "not a url", "ws://", "wss://"] {
             assert!(
                 matches!(check_url(bad), Err(Error::InvalidUrl { .. })),
                 "{bad}"

@@ -1,13 +1,18 @@
 //! The one error type of `wamp-client`: everything an operation can fail with.
 
+use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::Value;
+use tokio_tungstenite::tungstenite;
 
 /// Everything a [`Client`](crate::Client) operation can fail with.
 ///
 /// The type is `Clone` so that one failure (a lost connection) can be handed to every call
-/// that was waiting on it. A CALLERROR from the server is [`Error::CallError`], carrying the
+/// that was waiting on it; causes from other crates (serde_json, the WebSocket library,
+/// [`wamp_proto`]) are kept, behind an `Arc` where they are not `Clone`, and reachable with
+/// [`std::error::Error::source`]. A CALLERROR from the server is [`Error::CallError`], carrying the
 /// error URI, description and details exactly as received; a CALLERROR that refuses
 /// authentication is [`Error::AuthRefused`] instead, with the same three fields.
 ///
@@ -18,6 +23,8 @@ use serde_json::Value;
 /// | [`Error::InvalidUrl`] | the URL is not one the client can use (nothing was tried) |
 /// | [`Error::Connect`] | no TCP connection or no HTTP answer (unreachable, reset, not HTTP) |
 /// | [`Error::HandshakeRefused`] | the server answered the WebSocket handshake with an HTTP error status |
+/// | [`Error::Tls`] | the TLS handshake of a `wss://` URL failed, e.g. the server's certificate was refused ([`TlsFailure`] says why and what to do) |
+/// | [`Error::TlsSetup`] | the TLS settings cannot be used, e.g. an unreadable CA file (nothing was tried) |
 /// | [`Error::Subprotocol`] | the server accepted the WebSocket but not the `wamp` subprotocol |
 /// | [`Error::Handshake`] | the server's first message was not a WAMP v1 WELCOME |
 /// | [`Error::AuthRefused`] / [`Error::Auth`] | WAMP-CRA ([`ConnectOptions::auth`](crate::ConnectOptions::auth)) was refused by the server / failed on the client side |
@@ -25,8 +32,8 @@ use serde_json::Value;
 #[derive(Debug, Clone, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
-    /// The URL given to `connect` is not a `ws://` URL (`wss://` needs a TLS-enabled build of
-    /// tokio-tungstenite, which this crate does not enable).
+    /// The URL given to `connect` is not a `ws://` or `wss://` URL (`wss://` needs the `tls`
+    /// feature, on by default).
     #[error("invalid URL {url:?}: {reason}")]
     InvalidUrl {
         /// The URL as given.
@@ -44,6 +51,22 @@ pub enum Error {
         /// Why it failed, as the transport said.
         reason: String,
     },
+    /// The TLS handshake of a `wss://` connection failed: the server's certificate was
+    /// refused, or the handshake itself failed. Trying again does not help until something
+    /// changes; [`TlsFailure`] says what.
+    #[error("TLS with {url} failed: {failure}")]
+    Tls {
+        /// The URL the client tried.
+        url: String,
+        /// What went wrong, and what to do about it.
+        failure: TlsFailure,
+        /// The TLS library's error.
+        source: Option<Arc<dyn std::error::Error + Send + Sync>>,
+    },
+    /// The TLS settings cannot be used: a CA file that cannot be read or holds no
+    /// certificate, a certificate that cannot be a trust anchor. Nothing was tried.
+    #[error("TLS setup failed: {0}")]
+    TlsSetup(String),
     /// The server answered the WebSocket handshake with an HTTP status other than
     /// `101 Switching Protocols`: it is there, but refuses this client, e.g. `403` for a
     /// disallowed origin, `404` for a wrong path, `503` when it is full. The body usually says
@@ -103,18 +126,28 @@ pub enum Error {
     /// text says which.
     #[error("client closed: {0}")]
     Closed(String),
-    /// The server sent a frame that is not a well-formed WAMP v1 message for a client
-    /// (invalid JSON, wrong shape, a client-to-server message type, a binary frame). The
-    /// client closes that connection with code 1002 and reconnects per its policy.
+    /// The server broke the WAMP v1 rules for a client with a frame that is well-formed
+    /// (a binary frame, a second WELCOME, a message only clients send). The client closes
+    /// that connection with code 1002 (1003 for a binary frame) and reconnects per its
+    /// policy.
     #[error("protocol error from the server: {0}")]
     Protocol(String),
+    /// The server sent a text frame that is not a well-formed WAMP v1 message (invalid JSON,
+    /// wrong shape); the source is [`wamp_proto`]'s description. Handled like
+    /// [`Error::Protocol`].
+    #[error("protocol error from the server: {0}")]
+    InvalidMessage(#[from] wamp_proto::Error),
+    /// The WebSocket failed under an open connection (reset, invalid frame, a write that
+    /// failed). The source is the WebSocket library's error.
+    #[error("WebSocket error: {0}")]
+    WebSocket(#[source] Arc<tungstenite::Error>),
     /// Call arguments or a published event could not be turned into JSON, or call arguments
     /// did not serialize to a JSON array.
     #[error("could not encode: {0}")]
-    Encode(String),
+    Encode(#[source] Arc<serde_json::Error>),
     /// A result or event could not be decoded into the requested type.
     #[error("could not decode: {0}")]
-    Decode(String),
+    Decode(#[source] Arc<serde_json::Error>),
     /// WAMP-CRA failed on the client side: the challenge could not be read or signed, or the
     /// `auth` result was not a permissions object. (A refusal by the server is
     /// [`Error::AuthRefused`].)
@@ -178,6 +211,7 @@ impl Error {
                     | Error::ConnectTimeout(_)
                     | Error::NotConnected
                     | Error::ConnectionLost(_)
+                    | Error::WebSocket(_)
                     | Error::Closed(_)
                     | Error::Timeout(_)
             ),
@@ -219,9 +253,115 @@ fn describe_refusal(status: u16, body: &str) -> String {
     text
 }
 
-impl From<wamp_proto::Error> for Error {
-    fn from(e: wamp_proto::Error) -> Self {
-        Error::Protocol(e.to_string())
+impl Error {
+    /// [`Error::Encode`] from serde_json's error.
+    pub(crate) fn encode(e: serde_json::Error) -> Error {
+        Error::Encode(Arc::new(e))
+    }
+
+    /// [`Error::Decode`] from serde_json's error.
+    pub(crate) fn decode(e: serde_json::Error) -> Error {
+        Error::Decode(Arc::new(e))
+    }
+
+    /// A WebSocket failure under an open connection: the peer closing is
+    /// [`Error::ConnectionLost`], anything else [`Error::WebSocket`].
+    pub(crate) fn websocket(e: tungstenite::Error) -> Error {
+        match e {
+            tungstenite::Error::ConnectionClosed | tungstenite::Error::AlreadyClosed => {
+                Error::ConnectionLost("the connection closed".into())
+            }
+            e => Error::WebSocket(Arc::new(e)),
+        }
+    }
+
+    /// The text a lost connection is reported with: the reason itself for
+    /// [`Error::ConnectionLost`] (no "connection lost: connection lost: …"), else the
+    /// error's message.
+    pub(crate) fn reason(&self) -> String {
+        match self {
+            Error::ConnectionLost(why) => why.clone(),
+            other => other.to_string(),
+        }
+    }
+}
+
+/// Why the TLS handshake of a `wss://` connection failed, in terms a person can act on. The
+/// `Display` text says what happened, then what to do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum TlsFailure {
+    /// The certificate is not issued by an authority the client trusts: a private CA, or a
+    /// self-signed certificate.
+    UnknownIssuer,
+    /// The certificate does not name the host in the URL.
+    NameMismatch {
+        /// The host of the URL (a name or an IP address).
+        host: String,
+        /// The names the certificate does carry, when the TLS library said.
+        presented: Vec<String>,
+    },
+    /// The certificate has expired.
+    Expired,
+    /// The certificate is not valid yet.
+    NotYetValid,
+    /// The server presents a CA certificate (`basicConstraints CA:TRUE`) as its own, which
+    /// TLS forbids; typical of a self-signed certificate made with plain `openssl req -x509`.
+    CaUsedAsEndEntity,
+    /// The URL's host cannot be a TLS server name.
+    InvalidServerName(String),
+    /// Another problem with the certificate (the TLS library's description).
+    Certificate(String),
+    /// The handshake failed for another reason, e.g. no protocol version or cipher in
+    /// common, or an alert from the server (the TLS library's description).
+    Handshake(String),
+}
+
+impl fmt::Display for TlsFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        const TRUST: &str = "trust the CA that issued it (or the self-signed certificate \
+                             itself) with ConnectOptions::ca_file / wamp-cli --ca-file FILE";
+        match self {
+            TlsFailure::UnknownIssuer => write!(
+                f,
+                "the server's certificate is not issued by an authority this client trusts \
+                 (unknown issuer); {TRUST}"
+            ),
+            TlsFailure::NameMismatch { host, presented } => {
+                write!(f, "the server's certificate is not valid for {host:?}")?;
+                if !presented.is_empty() {
+                    write!(f, " (it names {})", presented.join(", "))?;
+                }
+                write!(
+                    f,
+                    "; connect with a name the certificate carries, or give the server a \
+                     certificate for {host:?}"
+                )
+            }
+            TlsFailure::Expired => f.write_str(
+                "the server's certificate has expired; renew it on the server (or check this \
+                 machine's clock)",
+            ),
+            TlsFailure::NotYetValid => f.write_str(
+                "the server's certificate is not valid yet; check this machine's clock (or the \
+                 certificate's start date)",
+            ),
+            TlsFailure::CaUsedAsEndEntity => f.write_str(
+                "the server presents a CA certificate (basicConstraints CA:TRUE) as its own, \
+                 which TLS forbids (plain `openssl req -x509` makes such certificates); make \
+                 the server's certificate with CA:FALSE (openssl: -addext \
+                 basicConstraints=critical,CA:FALSE), or sign it with a separate CA and trust \
+                 that CA",
+            ),
+            TlsFailure::InvalidServerName(host) => write!(
+                f,
+                "{host:?} cannot be a TLS server name; use a host name or an IP address"
+            ),
+            TlsFailure::Certificate(why) => {
+                write!(f, "the server's certificate was refused: {why}")
+            }
+            TlsFailure::Handshake(why) => write!(f, "the TLS handshake failed: {why}"),
+        }
     }
 }
 
@@ -313,6 +453,60 @@ mod tests {
     #[test]
     fn proto_errors_become_protocol_errors() {
         let e: Error = wamp_proto::Message::from_json("[9]").unwrap_err().into();
-        assert!(matches!(e, Error::Protocol(ref s) if s.contains("unknown message type")));
+        assert!(matches!(e, Error::InvalidMessage(_)), "{e:?}");
+        assert!(e
+            .to_string()
+            .starts_with("protocol error from the server: unknown message type"));
+        let source = std::error::Error::source(&e).expect("the proto error is the source");
+        assert!(source.to_string().contains("unknown message type"));
+    }
+
+    #[test]
+    fn tls_failures_say_what_to_do() {
+        let e = Error::Tls {
+            url: "wss://h/ws".into(),
+            failure: TlsFailure::UnknownIssuer,
+            source: None,
+        };
+        assert!(e.to_string().starts_with("TLS with wss://h/ws failed: "));
+        assert!(e.to_string().contains("--ca-file"), "{e}");
+        assert!(!e.is_connection_error(), "retrying does not help");
+        let name = TlsFailure::NameMismatch {
+            host: "other".into(),
+            presented: vec!["DnsName(\"localhost\")".into()],
+        };
+        assert!(
+            name.to_string().contains("not valid for \"other\""),
+            "{name}"
+        );
+        assert!(name.to_string().contains("localhost"), "{name}");
+        for f in [
+            TlsFailure::Expired,
+            TlsFailure::NotYetValid,
+            TlsFailure::CaUsedAsEndEntity,
+        ] {
+            let text = f.to_string();
+            assert!(text.contains("; "), "what happened; what to do: {text}");
+            assert!(!text.contains('\n'), "{text}");
+        }
+        assert!(TlsFailure::CaUsedAsEndEntity
+            .to_string()
+            .contains("CA:FALSE"));
+    }
+
+    #[test]
+    fn foreign_errors_are_kept_as_sources() {
+        let json = serde_json::from_str::<u8>("x").unwrap_err();
+        let e = Error::decode(json);
+        assert!(std::error::Error::source(&e).is_some());
+        let copy = e.clone();
+        assert_eq!(copy.to_string(), e.to_string());
+        let ws = Error::websocket(tungstenite::Error::Io(std::io::Error::other("reset")));
+        assert!(matches!(ws, Error::WebSocket(_)));
+        assert_eq!(ws.to_string(), "WebSocket error: IO error: reset");
+        assert!(std::error::Error::source(&ws).is_some());
+        let closed = Error::websocket(tungstenite::Error::ConnectionClosed);
+        assert_eq!(closed.reason(), "the connection closed");
+        assert!(closed.is_connection_error());
     }
 }

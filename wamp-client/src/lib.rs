@@ -36,6 +36,30 @@
 //! # }
 //! ```
 //!
+//! # TLS (`wss://`)
+//!
+//! With the `tls` feature (on by default), `wss://` URLs connect over rustls with the ring
+//! provider. The server's certificate is checked against the operating system's trust store
+//! (or, where that is empty, the webpki-roots Mozilla roots), plus any CA files given; the
+//! SNI name is the URL's host (names and IP addresses). A refused certificate is
+//! [`Error::Tls`], whose [`TlsFailure`] says what is wrong and what to do.
+//!
+//! ```no_run
+//! # #[cfg(feature = "tls")]
+//! # async fn run() -> wamp_client::Result<()> {
+//! use wamp_client::ConnectOptions;
+//! // A server with a private CA or a self-signed certificate: trust that file.
+//! let client = ConnectOptions::new()
+//!     .ca_file("/etc/wamp/ca.pem")
+//!     .connect("wss://wamp.example.com/ws")
+//!     .await?;
+//! // For testing only: accept any certificate (warns on every connection).
+//! let careless = ConnectOptions::new().insecure(true).connect("wss://localhost:8443/ws").await?;
+//! # drop((client, careless));
+//! # Ok(())
+//! # }
+//! ```
+//!
 //! # Call a procedure
 //!
 //! ```no_run
@@ -151,6 +175,25 @@
 //! # }
 //! ```
 //!
+//! # Who owns what
+//!
+//! | module | owns |
+//! |---|---|
+//! | `client` | the [`Client`] handle: turns each operation into a command for the driver |
+//! | `connect` | one connection's setup: dial, WebSocket handshake (`wamp` subprotocol), WELCOME, and the one WAMP-CRA routine that [`Client::authenticate`] and re-authentication after a reconnect both run |
+//! | `driver` | the session loop (reads in its `select!`; a writer task per connection, fed by a bounded queue, owns the write half) and reconnecting |
+//! | `registry` | the bookkeeping as plain data: pending calls, subscriptions by resolved topic, the client's prefixes |
+//! | `tls` | (feature `tls`) the rustls client configuration for `wss://` (trust store, CA files, insecure mode) and reading rustls's refusals into [`TlsFailure`]s |
+//! | `subscription` | the [`Subscription`] stream; dropping it tells the driver |
+//! | `options`, `event`, `error` | plain types: [`ConnectOptions`], [`PublishOptions`], [`ConnectionState`]; [`Event`]; [`Error`] |
+//!
+//! Imports go one way: `client` → `connect`, `driver` → `registry` → `event`, `options`,
+//! `error`; `client` and `connect` → `tls` → `options`, `error`. Two pairs import each
+//! other, on purpose: `client` and `subscription` (a [`Subscription`] holds the [`Client`]
+//! that made it), and `client` and `options` ([`ConnectOptions::connect`] is a shortcut for
+//! [`Client::connect_with`]). Wire layouts
+//! (messages, CURIEs, WAMP-CRA) are [`wamp_proto`]'s.
+//!
 //! # Logging
 //!
 //! The driver logs with [`tracing`](https://docs.rs/tracing) under a `wamp_client` span carrying the URL: connects
@@ -163,16 +206,28 @@
 //! shown). `RUST_LOG=wamp_client::wire=trace` shows the protocol alone.
 
 mod client;
+mod connect;
 mod driver;
 mod error;
+mod event;
 mod options;
+mod registry;
 mod subscription;
+#[cfg(feature = "tls")]
+mod tls;
 
-pub use client::{Client, PublishOptions};
-pub use driver::curie_prefix;
-pub use error::{Error, Result};
-pub use options::{ConnectOptions, ConnectionState, ReconnectPolicy};
-pub use subscription::{Event, Subscription};
+pub use client::Client;
+pub use error::{Error, Result, TlsFailure};
+pub use event::Event;
+pub use options::{ConnectOptions, ConnectionState, PublishOptions, ReconnectPolicy};
+/// The rustls crate this client is built with, for [`ConnectOptions::tls_config`].
+#[cfg(feature = "tls")]
+pub use rustls;
+pub use subscription::Subscription;
+pub use wamp_proto::cra::CraStyle;
+/// The prefix of a topic that reads as a CURIE (what [`Client::subscribe`] checks before
+/// refusing an unknown prefix with [`Error::UnknownPrefix`]); [`wamp_proto::uri::curie_prefix`].
+pub use wamp_proto::uri::curie_prefix;
 pub use wamp_proto::{Permissions, Value};
 
 /// Connects to `url` with the default [`ConnectOptions`]; the same as [`Client::connect`].

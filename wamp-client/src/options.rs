@@ -1,10 +1,13 @@
-//! Connection options (timeouts, subprotocol check, reconnect policy, credentials) and the
-//! connection states a client goes through.
+//! Plain option types: how to connect (timeouts, subprotocol check, reconnect policy,
+//! credentials), the connection states a client goes through, and who receives a publish.
 
 use std::fmt;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use serde_json::{Map, Value};
+use wamp_proto::cra::CraStyle;
+use wamp_proto::{Exclude, Message};
 
 use crate::client::Client;
 use crate::error::Result;
@@ -38,10 +41,36 @@ pub struct ConnectOptions {
     pub(crate) call_timeout: Option<Duration>,
     pub(crate) reconnect: ReconnectPolicy,
     pub(crate) credentials: Option<Credentials>,
+    pub(crate) cra_style: CraStyle,
     pub(crate) prefixes: Vec<(String, String)>,
     pub(crate) subscription_capacity: usize,
     pub(crate) ping_interval: Option<Duration>,
     pub(crate) max_message_size: usize,
+    pub(crate) tls: TlsOptions,
+}
+
+/// How a `wss://` connection decides whom to trust.
+#[derive(Clone, Default)]
+pub(crate) struct TlsOptions {
+    /// Extra CA certificates (PEM files), trusted besides the OS store.
+    pub(crate) ca_files: Vec<PathBuf>,
+    /// Accept any certificate (signatures still checked), warning each time.
+    pub(crate) insecure: bool,
+    /// The configuration to use: the application's, or the one built from the above
+    /// (once, when the client connects).
+    #[cfg(feature = "tls")]
+    pub(crate) config: Option<std::sync::Arc<rustls::ClientConfig>>,
+}
+
+impl fmt::Debug for TlsOptions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut d = f.debug_struct("TlsOptions");
+        d.field("ca_files", &self.ca_files)
+            .field("insecure", &self.insecure);
+        #[cfg(feature = "tls")]
+        d.field("custom_config", &self.config.is_some());
+        d.finish()
+    }
 }
 
 impl Default for ConnectOptions {
@@ -52,10 +81,12 @@ impl Default for ConnectOptions {
             call_timeout: Some(Duration::from_secs(60)),
             reconnect: ReconnectPolicy::default(),
             credentials: None,
+            cra_style: CraStyle::Auto,
             prefixes: Vec::new(),
             subscription_capacity: 4096,
             ping_interval: Some(Duration::from_secs(30)),
             max_message_size: 16 << 20,
+            tls: TlsOptions::default(),
         }
     }
 }
@@ -68,10 +99,12 @@ impl fmt::Debug for ConnectOptions {
             .field("call_timeout", &self.call_timeout)
             .field("reconnect", &self.reconnect)
             .field("credentials", &self.credentials)
+            .field("cra_style", &self.cra_style)
             .field("prefixes", &self.prefixes)
             .field("subscription_capacity", &self.subscription_capacity)
             .field("ping_interval", &self.ping_interval)
             .field("max_message_size", &self.max_message_size)
+            .field("tls", &self.tls)
             .finish()
     }
 }
@@ -123,7 +156,26 @@ impl ConnectOptions {
     /// (Authenticating later with [`Client::authenticate`] also makes reconnects
     /// authenticate.)
     pub fn auth(mut self, key: impl Into<String>, secret: impl Into<String>) -> Self {
-        self.credentials = Some(Credentials::new(key.into(), secret.into(), None));
+        self.credentials = Some(Credentials::new(
+            key.into(),
+            secret.into(),
+            None,
+            self.cra_style,
+        ));
+        self
+    }
+
+    /// How WAMP-CRA signs the server's challenge, for [`ConnectOptions::auth`] and
+    /// [`Client::authenticate`]: [`CraStyle::Standard`] (`HMAC(key = secret, message =
+    /// challenge)`, with PBKDF2 for a salted challenge: AutobahnPython, AutobahnJS, this
+    /// project's server), [`CraStyle::CljWamp`] (`HMAC(key = challenge, message = secret)`:
+    /// clj-wamp 1.0's server), or [`CraStyle::Auto`], the default, which signs a challenge
+    /// that is a JSON object the standard way and an opaque one the clj-wamp way.
+    pub fn cra_style(mut self, style: CraStyle) -> Self {
+        self.cra_style = style;
+        if let Some(credentials) = &mut self.credentials {
+            credentials.style = style;
+        }
         self
     }
 
@@ -160,7 +212,38 @@ impl ConnectOptions {
         self
     }
 
-    /// Connects to `url` (`ws://host:port/path`) with these options. Returns once the
+    /// Trust the CA certificates in this PEM file for `wss://`, besides the operating
+    /// system's store (or, where that is empty, the webpki-roots Mozilla roots). Call it again
+    /// for more files. A file that cannot be read or holds no certificate fails `connect`
+    /// with [`Error::TlsSetup`](crate::Error::TlsSetup). For a server with a self-signed
+    /// certificate, this file is the certificate itself.
+    #[cfg(feature = "tls")]
+    pub fn ca_file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.tls.ca_files.push(path.into());
+        self
+    }
+
+    /// Use this rustls configuration for `wss://` instead of building one (the trust
+    /// settings [`ConnectOptions::ca_file`] and [`ConnectOptions::insecure`] are then not
+    /// used). Build it with the re-exported [`rustls`](crate::rustls) and its ring provider.
+    #[cfg(feature = "tls")]
+    pub fn tls_config(mut self, config: std::sync::Arc<rustls::ClientConfig>) -> Self {
+        self.tls.config = Some(config);
+        self
+    }
+
+    /// For testing only: accept any certificate on `wss://` (expired, self-signed, for
+    /// another name). The connection is still encrypted and the server must still hold the
+    /// key of the certificate it shows, but anyone could be at the other end. Every
+    /// connection made this way logs a warning.
+    #[cfg(feature = "tls")]
+    pub fn insecure(mut self, insecure: bool) -> Self {
+        self.tls.insecure = insecure;
+        self
+    }
+
+    /// Connects to `url` (`ws://host:port/path`, or `wss://` with the `tls` feature) with
+    /// these options. Returns once the
     /// server's WELCOME has arrived (and authentication, if configured, has succeeded); the
     /// returned client's driver task then runs in the background.
     pub async fn connect(self, url: &str) -> Result<Client> {
@@ -317,11 +400,22 @@ pub(crate) struct Credentials {
     pub(crate) key: String,
     pub(crate) secret: String,
     pub(crate) extra: Option<Map<String, Value>>,
+    pub(crate) style: CraStyle,
 }
 
 impl Credentials {
-    pub(crate) fn new(key: String, secret: String, extra: Option<Map<String, Value>>) -> Self {
-        Credentials { key, secret, extra }
+    pub(crate) fn new(
+        key: String,
+        secret: String,
+        extra: Option<Map<String, Value>>,
+        style: CraStyle,
+    ) -> Self {
+        Credentials {
+            key,
+            secret,
+            extra,
+            style,
+        }
     }
 }
 
@@ -331,13 +425,156 @@ impl fmt::Debug for Credentials {
             .field("key", &self.key)
             .field("secret", &"<redacted>")
             .field("extra", &self.extra)
+            .field("style", &self.style)
             .finish()
+    }
+}
+
+/// Who receives a published event: see [`Client::publish_with`](crate::Client::publish_with).
+///
+/// The server computes recipients = (subscribers ∩ eligible) − exclude.
+///
+/// ```
+/// use wamp_client::PublishOptions;
+/// let everyone_but_me = PublishOptions::new().exclude_me(true);
+/// let only_these = PublishOptions::new().eligible(["s1-session-id", "s2-session-id"]);
+/// let not_those = PublishOptions {
+///     exclude: vec!["s3-session-id".into()],
+///     ..Default::default()
+/// };
+/// # drop((everyone_but_me, only_these, not_those));
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PublishOptions {
+    /// `Some(true)`: this session does not receive its own event; `Some(false)`: it does,
+    /// even on a server whose default is to leave the publisher out; `None`: the server's
+    /// default.
+    pub exclude_me: Option<bool>,
+    /// Session ids that do not receive the event.
+    pub exclude: Vec<String>,
+    /// If set, only these session ids may receive the event.
+    pub eligible: Option<Vec<String>>,
+}
+
+impl PublishOptions {
+    /// No options: the plain `[7, topic, event]`.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Sets [`PublishOptions::exclude_me`].
+    pub fn exclude_me(mut self, exclude_me: bool) -> Self {
+        self.exclude_me = Some(exclude_me);
+        self
+    }
+
+    /// Adds session ids to [`PublishOptions::exclude`].
+    pub fn exclude<I, S>(mut self, sessions: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.exclude.extend(sessions.into_iter().map(Into::into));
+        self
+    }
+
+    /// Sets [`PublishOptions::eligible`].
+    pub fn eligible<I, S>(mut self, sessions: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.eligible = Some(sessions.into_iter().map(Into::into).collect());
+        self
+    }
+
+    /// The PUBLISH message for these options. `me` is this client's session id, needed when
+    /// `exclude_me` has to be said with an exclude list (the wire has room for only one of
+    /// the two).
+    pub(crate) fn into_message(self, topic: String, event: Value, me: Option<&str>) -> Message {
+        let PublishOptions {
+            exclude_me,
+            mut exclude,
+            eligible,
+        } = self;
+        // An eligible list without exclusions needs an element 3 on the wire;
+        // `Message::to_json` writes it (an empty list), so `None` says "nobody excluded".
+        let exclude = if exclude.is_empty() {
+            exclude_me.map(Exclude::Me)
+        } else {
+            if exclude_me == Some(true) {
+                if let Some(me) = me {
+                    if !exclude.iter().any(|s| s == me) {
+                        exclude.push(me.to_string());
+                    }
+                }
+            }
+            Some(Exclude::Sessions(exclude))
+        };
+        Message::Publish {
+            topic_uri: topic,
+            event,
+            exclude,
+            eligible,
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
+
+    fn wire(options: PublishOptions) -> String {
+        options
+            .into_message("event:chat".into(), json!("hi"), Some("ME"))
+            .to_json()
+    }
+
+    #[test]
+    fn publish_uses_the_shortest_form() {
+        assert_eq!(wire(PublishOptions::new()), r#"[7,"event:chat","hi"]"#);
+        assert_eq!(
+            wire(PublishOptions::new().exclude_me(true)),
+            r#"[7,"event:chat","hi",true]"#
+        );
+        assert_eq!(
+            wire(PublishOptions::new().exclude_me(false)),
+            r#"[7,"event:chat","hi",false]"#
+        );
+        assert_eq!(
+            wire(PublishOptions::new().exclude(["a", "b"])),
+            r#"[7,"event:chat","hi",["a","b"]]"#
+        );
+        assert_eq!(
+            wire(PublishOptions::new().eligible(["a"])),
+            r#"[7,"event:chat","hi",[],["a"]]"#
+        );
+        assert_eq!(
+            wire(PublishOptions::new().exclude(["b"]).eligible(["a", "b"])),
+            r#"[7,"event:chat","hi",["b"],["a","b"]]"#
+        );
+        assert_eq!(
+            wire(PublishOptions::new().exclude_me(true).eligible(["a"])),
+            r#"[7,"event:chat","hi",true,["a"]]"#
+        );
+    }
+
+    #[test]
+    fn exclude_me_with_a_list_adds_the_own_session_once() {
+        assert_eq!(
+            wire(PublishOptions::new().exclude_me(true).exclude(["a"])),
+            r#"[7,"event:chat","hi",["a","ME"]]"#
+        );
+        assert_eq!(
+            wire(PublishOptions::new().exclude_me(true).exclude(["ME"])),
+            r#"[7,"event:chat","hi",["ME"]]"#
+        );
+        assert_eq!(
+            wire(PublishOptions::new().exclude_me(false).exclude(["a"])),
+            r#"[7,"event:chat","hi",["a"]]"#
+        );
+    }
 
     #[test]
     fn never_gives_up_at_once() {
@@ -382,5 +619,12 @@ mod tests {
         let shown = format!("{o:?}");
         assert!(!shown.contains("very-secret"), "{shown}");
         assert!(shown.contains("<redacted>"));
+        assert_eq!(o.cra_style, CraStyle::Auto);
+        let o = o.cra_style(CraStyle::CljWamp);
+        assert_eq!(o.credentials.as_ref().unwrap().style, CraStyle::CljWamp);
+        let o = ConnectOptions::new()
+            .cra_style(CraStyle::Standard)
+            .auth("k", "s");
+        assert_eq!(o.credentials.unwrap().style, CraStyle::Standard);
     }
 }

@@ -7,41 +7,12 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use futures::Stream;
-use serde::de::DeserializeOwned;
-use serde_json::Value;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::client::Client;
 use crate::driver::{Command, Control};
-use crate::error::{Error, Result};
-
-/// One event received on a subscribed topic.
-#[derive(Debug, Clone, PartialEq)]
-#[non_exhaustive]
-pub struct Event {
-    /// The topic's full URI, as the server sent it in the EVENT.
-    pub topic: String,
-    /// The event payload, any JSON value.
-    pub payload: Value,
-}
-
-impl Event {
-    pub(crate) fn new(topic: String, payload: Value) -> Self {
-        Event { topic, payload }
-    }
-
-    /// Decodes the payload into `T`.
-    ///
-    /// ```
-    /// # use wamp_client::Event;
-    /// # fn show(event: Event) -> wamp_client::Result<()> {
-    /// let text: String = event.decode()?;
-    /// # Ok(()) }
-    /// ```
-    pub fn decode<T: DeserializeOwned>(&self) -> Result<T> {
-        T::deserialize(&self.payload).map_err(|e| Error::Decode(e.to_string()))
-    }
-}
+use crate::error::Result;
+use crate::event::Event;
 
 /// The events of one topic, as a [`Stream`]. Made by
 /// [`Client::subscribe`](crate::Client::subscribe).
@@ -61,7 +32,8 @@ impl Event {
 pub struct Subscription {
     id: u64,
     topic: String,
-    rx: mpsc::Receiver<Event>,
+    /// One `Arc` per event, shared with the topic's other local subscriptions.
+    rx: mpsc::Receiver<Arc<Event>>,
     dropped: Arc<AtomicU64>,
     client: Client,
     /// Set once the driver has been told; `Drop` then has nothing to do.
@@ -72,7 +44,7 @@ impl Subscription {
     pub(crate) fn new(
         id: u64,
         topic: String,
-        rx: mpsc::Receiver<Event>,
+        rx: mpsc::Receiver<Arc<Event>>,
         dropped: Arc<AtomicU64>,
         client: Client,
     ) -> Self {
@@ -103,7 +75,7 @@ impl Subscription {
     }
 
     /// Removes this subscription, and waits until the driver has handled it: if it was the
-    /// topic's last, UNSUBSCRIBE has been written to the connection when this returns.
+    /// topic's last, UNSUBSCRIBE is queued on the connection when this returns.
     /// Dropping the subscription does the same without waiting.
     pub async fn unsubscribe(mut self) -> Result<()> {
         self.done = true;
@@ -119,7 +91,11 @@ impl Stream for Subscription {
     type Item = Event;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Event>> {
-        self.rx.poll_recv(cx)
+        // The last subscription to take an event takes it without a copy; only a topic with
+        // several local subscriptions copies it, in the readers rather than in the driver.
+        self.rx
+            .poll_recv(cx)
+            .map(|event| event.map(Arc::unwrap_or_clone))
     }
 }
 
@@ -138,21 +114,5 @@ impl fmt::Debug for Subscription {
             .field("topic", &self.topic)
             .field("dropped", &self.dropped())
             .finish()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn events_decode() {
-        let e = Event::new("http://x/t".into(), serde_json::json!({"n": 1}));
-        #[derive(serde::Deserialize, Debug, PartialEq)]
-        struct N {
-            n: u32,
-        }
-        assert_eq!(e.decode::<N>().unwrap(), N { n: 1 });
-        assert!(matches!(e.decode::<String>(), Err(Error::Decode(_))));
     }
 }

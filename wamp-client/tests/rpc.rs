@@ -340,3 +340,37 @@ async fn concurrent_calls_from_one_task() {
         assert_eq!(r.unwrap(), json!(i));
     }
 }
+
+/// 1,000 pipelined calls, each sending and returning 64 KiB, against a server whose outbox
+/// for a session holds only 64 frames: a client that stopped reading while it writes would
+/// let that outbox fill and be closed (1008). The driver reads while its writer task writes,
+/// so every call is answered on the first session.
+#[tokio::test]
+async fn pipelined_large_results_do_not_get_the_client_closed() {
+    init_tracing();
+    const BIG: &str = "http://x/big";
+    let router = Router::builder()
+        .outbox_capacity(64)
+        .procedure(BIG, |_ctx, args: Vec<Value>| async move {
+            // Echo the 64 KiB text with the caller's tag in front.
+            Ok(json!([args[0].clone(), args[1].clone()]))
+        })
+        .build();
+    let server = TestServer::start(router).await;
+    let client = server
+        .client_with(ConnectOptions::new().call_timeout(Some(Duration::from_secs(120))))
+        .await;
+    let session = client.session_id().unwrap();
+    let blob = "x".repeat(64 * 1024);
+    let calls = (0..1000).map(|i| client.call(BIG, vec![json!(i), json!(blob)]));
+    let results = tokio::time::timeout(Duration::from_secs(120), futures::future::join_all(calls))
+        .await
+        .expect("1000 large answers in time");
+    for (i, r) in results.into_iter().enumerate() {
+        let r = r.unwrap_or_else(|e| panic!("call {i}: {e}"));
+        assert_eq!(r[0], json!(i));
+        assert_eq!(r[1].as_str().map(str::len), Some(64 * 1024), "call {i}");
+    }
+    assert_eq!(client.session_id(), Some(session.clone()), "no reconnect");
+    assert_eq!(server.router.session_ids(), vec![session]);
+}

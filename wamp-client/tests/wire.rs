@@ -559,3 +559,42 @@ async fn an_unknown_prefix_is_refused_while_reconnecting_too() {
     let sub = client.subscribe("http://x/t").await.unwrap();
     assert_eq!(sub.topic(), "http://x/t");
 }
+
+/// The driver reads while its writes are stuck: a server that stops reading (its socket
+/// buffers full of the client's publishes) can still deliver an EVENT, and the client takes
+/// it. (A driver that wrote in its own loop would sit in the write and never see it.)
+#[tokio::test]
+async fn events_arrive_while_the_client_cannot_write() {
+    init_tracing();
+    let mut fake = FakeServer::start(true).await;
+    let (client, mut conn) = fake
+        .connect(ConnectOptions::new().ping_interval(None), "S")
+        .await;
+    let mut sub = client.subscribe("http://x/t").await.unwrap();
+    assert_eq!(conn.recv().await, json!([5, "http://x/t"]));
+
+    // 25 MB of publishes, far more than loopback socket buffers hold, to a server that does
+    // not read: they are queued at once, and the writer is stuck writing them.
+    let big = "x".repeat(256 * 1024);
+    let publisher = tokio::spawn({
+        let client = client.clone();
+        async move {
+            for _ in 0..100 {
+                client.publish("http://x/other", &big).await.unwrap();
+            }
+        }
+    });
+    within("the publishes to be queued", publisher)
+        .await
+        .unwrap();
+    conn.send(r#"[8,"http://x/t","while stuck"]"#).await;
+    let event = next_event(&mut sub).await;
+    assert_eq!(event.payload, json!("while stuck"));
+    assert!(client.is_connected());
+    // Once the server reads again, the publishes follow the SUBSCRIBE in order.
+    let first = conn.recv().await;
+    assert_eq!(
+        (first[0].clone(), first[1].clone()),
+        (json!(7), json!("http://x/other"))
+    );
+}

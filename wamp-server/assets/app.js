@@ -3,7 +3,9 @@
 // the WAMP-CRA exchange, say) show as one line that expands on click, so the connection and
 // WELCOME lines stay on the first screen; the log follows the newest frames unless the reader
 // has scrolled up, and then offers a jump back to them.
-import { WampSession } from './wamp1.js';
+import './wamp1.js'; // a classic script: defines globalThis.wamp1 (and ab)
+
+const { WampSession } = globalThis.wamp1;
 
 const BASE_URI = 'http://wamptutorial/';
 const WS_URI = `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/ws`;

@@ -1,10 +1,15 @@
-// wamp1.js: a small, dependency-free WAMP v1 client (ES module).
+// wamp1.js: a small, dependency-free WAMP v1 client, written for this project.
+//
+// A classic script (no import/export), so that it also works where a page loads AutobahnJS:
+//   <script src="/wamp1.js"></script>     defines `wamp1` (this client) and, unless the page
+//                                         already has one, `ab` (AutobahnJS 0.8's API)
+//   import './wamp1.js';                  from a module: then use globalThis.wamp1
 //
 // Wire format: one JSON array per WebSocket text frame, subprotocol "wamp".
 // Authentication: WAMP-CRA (HMAC-SHA256, optional PBKDF2 key derivation) with WebCrypto,
 // which browsers offer only in secure contexts (https://, http://localhost, http://127.0.0.1).
 //
-//   import { WampSession } from './wamp1.js';
+//   const { WampSession } = globalThis.wamp1;
 //   const session = new WampSession('ws://localhost:8080/ws', {
 //     onopen: async (s) => { await s.authenticate('guest', 'secret-password'); },
 //   });
@@ -12,11 +17,17 @@
 //   session.subscribe('event:chat', (topic, event) => console.log(topic, event));
 //   await session.connect();
 //   console.log(await session.call('rpc:echo', 'test'));
+//
+// AutobahnJS 0.8 drop-in (the `ab` global; see the end of this file for the differences):
+//   ab.connect('ws://localhost:8080/ws', (session) => { ... }, (code, reason, detail) => { ... },
+//              { maxRetries: 10, retryDelay: 5000 });
+(function (root) {
+'use strict';
 
-export const WAMP_SUBPROTOCOL = 'wamp';
+const WAMP_SUBPROTOCOL = 'wamp';
 
 /** Message type ids of WAMP v1. */
-export const MessageType = Object.freeze({
+const MessageType = Object.freeze({
   WELCOME: 0,
   PREFIX: 1,
   CALL: 2,
@@ -28,15 +39,15 @@ export const MessageType = Object.freeze({
   EVENT: 8,
 });
 
-export const URI_AUTHREQ = 'http://api.wamp.ws/procedure#authreq';
-export const URI_AUTH = 'http://api.wamp.ws/procedure#auth';
+const URI_AUTHREQ = 'http://api.wamp.ws/procedure#authreq';
+const URI_AUTH = 'http://api.wamp.ws/procedure#auth';
 
 /** Client-side error URIs (never sent on the wire). */
-export const ERROR_NOT_CONNECTED = 'urn:wamp1js:error#not-connected';
-export const ERROR_CONNECTION_LOST = 'urn:wamp1js:error#connection-lost';
+const ERROR_NOT_CONNECTED = 'urn:wamp1js:error#not-connected';
+const ERROR_CONNECTION_LOST = 'urn:wamp1js:error#connection-lost';
 
 /** The rejection value of `call()`: an Error with `uri`, `desc` and (when sent) `details`. */
-export class WampCallError extends Error {
+class WampCallError extends Error {
   constructor(uri, desc, ...details) {
     super(`${uri}: ${desc}`);
     this.name = 'WampCallError';
@@ -50,7 +61,7 @@ export class WampCallError extends Error {
 // CURIEs
 
 /** Prefix map: a string is a CURIE when the part before its first ':' is a registered prefix. */
-export class PrefixMap {
+class PrefixMap {
   constructor() {
     this._map = new Map();
   }
@@ -100,7 +111,7 @@ export class PrefixMap {
 const ID_ALPHABET = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_';
 
 /** A random 16-character id from [A-Za-z0-9-_] (used for call ids). */
-export function newId(length = 16) {
+function newId(length = 16) {
   const bytes = new Uint8Array(length);
   globalThis.crypto.getRandomValues(bytes);
   let id = '';
@@ -111,9 +122,11 @@ export function newId(length = 16) {
 function subtle() {
   const s = globalThis.crypto && globalThis.crypto.subtle;
   if (!s) {
+    const where = root.location ? ` (${root.location.origin} is not a secure context)` : '';
     throw new Error(
-      'WebCrypto (crypto.subtle) is unavailable: serve the page from a secure context ' +
-        '(https://, http://localhost or http://127.0.0.1)',
+      `WAMP-CRA signing needs WebCrypto (crypto.subtle), which this page lacks${where}: ` +
+        'browsers offer it only on https:// pages and on http://localhost or http://127.0.0.1. ' +
+        'Serve the page over https, or open it on localhost.',
     );
   }
   return s;
@@ -129,7 +142,7 @@ function toBase64(buffer) {
 }
 
 /** base64(HMAC-SHA256(key, message)), standard alphabet, padded. Both are UTF-8 strings. */
-export async function hmacSha256Base64(key, message) {
+async function hmacSha256Base64(key, message) {
   let raw = utf8(key ?? '');
   // WebCrypto refuses empty HMAC keys; HMAC zero-pads keys to the block size, so this is equal.
   if (raw.length === 0) raw = new Uint8Array(64);
@@ -142,7 +155,7 @@ export async function hmacSha256Base64(key, message) {
  * base64(PBKDF2-HMAC-SHA256(secret, salt, iterations = 10000, keylen = 32 bytes)).
  * Without a salt the secret is returned unchanged.
  */
-export async function deriveKey(secret, authextra) {
+async function deriveKey(secret, authextra) {
   if (!authextra || typeof authextra !== 'object' || authextra.salt == null) return secret;
   const iterations = authextra.iterations ?? 10000;
   const keylen = authextra.keylen ?? 32;
@@ -163,7 +176,7 @@ export async function deriveKey(secret, authextra) {
  * The exact challenge text is signed, never a re-serialisation. A challenge that is not JSON
  * (clj-wamp's opaque form) is signed with the plain secret.
  */
-export async function authSign(challenge, secret) {
+async function authSign(challenge, secret) {
   let authextra;
   try {
     const parsed = JSON.parse(challenge);
@@ -211,7 +224,7 @@ function isIdList(value) {
  *   onreconnecting({attempt, maxRetries, delay})  before waiting for the next attempt
  *   ontrace(direction, text)  every frame: direction 'send' or 'recv', text the exact JSON
  */
-export class WampSession {
+class WampSession {
   constructor(url, options = {}) {
     this.url = url;
     this.options = {
@@ -645,10 +658,552 @@ export class WampSession {
 }
 
 /** Creates a session and starts connecting; returns the session. */
-export function connect(url, options) {
+function connect(url, options) {
   const session = new WampSession(url, options);
   session.connect();
   return session;
 }
 
-export default WampSession;
+// ---------------------------------------------------------------------------------------------
+// AutobahnJS 0.8 API (`ab`), a drop-in for pages written against AutobahnJS 0.8.2
+//
+// Same names, arguments, frames, hangup codes and reconnect rules as AutobahnJS 0.8.2's
+// autobahn.js. One ab.Session per connection (ab.connect makes a new one after each
+// reconnect, so the page's onconnect re-authenticates and re-subscribes, as with AutobahnJS).
+// Differences, all because WebCrypto is asynchronous and this client needs no when.js or
+// CryptoJS:
+//   - authsign() and deriveKey() return a Promise of the base64 string, not the string;
+//     auth() accepts that Promise as its signature, so `sess.auth(sess.authsign(...))` and the
+//     clj-wamp template's code work unchanged.
+//   - call() returns a native Promise (with when.js's `otherwise`, `always` and `ensure`);
+//     calls still pending when the connection ends are rejected with
+//     {uri: 'urn:wamp1js:error#connection-lost', desc: 'connection lost'}.
+//   - ab.Session options may carry `WebSocket` (a constructor to use instead of the browser's).
+//   - Not provided: ab.launch, ab.getBrowser.
+
+/** A Promise with when.js 2's extra methods, so AutobahnJS-era code keeps working. */
+class AbPromise extends Promise {
+  otherwise(onRejected) {
+    return this.catch(onRejected);
+  }
+
+  ensure(onSettled) {
+    return this.finally(onSettled);
+  }
+
+  always(onSettled) {
+    return this.then(onSettled, onSettled);
+  }
+}
+
+const ab = {};
+
+ab._version = '0.8.2 (wamp1.js)';
+ab.version = () => ab._version;
+ab._subprotocol = WAMP_SUBPROTOCOL;
+ab.browserNotSupportedMessage = 'Browser does not support WebSockets (RFC6455)';
+
+ab.CONNECTION_CLOSED = 0;
+ab.CONNECTION_LOST = 1;
+ab.CONNECTION_RETRIES_EXCEEDED = 2;
+ab.CONNECTION_UNREACHABLE = 3;
+ab.CONNECTION_UNSUPPORTED = 4;
+ab.CONNECTION_UNREACHABLE_SCHEDULED_RECONNECT = 5;
+ab.CONNECTION_LOST_SCHEDULED_RECONNECT = 6;
+
+ab._MESSAGE_TYPEID_WELCOME = MessageType.WELCOME;
+ab._MESSAGE_TYPEID_PREFIX = MessageType.PREFIX;
+ab._MESSAGE_TYPEID_CALL = MessageType.CALL;
+ab._MESSAGE_TYPEID_CALL_RESULT = MessageType.CALLRESULT;
+ab._MESSAGE_TYPEID_CALL_ERROR = MessageType.CALLERROR;
+ab._MESSAGE_TYPEID_SUBSCRIBE = MessageType.SUBSCRIBE;
+ab._MESSAGE_TYPEID_UNSUBSCRIBE = MessageType.UNSUBSCRIBE;
+ab._MESSAGE_TYPEID_PUBLISH = MessageType.PUBLISH;
+ab._MESSAGE_TYPEID_EVENT = MessageType.EVENT;
+
+ab._debugrpc = false;
+ab._debugpubsub = false;
+ab._debugws = false;
+ab._debugconnect = false;
+
+/** ab.debug(debugWamp, debugWs, debugConnect): console logging of WAMP, frames, reconnects. */
+ab.debug = function (debugWamp, debugWs, debugConnect) {
+  ab._debugrpc = debugWamp;
+  ab._debugpubsub = debugWamp;
+  ab._debugws = debugWs;
+  ab._debugconnect = debugConnect;
+};
+
+ab.log = function (...args) {
+  for (const a of args) console.log(a);
+};
+
+ab._newid = () => newId(16);
+
+/** A deferred ({promise, resolve, reject}) like when.defer(). */
+ab.Deferred = function () {
+  let resolve;
+  let reject;
+  const promise = new AbPromise((res, rej) => {
+    resolve = res;
+    reject = rej;
+  });
+  return { promise, resolve, reject };
+};
+
+/** The WebSocket URL of this page's server: ws(s)://host[:port]/<wsPath or "ws">. */
+ab.getServerUrl = function (wsPath, fallbackUrl) {
+  const location = root.location;
+  if (!location || location.protocol === 'file:') return fallbackUrl || 'ws://127.0.0.1/ws';
+  const scheme = location.protocol === 'https:' ? 'wss://' : 'ws://';
+  const port = location.port !== '' ? `:${location.port}` : '';
+  return `${scheme}${location.hostname}${port}/${wsPath || 'ws'}`;
+};
+
+/** WAMP-CRA key derivation (PBKDF2-SHA256 when extra.salt is set); a Promise of the key. */
+ab.deriveKey = function (secret, extra) {
+  if (!(extra && extra.salt)) return AbPromise.resolve(secret);
+  return AbPromise.resolve(
+    deriveKey(secret, {
+      salt: extra.salt,
+      keylen: extra.keylen || 32,
+      iterations: extra.iterations || 10000,
+    }),
+  );
+};
+
+/** AutobahnJS's prefix map: resolve/shrink return null for a non-match unless `pass`. */
+ab.PrefixMap = class {
+  constructor() {
+    this._index = {};
+    this._rindex = {};
+  }
+
+  get(prefix) {
+    return this._index[prefix];
+  }
+
+  set(prefix, uri) {
+    this._index[prefix] = uri;
+    this._rindex[uri] = prefix;
+  }
+
+  setDefault(uri) {
+    this._index[''] = uri;
+    this._rindex[uri] = '';
+  }
+
+  remove(prefix) {
+    const uri = this._index[prefix];
+    if (uri) {
+      delete this._index[prefix];
+      delete this._rindex[uri];
+    }
+  }
+
+  resolve(curie, pass) {
+    const i = curie.indexOf(':');
+    if (i >= 0) {
+      const prefix = curie.substring(0, i);
+      if (this._index[prefix]) return this._index[prefix] + curie.substring(i + 1);
+    }
+    return pass === true ? curie : null;
+  }
+
+  shrink(uri, pass) {
+    for (let i = uri.length; i > 0; i -= 1) {
+      const p = this._rindex[uri.substring(0, i)];
+      if (p) return `${p}:${uri.substring(i)}`;
+    }
+    return pass === true ? uri : null;
+  }
+};
+
+function abConstruct(url, protocols, options) {
+  const WS = (options && options.WebSocket) || root.WebSocket || root.MozWebSocket;
+  if (!WS) return null;
+  return protocols ? new WS(url, protocols) : new WS(url);
+}
+
+/**
+ * One WAMP session over one WebSocket: onopen() after WELCOME; onclose(code, reason) with
+ * CONNECTION_CLOSED (clean close), CONNECTION_LOST (unclean close after the WebSocket opened),
+ * CONNECTION_UNREACHABLE (never opened) or CONNECTION_UNSUPPORTED (no WebSocket).
+ */
+ab.Session = function (wsuri, onopen, onclose, options) {
+  const self = this;
+  self._wsuri = wsuri;
+  self._options = options;
+  self._websocket_onopen = onopen;
+  self._websocket_onclose = onclose;
+  self._websocket = null;
+  self._websocket_connected = false;
+  self._session_id = null;
+  self._wamp_version = null;
+  self._server = null;
+  self._calls = {};
+  self._subscriptions = {};
+  self._prefixes = new ab.PrefixMap();
+  self._txcnt = 0;
+  self._rxcnt = 0;
+
+  const announce = !(options && options.skipSubprotocolAnnounce);
+  try {
+    self._websocket = abConstruct(wsuri, announce ? [ab._subprotocol] : undefined, options);
+  } catch (error) {
+    // A malformed URL: the page cannot connect, as when the server is unreachable.
+    report(error);
+    self._websocket = null;
+  }
+  if (!self._websocket) {
+    if (onclose !== undefined) {
+      onclose(ab.CONNECTION_UNSUPPORTED);
+      return;
+    }
+    throw new Error(ab.browserNotSupportedMessage);
+  }
+  const ws = self._websocket;
+
+  ws.onmessage = (e) => {
+    if (ab._debugws) {
+      self._rxcnt += 1;
+      console.log(`WS Receive ${self._wsuri} [${self._session_id}] #${self._rxcnt}`, e.data);
+    }
+    let o;
+    try {
+      o = JSON.parse(e.data);
+    } catch {
+      report(new Error(`WAMP: a message that is not JSON: ${String(e.data).slice(0, 100)}`));
+      return;
+    }
+    if (!Array.isArray(o)) return;
+    if (
+      (o[0] === MessageType.CALLRESULT || o[0] === MessageType.CALLERROR) &&
+      Object.prototype.hasOwnProperty.call(self._calls, o[1])
+    ) {
+      const d = self._calls[o[1]];
+      delete self._calls[o[1]];
+      if (o[0] === MessageType.CALLRESULT) {
+        if (ab._debugrpc) console.log('WAMP Call result', d._ab_callobj, o[2]);
+        d.resolve(o[2]);
+      } else {
+        if (ab._debugrpc) console.log('WAMP Call error', d._ab_callobj, o[2], o[3], o[4]);
+        d.reject(o.length > 4 ? { uri: o[2], desc: o[3], detail: o[4] } : { uri: o[2], desc: o[3] });
+      }
+    } else if (o[0] === MessageType.EVENT) {
+      const subid = self._prefixes.resolve(o[1], true);
+      if (Object.prototype.hasOwnProperty.call(self._subscriptions, subid)) {
+        if (ab._debugpubsub) console.log(`WAMP Event ${self._wsuri} [${self._session_id}]`, o[1], o[2]);
+        for (const callback of [...self._subscriptions[subid]]) {
+          try {
+            callback(o[1], o[2]);
+          } catch (error) {
+            report(error);
+          }
+        }
+      }
+    } else if (o[0] === MessageType.WELCOME) {
+      if (self._session_id !== null) {
+        report(new Error('WAMP protocol error: WELCOME received more than once'));
+        return;
+      }
+      self._session_id = o[1];
+      self._wamp_version = o[2];
+      self._server = o[3];
+      if (ab._debugrpc || ab._debugpubsub) {
+        console.log(`WAMP Welcome ${self._wsuri} [${self._session_id}]`, o[2], o[3]);
+      }
+      if (self._websocket_onopen !== null) self._websocket_onopen();
+    }
+  };
+
+  ws.onopen = () => {
+    if (ws.protocol !== ab._subprotocol) {
+      if (ws.protocol === undefined || (self._options && self._options.skipSubprotocolCheck)) {
+        if (ab._debugws) console.log(`WS Warning ${self._wsuri}: WAMP subprotocol check skipped`);
+      } else {
+        ws.close(1000, 'server does not speak WAMP');
+        // Uncaught, as in AutobahnJS: the page's console shows it.
+        throw new Error(`server does not speak WAMP (but '${ws.protocol}' !)`);
+      }
+    }
+    if (ab._debugws) console.log(`WAMP Connect ${self._wsuri}`, ws.protocol);
+    self._websocket_connected = true;
+  };
+
+  ws.onerror = () => {};
+
+  ws.onclose = (e) => {
+    if (ab._debugws) {
+      const what = self._websocket_connected ? 'lost' : 'could not connect';
+      console.log(
+        `Autobahn connection to ${self._wsuri} ${what} (code ${e.code}, reason '${e.reason}', wasClean ${e.wasClean}).`,
+      );
+    }
+    const calls = Object.values(self._calls);
+    self._calls = {};
+    for (const d of calls) d.reject({ uri: ERROR_CONNECTION_LOST, desc: 'connection lost' });
+    const hangup = self._websocket_onclose;
+    const connected = self._websocket_connected;
+    self._websocket_connected = false;
+    self._wsuri = null;
+    self._websocket_onopen = null;
+    self._websocket_onclose = null;
+    self._websocket = null;
+    if (hangup !== undefined && hangup !== null) {
+      if (!connected) hangup(ab.CONNECTION_UNREACHABLE);
+      else if (e.wasClean) hangup(ab.CONNECTION_CLOSED, `WS-${e.code}: ${e.reason}`);
+      else hangup(ab.CONNECTION_LOST);
+    }
+  };
+};
+
+ab.Session.prototype._send = function (msg) {
+  if (!this._websocket_connected) throw new Error('Autobahn not connected');
+  const text = JSON.stringify(msg);
+  this._websocket.send(text);
+  this._txcnt += 1;
+  if (ab._debugws) console.log(`WS Send ${this._wsuri} [${this._session_id}] #${this._txcnt}`, text);
+};
+
+/** Closes the session cleanly (the hangup callback sees CONNECTION_CLOSED: no reconnect). */
+ab.Session.prototype.close = function () {
+  if (this._websocket_connected) this._websocket.close();
+};
+
+ab.Session.prototype.sessionid = function () {
+  return this._session_id;
+};
+
+ab.Session.prototype.wsuri = function () {
+  return this._wsuri;
+};
+
+ab.Session.prototype.shrink = function (uri, pass) {
+  return this._prefixes.shrink(uri, pass === undefined ? true : pass);
+};
+
+ab.Session.prototype.resolve = function (curie, pass) {
+  return this._prefixes.resolve(curie, pass === undefined ? true : pass);
+};
+
+/** Registers a prefix here and on the server (PREFIX goes out at once). */
+ab.Session.prototype.prefix = function (prefix, uri) {
+  this._prefixes.set(prefix, uri);
+  if (ab._debugrpc || ab._debugpubsub) console.log('WAMP Prefix', prefix, uri);
+  this._send([MessageType.PREFIX, prefix, uri]);
+};
+
+/** call(procedure, ...args): a Promise of the result; rejects with {uri, desc[, detail]}. */
+ab.Session.prototype.call = function (...args) {
+  const d = ab.Deferred();
+  let callid;
+  do callid = newId(16); while (Object.prototype.hasOwnProperty.call(this._calls, callid));
+  const obj = [MessageType.CALL, callid, this._prefixes.shrink(args[0], true), ...args.slice(1)];
+  this._send(obj);
+  this._calls[callid] = d;
+  if (ab._debugrpc) d._ab_callobj = obj;
+  return d.promise;
+};
+
+/** subscribe(topic, callback(topicUri, event)): SUBSCRIBE goes out for a topic's first callback. */
+ab.Session.prototype.subscribe = function (topicuri, callback) {
+  const rtopicuri = this._prefixes.resolve(topicuri, true);
+  if (!Object.prototype.hasOwnProperty.call(this._subscriptions, rtopicuri)) {
+    if (ab._debugpubsub) console.log('WAMP Subscribe', topicuri);
+    this._send([MessageType.SUBSCRIBE, topicuri]);
+    this._subscriptions[rtopicuri] = [];
+  }
+  if (this._subscriptions[rtopicuri].indexOf(callback) !== -1) {
+    throw new Error(`callback ${callback} already subscribed for topic ${rtopicuri}`);
+  }
+  this._subscriptions[rtopicuri].push(callback);
+};
+
+/** unsubscribe(topic[, callback]): UNSUBSCRIBE goes out when the topic's last callback goes. */
+ab.Session.prototype.unsubscribe = function (topicuri, callback) {
+  const rtopicuri = this._prefixes.resolve(topicuri, true);
+  if (!Object.prototype.hasOwnProperty.call(this._subscriptions, rtopicuri)) {
+    throw new Error(`not subscribed to topic ${rtopicuri}`);
+  }
+  if (callback !== undefined) {
+    const idx = this._subscriptions[rtopicuri].indexOf(callback);
+    if (idx === -1) throw new Error(`no callback ${callback} subscribed on topic ${rtopicuri}`);
+    this._subscriptions[rtopicuri].splice(idx, 1);
+  } else {
+    this._subscriptions[rtopicuri] = [];
+  }
+  if (this._subscriptions[rtopicuri].length === 0) {
+    delete this._subscriptions[rtopicuri];
+    if (ab._debugpubsub) console.log('WAMP Unsubscribe', topicuri);
+    this._send([MessageType.UNSUBSCRIBE, topicuri]);
+  }
+};
+
+/**
+ * publish(topic, event), publish(topic, event, excludeMe), publish(topic, event, [exclude]),
+ * publish(topic, event, [exclude], [eligible]): the PUBLISH forms of AutobahnJS 0.8.
+ */
+ab.Session.prototype.publish = function (...args) {
+  const [topicuri, event] = args;
+  let msg;
+  if (args.length > 3) {
+    if (!Array.isArray(args[2]) || !Array.isArray(args[3])) {
+      throw new Error('invalid argument type(s)');
+    }
+    msg = [MessageType.PUBLISH, topicuri, event, args[2], args[3]];
+  } else if (args.length > 2) {
+    if (typeof args[2] !== 'boolean' && !Array.isArray(args[2])) {
+      throw new Error('invalid argument type(s)');
+    }
+    msg = [MessageType.PUBLISH, topicuri, event, args[2]];
+  } else {
+    msg = [MessageType.PUBLISH, topicuri, event];
+  }
+  if (ab._debugpubsub) console.log('WAMP Publish', msg);
+  this._send(msg);
+};
+
+/** authreq(authKey, extra): a Promise of the challenge. */
+ab.Session.prototype.authreq = function (appkey, extra) {
+  return this.call(URI_AUTHREQ, appkey, extra);
+};
+
+/**
+ * authsign(challenge, secret): a Promise of base64(HMAC-SHA256(key = secret, challenge)),
+ * as AutobahnJS (no key derivation here: derive with ab.deriveKey first for salted users).
+ * Rejects, with an Error saying why, where WebCrypto is missing.
+ */
+ab.Session.prototype.authsign = function (challenge, secret) {
+  const signed = AbPromise.resolve().then(() => hmacSha256Base64(secret || '', challenge));
+  signed.catch((error) => report(error));
+  return signed;
+};
+
+/** auth(signature): a Promise of the permissions; the signature may be authsign's Promise. */
+ab.Session.prototype.auth = function (signature) {
+  if (signature && typeof signature.then === 'function') {
+    return AbPromise.resolve(signature).then((s) => this.call(URI_AUTH, s));
+  }
+  return this.call(URI_AUTH, signature);
+};
+
+/** One connection attempt of `peer` (ab.connect's state), and its reconnect rules. */
+ab._connect = function (peer) {
+  const sess = new ab.Session(
+    peer.wsuri,
+    () => {
+      peer.connects += 1;
+      peer.retryCount = 0;
+      peer.onConnect(sess);
+    },
+    (code, reason) => {
+      const schedule = (scheduledCode, message, what) => {
+        const stop = peer.onHangup(scheduledCode, message, {
+          delay: peer.options.retryDelay,
+          retries: peer.retryCount,
+          maxretries: peer.options.maxRetries,
+        });
+        if (!stop) {
+          if (ab._debugconnect) console.log(`Connection ${what} - retrying (${peer.retryCount}) ..`);
+          root.setTimeout(() => ab._connect(peer), peer.options.retryDelay);
+        } else {
+          if (ab._debugconnect) console.log(`Connection ${what} - retrying stopped by app`);
+          peer.onHangup(
+            ab.CONNECTION_RETRIES_EXCEEDED,
+            what === 'lost' ? 'Connection lost.' : 'Number of connection retries exceeded.',
+          );
+        }
+      };
+      switch (code) {
+        case ab.CONNECTION_CLOSED:
+          peer.onHangup(code, `Connection was closed properly [${reason}]`);
+          break;
+        case ab.CONNECTION_UNSUPPORTED:
+          peer.onHangup(code, 'Browser does not support WebSocket.');
+          break;
+        case ab.CONNECTION_UNREACHABLE:
+          peer.retryCount += 1;
+          if (peer.connects === 0) {
+            peer.onHangup(code, 'Connection could not be established.');
+          } else if (peer.retryCount <= peer.options.maxRetries) {
+            schedule(
+              ab.CONNECTION_UNREACHABLE_SCHEDULED_RECONNECT,
+              `Connection unreachable - scheduled reconnect to occur in ${peer.options.retryDelay / 1000} second(s) - attempt ${peer.retryCount} of ${peer.options.maxRetries}.`,
+              'unreachable',
+            );
+          } else {
+            peer.onHangup(ab.CONNECTION_RETRIES_EXCEEDED, 'Number of connection retries exceeded.');
+          }
+          break;
+        case ab.CONNECTION_LOST:
+          peer.retryCount += 1;
+          if (peer.retryCount <= peer.options.maxRetries) {
+            schedule(
+              ab.CONNECTION_LOST_SCHEDULED_RECONNECT,
+              `Connection lost - scheduled ${peer.retryCount}th reconnect to occur in ${peer.options.retryDelay / 1000} second(s).`,
+              'lost',
+            );
+          } else {
+            peer.onHangup(ab.CONNECTION_RETRIES_EXCEEDED, 'Connection lost.');
+          }
+          break;
+        default:
+          throw new Error('unhandled close code in ab._connect');
+      }
+    },
+    peer.options,
+  );
+};
+
+/**
+ * ab.connect(wsuri, onconnect(session), onhangup(code, reason, detail), options): connects,
+ * and reconnects after a lost connection (an unclean close) or an unreachable server once it
+ * was connected, up to options.maxRetries (default 10) times, options.retryDelay ms apart
+ * (default 5000). A clean close (the server's or the page's) ends it: CONNECTION_CLOSED.
+ * onhangup returning true stops the retries. Other options: skipSubprotocolCheck,
+ * skipSubprotocolAnnounce.
+ */
+ab.connect = function (wsuri, onconnect, onhangup, options) {
+  const peer = { wsuri, options: options || {} };
+  if (peer.options.retryDelay === undefined) peer.options.retryDelay = 5000;
+  if (peer.options.maxRetries === undefined) peer.options.maxRetries = 10;
+  if (peer.options.skipSubprotocolCheck === undefined) peer.options.skipSubprotocolCheck = false;
+  if (peer.options.skipSubprotocolAnnounce === undefined) {
+    peer.options.skipSubprotocolAnnounce = false;
+  }
+  if (!onconnect) throw new Error('onConnect handler required!');
+  peer.onConnect = onconnect;
+  peer.onHangup =
+    onhangup ||
+    ((code, reason, detail) => {
+      if (ab._debugconnect) console.log(code, reason, detail);
+    });
+  peer.connects = 0;
+  peer.retryCount = 0;
+  ab._connect(peer);
+};
+
+// ---------------------------------------------------------------------------------------------
+// Globals
+
+root.wamp1 = Object.freeze({
+  WAMP_SUBPROTOCOL,
+  MessageType,
+  URI_AUTHREQ,
+  URI_AUTH,
+  ERROR_NOT_CONNECTED,
+  ERROR_CONNECTION_LOST,
+  WampCallError,
+  PrefixMap,
+  newId,
+  hmacSha256Base64,
+  deriveKey,
+  authSign,
+  WampSession,
+  connect,
+  ab,
+});
+// A page that also loads the real AutobahnJS keeps it.
+if (root.ab === undefined) root.ab = ab;
+})(typeof globalThis !== 'undefined' ? globalThis : this);

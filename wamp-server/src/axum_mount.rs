@@ -33,8 +33,8 @@ use crate::transport::{Inbound, Outbound};
 /// # }
 /// ```
 pub fn axum_handler(router: Router, headers: HeaderMap, ws: WebSocketUpgrade) -> Response {
-    let offers_wamp = match handshake::check(&headers, router.options()) {
-        Ok(offers) => offers,
+    let offered = match handshake::check(&headers, router.options()) {
+        Ok(offered) => offered,
         Err(refusal) => return (refusal.status, refusal.body).into_response(),
     };
     let Some(slot) = router.try_connection() else {
@@ -50,8 +50,9 @@ pub fn axum_handler(router: Router, headers: HeaderMap, ws: WebSocketUpgrade) ->
         .max_frame_size(size)
         .read_buffer_size(router.options().read_buffer_size)
         .write_buffer_size(router.options().write_buffer_size);
-    if offers_wamp {
-        ws = ws.protocols([handshake::SUBPROTOCOL]);
+    if let Some(token) = offered {
+        // axum matches byte for byte: answer with the client's own spelling.
+        ws = ws.protocols([token]);
     }
     ws.on_upgrade(move |socket: WebSocket| async move {
         let _slot = slot;

@@ -39,8 +39,16 @@
 //! [`CallContext::router`]): [`Router::publish`], [`Router::publish_excluding`],
 //! [`Router::publish_to`], [`Router::subscribers`], [`Router::close_session`].
 //!
+//! An axum app with pages beside the WAMP endpoint: [`serve_app`]. TLS (`wss://`,
+//! `https://`; cargo feature `tls`, on by default, rustls with the ring provider):
+//! `serve_tls` and `serve_app_tls` with a `tls::TlsConfig` from PEM files or your own rustls
+//! `ServerConfig`. Every accept path bounds its handshakes ([`Options::handshake_timeout`],
+//! [`Options::max_pending_handshakes`]) and takes a session slot only once the handshake
+//! succeeded.
+//!
 //! Authentication: [`AuthConfig`] (WAMP-CRA; the security rules are in [`mod@auth`]).
 
+mod app_server;
 pub mod auth;
 mod axum_mount;
 mod broker;
@@ -50,14 +58,21 @@ pub mod handshake;
 mod router;
 mod server;
 mod session;
+#[cfg(feature = "tls")]
+pub mod tls;
 mod topic;
 pub mod transport;
 pub mod tutorial;
 
+pub use app_server::serve_app;
+#[cfg(feature = "tls")]
+pub use app_server::serve_app_tls;
 pub use auth::{AuthConfig, AuthProvider, AuthUser, InMemoryAuth};
 pub use axum_mount::axum_handler;
 pub use handler::{typed_args, BoxFuture, CallContext, CallError, CallResult};
 pub use router::{ConnectionSlot, Options, Router, RouterBuilder};
 pub use server::serve;
+#[cfg(feature = "tls")]
+pub use server::serve_tls;
 pub use session::{run_session, ConnectionInfo};
 pub use topic::{Publication, PublishPolicy, SubscribePolicy, Topic, TopicContext};

@@ -1,7 +1,9 @@
 //! The tutorial server: the seed's demo page and a WAMP v1 endpoint.
 //!
 //! Run with: `cargo run --release -p wamp-server` (then open http://localhost:8080/).
-//! Flags: `--bind ADDR` (default 127.0.0.1), `--port N` (default 8080; 0 picks a free port).
+//! Flags: `--bind ADDR` (default 127.0.0.1), `--port N` (default 8080; 0 picks a free port),
+//! `--allow-origin ORIGIN` (repeatable; browsers on other origins than the page's own),
+//! `--tls-cert FILE --tls-key FILE` (PEM; serves https:// and wss://).
 //! Logs: `RUST_LOG=debug` for every session's story.
 
 use std::net::{IpAddr, SocketAddr};
@@ -19,6 +21,82 @@ struct Args {
     /// Port to listen on (0 picks a free one).
     #[arg(long, default_value_t = 8080, env = "WAMP_PORT")]
     port: u16,
+    /// Also accept browser pages from this origin (e.g. http://localhost:3000; `*` for any,
+    /// `null` for sandboxed pages); repeatable. The page's own origin is always accepted.
+    #[arg(
+        long = "allow-origin",
+        value_name = "ORIGIN",
+        env = "WAMP_ALLOW_ORIGINS",
+        value_delimiter = ',',
+        value_parser = wamp_server::handshake::parse_allowed_origin
+    )]
+    allow_origins: Vec<String>,
+    /// TLS certificate chain (PEM, leaf first): serve https:// and wss:// instead of http://
+    /// and ws://. Needs --tls-key.
+    #[cfg(feature = "tls")]
+    #[arg(long, value_name = "FILE", env = "WAMP_TLS_CERT", requires = "tls_key")]
+    tls_cert: Option<std::path::PathBuf>,
+    /// The TLS certificate's private key (PEM: PKCS#8, PKCS#1 or SEC1). Needs --tls-cert.
+    #[cfg(feature = "tls")]
+    #[arg(long, value_name = "FILE", env = "WAMP_TLS_KEY", requires = "tls_cert")]
+    tls_key: Option<std::path::PathBuf>,
+}
+
+/// File descriptors kept free beside the connections (listener, stdio, logs, libraries).
+const RESERVED_FDS: u64 = 64;
+
+/// Raises the soft open-file limit to the hard limit (a server needs one descriptor per
+/// connection; the default soft limit is often 1,024) and returns the soft limit then in
+/// force, `None` when unlimited or unknown. rustix gives a safe `setrlimit` (this crate
+/// forbids `unsafe`, and libc's would need it).
+#[cfg(unix)]
+fn raise_open_file_limit() -> Option<u64> {
+    use rustix::process::{getrlimit, setrlimit, Resource, Rlimit};
+    let limit = getrlimit(Resource::Nofile);
+    if limit.current != limit.maximum {
+        let raised = Rlimit {
+            current: limit.maximum,
+            maximum: limit.maximum,
+        };
+        if let Err(e) = setrlimit(Resource::Nofile, raised) {
+            tracing::warn!(error = %e, soft = ?limit.current, hard = ?limit.maximum,
+                "cannot raise the open-file limit to its hard limit; keeping the soft limit");
+        }
+    }
+    getrlimit(Resource::Nofile).current
+}
+
+#[cfg(not(unix))]
+fn raise_open_file_limit() -> Option<u64> {
+    None
+}
+
+/// Keeps the session limit and the pending-handshake bound below the open-file limit.
+fn fit_limits(builder: wamp_server::RouterBuilder) -> wamp_server::RouterBuilder {
+    let defaults = wamp_server::Options::default();
+    let Some(open_files) = raise_open_file_limit() else {
+        info!(
+            max_connections = defaults.max_connections,
+            max_pending_handshakes = defaults.max_pending_handshakes,
+            "open-file limit unknown or unlimited; using the default connection limits"
+        );
+        return builder;
+    };
+    let budget = usize::try_from(open_files.saturating_sub(RESERVED_FDS)).unwrap_or(usize::MAX);
+    let pending = defaults.max_pending_handshakes.min((budget / 10).max(1));
+    let sessions = defaults
+        .max_connections
+        .min(budget.saturating_sub(pending).max(1));
+    info!(
+        open_file_limit = open_files,
+        max_connections = sessions,
+        max_pending_handshakes = pending,
+        reserved = RESERVED_FDS,
+        "session limit kept below the open-file limit (sessions + pending handshakes + reserved)"
+    );
+    builder
+        .max_connections(sessions)
+        .max_pending_handshakes(pending)
 }
 
 /// Ctrl-C, or SIGTERM (as `kill` and service managers send it).
@@ -56,6 +134,21 @@ async fn main() -> std::process::ExitCode {
         )
         .init();
     let args = Args::parse();
+    #[cfg(feature = "tls")]
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => match wamp_server::tls::TlsConfig::from_pem_files(cert, key) {
+            Ok(tls) => Some(tls),
+            Err(e) => {
+                eprintln!("error: {e}");
+                return std::process::ExitCode::FAILURE;
+            }
+        },
+        _ => None,
+    };
+    #[cfg(feature = "tls")]
+    let secure = tls.is_some();
+    #[cfg(not(feature = "tls"))]
+    let secure = false;
     let addr = SocketAddr::new(args.bind, args.port);
     let listener = match tokio::net::TcpListener::bind(addr).await {
         Ok(l) => l,
@@ -67,9 +160,13 @@ async fn main() -> std::process::ExitCode {
     let local = listener
         .local_addr()
         .expect("a bound listener has an address");
-    // Browsers may connect only from the page's own origin.
-    let router = wamp_server::tutorial::builder()
-        .allowed_origins(wamp_server::tutorial::page_origins(local))
+    // Browsers may connect from the page's own origin (http:// or https://, by the
+    // same-origin rule) and from the allowed ones. (The router warns about '*' itself.)
+    if !args.allow_origins.is_empty() {
+        info!(origins = ?args.allow_origins, "browser origins allowed beside the page's own");
+    }
+    let router = fit_limits(wamp_server::tutorial::builder())
+        .allowed_origins(args.allow_origins)
         .build();
     let app = wamp_server::tutorial::app(router.clone());
     let host = if local.ip().is_loopback() {
@@ -77,24 +174,23 @@ async fn main() -> std::process::ExitCode {
     } else {
         local.ip().to_string()
     };
+    let (http, ws) = if secure {
+        ("https", "wss")
+    } else {
+        ("http", "ws")
+    };
     println!(
-        "wamp-server listening: page http://{host}:{port}/  WAMP ws://{host}:{port}/ws",
+        "wamp-server listening: page {http}://{host}:{port}/  WAMP {ws}://{host}:{port}/ws",
         port = local.port()
     );
-    info!(%local, "listening");
-    let shutdown_router = router.clone();
-    // Small frames must not wait for Nagle's algorithm (40 ms stalls on replies otherwise).
-    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
-        let _ = tcp.set_nodelay(true);
-    });
-    let served = axum::serve(listener, app)
-        .with_graceful_shutdown(async move {
-            stop_signal().await;
-            shutdown_router.shutdown();
-        })
-        .await;
-    let grace = router.options().shutdown_grace + std::time::Duration::from_secs(1);
-    let _ = tokio::time::timeout(grace, router.closed()).await;
+    info!(%local, tls = secure, "listening");
+    #[cfg(feature = "tls")]
+    let served = match tls {
+        Some(tls) => wamp_server::serve_app_tls(listener, router, app, tls, stop_signal()).await,
+        None => wamp_server::serve_app(listener, router, app, stop_signal()).await,
+    };
+    #[cfg(not(feature = "tls"))]
+    let served = wamp_server::serve_app(listener, router, app, stop_signal()).await;
     match served {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {

@@ -32,15 +32,17 @@ pub struct Options {
     /// The largest WebSocket message (and frame) accepted, in bytes; larger closes the session
     /// with 1009. Default 1 MiB.
     pub max_message_size: usize,
-    /// The most sessions open at once; more are refused at accept. Default 10,000.
+    /// The most sessions open at once; more get HTTP 503 at the handshake. Default 10,000.
     pub max_connections: usize,
     /// How many frames may wait in a session's outgoing queue; a session whose queue passes
     /// this does not read fast enough and is closed ([`crate::close::SLOW_CONSUMER`]).
     /// Default 4,096.
     pub outbox_capacity: usize,
-    /// If set, browser requests (those with an `Origin` header) are accepted only from these
-    /// origins (e.g. `http://localhost:8080`); others get HTTP 403.
-    pub allowed_origins: Option<Vec<String>>,
+    /// Browser origins allowed beside the request's own (e.g. `http://localhost:3000`; `*`
+    /// for any, `null` for sandboxed pages). A request without `Origin` (not a browser) or
+    /// from the same origin (its host and port equal the `Host` header) is always accepted;
+    /// any other origin not on this list gets HTTP 403. Default empty.
+    pub allowed_origins: Vec<String>,
     /// Refuse clients that do not offer the `wamp` subprotocol at all (by default only clients
     /// that offer other subprotocols but not `wamp` are refused).
     pub strict_subprotocol: bool,
@@ -53,6 +55,14 @@ pub struct Options {
     /// How many bytes of outgoing frames are gathered before a write to the socket.
     /// Default 4 KiB.
     pub write_buffer_size: usize,
+    /// How long a new connection may take to complete its handshakes (TLS if any, then the
+    /// HTTP request and WebSocket upgrade) before it is dropped. A connection takes one of the
+    /// [`Options::max_connections`] slots only after its handshake succeeded. Default 10 s.
+    pub handshake_timeout: Duration,
+    /// The most connections still in their handshakes at once (on the axum path: every HTTP
+    /// connection not yet upgraded); a connection over this is closed at accept. Bounds the
+    /// file descriptors silent or slow connections can hold, beside the sessions'. Default 1,024.
+    pub max_pending_handshakes: usize,
 }
 
 impl Default for Options {
@@ -63,11 +73,13 @@ impl Default for Options {
             max_message_size: 1 << 20,
             max_connections: 10_000,
             outbox_capacity: 4096,
-            allowed_origins: None,
+            allowed_origins: Vec::new(),
             strict_subprotocol: false,
             shutdown_grace: Duration::from_secs(5),
             read_buffer_size: 1024,
             write_buffer_size: 4096,
+            handshake_timeout: Duration::from_secs(10),
+            max_pending_handshakes: 1024,
         }
     }
 }
@@ -468,13 +480,21 @@ impl RouterBuilder {
         self
     }
 
-    /// Accept browser requests only from these origins.
+    /// Also accept browser requests from these origins (exact match after lower-casing; `*`
+    /// for any, logged as a warning); the request's own origin is always accepted. See
+    /// [`Options::allowed_origins`].
     pub fn allowed_origins<I, S>(mut self, origins: I) -> Self
     where
         I: IntoIterator<Item = S>,
         S: Into<String>,
     {
-        self.options.allowed_origins = Some(origins.into_iter().map(Into::into).collect());
+        self.options.allowed_origins = origins.into_iter().map(Into::into).collect();
+        if crate::handshake::allows_any_origin(&self.options.allowed_origins) {
+            tracing::warn!(
+                "allowed origins include '*': pages from ANY web site may open WAMP sessions here \
+                 with their visitors' browsers (cross-site WebSocket hijacking)"
+            );
+        }
         self
     }
 
@@ -487,6 +507,20 @@ impl RouterBuilder {
     /// How long shutdown waits for calls in flight.
     pub fn shutdown_grace(mut self, grace: Duration) -> Self {
         self.options.shutdown_grace = grace;
+        self
+    }
+
+    /// How long a connection may take to complete its handshakes (see
+    /// [`Options::handshake_timeout`]).
+    pub fn handshake_timeout(mut self, timeout: Duration) -> Self {
+        self.options.handshake_timeout = timeout;
+        self
+    }
+
+    /// The most connections in their handshakes at once (see
+    /// [`Options::max_pending_handshakes`]).
+    pub fn max_pending_handshakes(mut self, n: usize) -> Self {
+        self.options.max_pending_handshakes = n.max(1);
         self
     }
 

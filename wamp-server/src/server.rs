@@ -1,28 +1,44 @@
-//! `serve`: the accept loop over tokio-tungstenite, with the connection limit, the handshake
-//! rules and graceful shutdown.
+//! `serve` (and `serve_tls`): WAMP over tokio-tungstenite on a bare listener, with the accept
+//! loop shared with `serve_app`: the handshake timeout, the bound on connections still in
+//! their handshakes, the connection limit (a slot is taken only once the handshake succeeded)
+//! and graceful shutdown.
 
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
 
 use futures::{SinkExt, StreamExt};
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
 use tokio_tungstenite::tungstenite::{self, Message as WsMessage};
+use tokio_tungstenite::WebSocketStream;
 use tracing::{debug, info, warn};
 
 use crate::handshake;
-use crate::router::Router;
+use crate::router::{ConnectionSlot, Router};
 use crate::session::{run_session, ConnectionInfo};
 use crate::transport::{Inbound, Outbound};
+
+/// The body of the 503 a client gets when every session slot is taken.
+const LIMIT_BODY: &str = "connection limit reached: try again later\n";
 
 /// Serves WAMP v1 on an already bound listener until `shutdown` completes, then shuts down
 /// gracefully: stops accepting, lets calls in flight answer (up to
 /// [`crate::Options::shutdown_grace`]), closes every session with 1001 and returns.
+///
+/// A connection must complete its WebSocket handshake within
+/// [`crate::Options::handshake_timeout`] or it is dropped; at most
+/// [`crate::Options::max_pending_handshakes`] may be in their handshake at once (more are
+/// closed at accept). It takes one of the [`crate::Options::max_connections`] slots only when
+/// its handshake request is complete, so silent sockets cannot lock real clients out; over the
+/// limit the client gets HTTP 503.
 ///
 /// Any request path is accepted. Bind to port 0 in tests and read the address from the
 /// listener.
@@ -39,29 +55,90 @@ pub async fn serve(
     router: Router,
     shutdown: impl Future<Output = ()>,
 ) -> io::Result<()> {
+    let r = router.clone();
+    let connections = accept_loop(listener, &router, shutdown, move |tcp, peer, permit| {
+        websocket_connection(r.clone(), peer, permit, async move { Some(tcp) })
+    })
+    .await;
+    drain(&router, connections).await;
+    Ok(())
+}
+
+/// [`serve`] over TLS (`wss://`): the TLS handshake runs in the connection's task and counts
+/// against [`crate::Options::handshake_timeout`] with the WebSocket handshake.
+#[cfg(feature = "tls")]
+pub async fn serve_tls(
+    listener: TcpListener,
+    router: Router,
+    tls: crate::tls::TlsConfig,
+    shutdown: impl Future<Output = ()>,
+) -> io::Result<()> {
+    let r = router.clone();
+    let connections = accept_loop(listener, &router, shutdown, move |tcp, peer, permit| {
+        let acceptor = tls.acceptor().clone();
+        websocket_connection(r.clone(), peer, permit, async move {
+            acceptor
+                .accept(tcp)
+                .await
+                .map_err(|e| debug!(%peer, error = %e, "TLS handshake failed"))
+                .ok()
+        })
+    })
+    .await;
+    drain(&router, connections).await;
+    Ok(())
+}
+
+/// Accepts connections until `shutdown` completes and runs `connection` for each in its own
+/// task, holding a permit of the pending-handshake bound; returns the tasks still running.
+pub(crate) async fn accept_loop<F, Fut>(
+    listener: TcpListener,
+    router: &Router,
+    shutdown: impl Future<Output = ()>,
+    connection: F,
+) -> JoinSet<()>
+where
+    F: Fn(TcpStream, SocketAddr, OwnedSemaphorePermit) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
     tokio::pin!(shutdown);
+    let pending = Arc::new(Semaphore::new(router.options().max_pending_handshakes));
     let mut connections = JoinSet::new();
     loop {
         tokio::select! {
             _ = &mut shutdown => break,
             accepted = listener.accept() => match accepted {
-                Ok((stream, peer)) => {
-                    let router = router.clone();
-                    connections.spawn(async move { handle_connection(router, stream, peer).await });
+                Ok((tcp, peer)) => {
+                    // Small frames must not wait for Nagle's algorithm.
+                    let _ = tcp.set_nodelay(true);
+                    match pending.clone().try_acquire_owned() {
+                        Ok(permit) => {
+                            connections.spawn(connection(tcp, peer, permit));
+                        }
+                        Err(_) => {
+                            debug!(%peer, "too many connections in their handshakes; closing this one");
+                            drop(tcp);
+                        }
+                    }
                 }
                 Err(e) => {
                     // Out of file descriptors and the like: wait a little rather than spin.
                     warn!(error = %e, "accept failed");
-                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    tokio::time::sleep(Duration::from_millis(50)).await;
                 }
             },
             Some(_) = connections.join_next(), if !connections.is_empty() => {}
         }
     }
     drop(listener);
+    connections
+}
+
+/// After `serve` stops accepting: shuts the router down and waits for the sessions.
+async fn drain(router: &Router, mut connections: JoinSet<()>) {
     info!(sessions = router.session_count(), "shutting down");
     router.shutdown();
-    let deadline = router.options().shutdown_grace + std::time::Duration::from_secs(5);
+    let deadline = router.options().shutdown_grace + Duration::from_secs(5);
     let drained = tokio::time::timeout(deadline, async {
         while connections.join_next().await.is_some() {}
     })
@@ -70,7 +147,6 @@ pub async fn serve(
         warn!("sessions still open after the grace period; aborting them");
         connections.abort_all();
     }
-    Ok(())
 }
 
 /// The tungstenite configuration for a router: message size limit and buffer sizes.
@@ -83,54 +159,37 @@ pub(crate) fn ws_config(router: &Router) -> WebSocketConfig {
         .write_buffer_size(o.write_buffer_size)
 }
 
-async fn handle_connection(router: Router, mut stream: TcpStream, peer: SocketAddr) {
-    let _ = stream.set_nodelay(true);
-    let Some(_slot) = router.try_connection() else {
-        debug!(%peer, "connection limit reached, refusing");
-        let body = "connection limit reached: try again later\n";
-        let response = format!(
-            "HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-            body.len()
-        );
-        let _ = stream.write_all(response.as_bytes()).await;
-        let _ = stream.shutdown().await;
-        return;
+/// One connection of `serve`: the transport's handshake (`transport`: TLS, or nothing) and the
+/// WebSocket handshake under the handshake timeout, then the session.
+async fn websocket_connection<S, T>(
+    router: Router,
+    peer: SocketAddr,
+    permit: OwnedSemaphorePermit,
+    transport: T,
+) where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    T: Future<Output = Option<S>> + Send,
+{
+    let timeout = router.options().handshake_timeout;
+    let handshake = async {
+        let io = transport.await?;
+        websocket_handshake(&router, io, peer).await
     };
-    let options = router.options().clone();
-    #[allow(clippy::result_large_err)] // the error type is tungstenite's, not ours
-    let callback = move |request: &Request, mut response: Response| match handshake::check(
-        request.headers(),
-        &options,
-    ) {
-        Ok(offers_wamp) => {
-            if offers_wamp {
-                response.headers_mut().insert(
-                    http::header::SEC_WEBSOCKET_PROTOCOL,
-                    http::HeaderValue::from_static(handshake::SUBPROTOCOL),
-                );
+    // A shutdown drops connections still in their handshakes at once.
+    let mut stopping = router.inner.shutdown.subscribe();
+    let (ws, slot) = tokio::select! {
+        done = tokio::time::timeout(timeout, handshake) => match done {
+            Ok(Some(done)) => done,
+            Ok(None) => return,
+            Err(_) => {
+                debug!(%peer, ?timeout, "handshake not completed in time; dropping the connection");
+                return;
             }
-            Ok(response)
-        }
-        Err(refusal) => {
-            debug!(%peer, status = %refusal.status, body = %refusal.body, "handshake refused");
-            let mut error = ErrorResponse::new(Some(refusal.body));
-            *error.status_mut() = refusal.status;
-            Err(error)
-        }
+        },
+        _ = stopping.wait_for(|stop| *stop) => return,
     };
-    let ws = match tokio_tungstenite::accept_hdr_async_with_config(
-        stream,
-        callback,
-        Some(ws_config(&router)),
-    )
-    .await
-    {
-        Ok(ws) => ws,
-        Err(e) => {
-            debug!(%peer, error = %e, "WebSocket handshake failed");
-            return;
-        }
-    };
+    drop(permit);
+    let _slot = slot;
     let (sink, stream) = ws.split();
     let stream = stream.filter_map(|m| async move { inbound(m) });
     let sink = sink.with(|o: Outbound| async move { Ok::<_, tungstenite::Error>(outbound(o)) });
@@ -141,6 +200,59 @@ async fn handle_connection(router: Router, mut stream: TcpStream, peer: SocketAd
         Box::pin(sink),
     )
     .await;
+}
+
+/// The WebSocket handshake with the router's rules; the connection slot is taken once the
+/// request is complete and acceptable (HTTP 503 when none is free).
+async fn websocket_handshake<S>(
+    router: &Router,
+    io: S,
+    peer: SocketAddr,
+) -> Option<(WebSocketStream<S>, ConnectionSlot)>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let (slot_tx, mut slot_rx) = tokio::sync::oneshot::channel();
+    let r = router.clone();
+    #[allow(clippy::result_large_err)] // the error type is tungstenite's, not ours
+    let callback = move |request: &Request, mut response: Response| {
+        let refuse = |status, body: String| {
+            let mut error = ErrorResponse::new(Some(body));
+            *error.status_mut() = status;
+            Err(error)
+        };
+        let offered = match handshake::check(request.headers(), r.options()) {
+            Ok(offered) => offered,
+            Err(refusal) => {
+                debug!(%peer, status = %refusal.status, body = %refusal.body, "handshake refused");
+                return refuse(refusal.status, refusal.body);
+            }
+        };
+        let Some(slot) = r.try_connection() else {
+            debug!(%peer, "connection limit reached, refusing");
+            return refuse(
+                http::StatusCode::SERVICE_UNAVAILABLE,
+                LIMIT_BODY.to_string(),
+            );
+        };
+        let _ = slot_tx.send(slot);
+        // The token as the client spelled it (checked as a token, so a valid value).
+        if let Some(token) = offered.and_then(|t| http::HeaderValue::from_str(&t).ok()) {
+            response
+                .headers_mut()
+                .insert(http::header::SEC_WEBSOCKET_PROTOCOL, token);
+        }
+        Ok(response)
+    };
+    match tokio_tungstenite::accept_hdr_async_with_config(io, callback, Some(ws_config(router)))
+        .await
+    {
+        Ok(ws) => Some((ws, slot_rx.try_recv().ok()?)),
+        Err(e) => {
+            debug!(%peer, error = %e, "WebSocket handshake failed");
+            None
+        }
+    }
 }
 
 /// Maps what tungstenite read to what a session sees; pings and pongs are tungstenite's

@@ -36,22 +36,7 @@ pub fn router() -> Router {
     builder().build()
 }
 
-/// The page's own origins when the server listens on `addr`: browsers on other origins are
-/// refused (HTTP 403) at the WebSocket handshake.
-pub fn page_origins(addr: std::net::SocketAddr) -> Vec<String> {
-    let port = addr.port();
-    let mut origins = vec![
-        format!("http://localhost:{port}"),
-        format!("http://127.0.0.1:{port}"),
-        format!("http://[::1]:{port}"),
-    ];
-    if !addr.ip().is_loopback() && !addr.ip().is_unspecified() {
-        origins.push(format!("http://{addr}"));
-    }
-    origins
-}
-
-/// The tutorial router's builder, to add options (such as [`page_origins`]) before building.
+/// The tutorial router's builder, to add options (such as allowed origins) before building.
 pub fn builder() -> crate::RouterBuilder {
     let rpc = |name: &str| format!("{RPC}{name}");
     // What any session may do, and what guest may do once authenticated.

@@ -2,6 +2,7 @@
 //! topic (publishers receive their own events, as on the ceiling server), default options.
 //!
 //! Run with: `cargo run --release -p wamp-bench --bin router-server -- --port 9101`
+//! (`--tls-cert FILE --tls-key FILE`: `wamp_server::serve_tls`, wss://).
 
 use clap::Parser;
 use serde_json::Value;
@@ -15,6 +16,12 @@ struct Args {
     /// Most sessions at once.
     #[arg(long, default_value_t = 100_000)]
     max_connections: usize,
+    /// Serve wss:// with this PEM certificate (needs --tls-key).
+    #[arg(long, requires = "tls_key")]
+    tls_cert: Option<std::path::PathBuf>,
+    /// The certificate's PEM private key.
+    #[arg(long, requires = "tls_cert")]
+    tls_key: Option<std::path::PathBuf>,
 }
 
 #[tokio::main]
@@ -30,9 +37,18 @@ async fn main() -> std::io::Result<()> {
         .max_connections(args.max_connections)
         .build();
     let listener = tokio::net::TcpListener::bind(wamp_bench::bind_addr(args.port)).await?;
-    wamp_bench::announce("router-server", listener.local_addr()?);
-    wamp_server::serve(listener, router, async {
+    let stop = async {
         let _ = tokio::signal::ctrl_c().await;
-    })
-    .await
+    };
+    if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) {
+        let tls = wamp_server::tls::TlsConfig::from_pem_files(cert, key)
+            .map_err(|e| std::io::Error::other(e.to_string()))?;
+        println!(
+            "router-server listening on wss://{}/ws",
+            listener.local_addr()?
+        );
+        return wamp_server::serve_tls(listener, router, tls, stop).await;
+    }
+    wamp_bench::announce("router-server", listener.local_addr()?);
+    wamp_server::serve(listener, router, stop).await
 }

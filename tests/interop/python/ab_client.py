@@ -2,6 +2,7 @@
 """AutobahnPython 0.8.15 WAMP v1 client: interop scenario runner.
 
     "$VENV/bin/python" ab_client.py --url ws://127.0.0.1:PORT/ws [--profile spec|autobahn] SCENARIO
+    "$VENV/bin/python" ab_client.py --url wss://localhost:PORT/ws --ca-file ca.pem SCENARIO
     "$VENV/bin/python" ab_client.py --list
 
 Each run prints exactly one JSON line on stdout::
@@ -262,7 +263,7 @@ class Ctx:
         f.label = label
         f.opened = Deferred()
         f.opened.addTimeout(self.args.step_timeout, reactor)
-        connectWS(f, timeout=self.args.step_timeout)
+        connectWS(f, self.tls_options(f), timeout=self.args.step_timeout)
         try:
             proto = await f.opened
         except defer.TimeoutError:
@@ -271,6 +272,18 @@ class Ctx:
         proto.label = label
         self.conns.append(proto)
         return proto
+
+    def tls_options(self, factory):
+        """For wss:// URLs: Twisted's client TLS (pyOpenSSL) trusting --ca-file, checking the
+        host name with service-identity; None for ws://."""
+        if not factory.isSecure:
+            return None
+        from twisted.internet import ssl
+        if not self.args.ca_file:
+            raise Abort("%s is wss://: give the server's CA with --ca-file" % self.args.url)
+        with open(self.args.ca_file, "rb") as fh:
+            ca = ssl.Certificate.loadPEM(fh.read())
+        return ssl.optionsForClientTLS(factory.host, trustRoot=ca)
 
     async def close_all(self):
         waits = []
@@ -1050,7 +1063,8 @@ def main(argv=None):
         epilog="scenarios:\n" + "\n".join("  %-17s %s" % (n, d) for n, (_, d) in SCENARIOS.items()),
         formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("scenario", nargs="?", choices=sorted(SCENARIOS), metavar="SCENARIO")
-    ap.add_argument("--url", help="WAMP endpoint, e.g. ws://127.0.0.1:8080/ws")
+    ap.add_argument("--url", help="WAMP endpoint, e.g. ws://127.0.0.1:8080/ws or wss://localhost:8443/ws")
+    ap.add_argument("--ca-file", help="PEM CA certificate to trust for wss:// URLs")
     ap.add_argument("--profile", choices=sorted(PROFILES), default="spec",
                     help="expectations: spec = WAMP1.md tutorial server (default), "
                          "autobahn = ab_server.py")

@@ -4,6 +4,7 @@
 Run with the interop virtualenv's Python (see setup.sh)::
 
     "$VENV/bin/python" ab_server.py --port 9001 [--default-prefixes] [--debug]
+    "$VENV/bin/python" ab_server.py --port 9443 --tls-cert cert.pem --tls-key key.pem   (wss://)
 
 Once listening it prints ``READY <port>`` on stdout (flushed). It stops on SIGTERM/SIGINT, after
 ``--lifetime`` seconds if given, and when its parent process goes away (unless
@@ -195,18 +196,29 @@ def main(argv=None) -> int:
     ap.add_argument("--no-exit-with-parent", action="store_true",
                     help="keep running when the parent process exits")
     ap.add_argument("--debug", action="store_true", help="log WAMP traffic to stderr")
+    ap.add_argument("--tls-cert", help="PEM certificate: serve wss:// (needs --tls-key)")
+    ap.add_argument("--tls-key", help="PEM private key of --tls-cert")
     args = ap.parse_args(argv)
+    if bool(args.tls_cert) != bool(args.tls_key):
+        ap.error("--tls-cert and --tls-key go together")
 
     log.startLogging(sys.stderr, setStdout=False)
 
-    url = "ws://%s:%d%s" % (args.bind, args.port, args.path or "/")
+    scheme = "wss" if args.tls_cert else "ws"
+    url = "%s://%s:%d%s" % (scheme, args.bind, args.port, args.path or "/")
     factory = TutorialServerFactory(url, debugWamp=args.debug, debugApp=args.debug)
     factory.ws_path = args.path
     factory.default_prefixes = args.default_prefixes
     TutorialServerProtocol.clientAuthTimeout = args.auth_timeout
 
     try:
-        port = listenWS(factory, interface=args.bind)
+        if args.tls_cert:
+            # Twisted's TLS server (pyOpenSSL) with the given certificate and key.
+            from twisted.internet import ssl
+            tls = ssl.DefaultOpenSSLContextFactory(args.tls_key, args.tls_cert)
+            port = listenWS(factory, tls, interface=args.bind)
+        else:
+            port = listenWS(factory, interface=args.bind)
     except Exception as exc:
         sys.stderr.write("ab_server.py: cannot listen on %s:%d: %s\n" % (args.bind, args.port, exc))
         return 1

@@ -101,6 +101,7 @@ pub fn cli() -> Command {
         "WAMP_PREFIXES",
         "WAMP_AUTH_KEY",
         "WAMP_AUTH_SECRET",
+        "WAMP_CA_FILE",
         "RUST_LOG",
     ] {
         cmd.env_remove(var);

@@ -3,6 +3,9 @@
 
 #![allow(dead_code)] // each test file uses a different part of this module
 
+pub mod clj;
+pub mod tls;
+
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
