@@ -3,6 +3,9 @@
 //   node tests/browser/browser-test.mjs http://127.0.0.1:8080 tests/browser/out
 //
 // Uses the system Chromium (/usr/bin/chromium, or $CHROMIUM_PATH); never downloads a browser.
+// Over TLS (https://localhost:PORT): BROWSER_TEST_SPKI is the base64 SHA-256 of the server
+// certificate's SPKI, which Chromium then trusts (--ignore-certificate-errors-spki-list, for that
+// key only), and NODE_EXTRA_CA_CERTS names the CA file for the asset requests made from Node.
 // Prints one line per check and a final "N passed, M failed"; exits non-zero on any failure.
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
@@ -27,6 +30,16 @@ const CHROMIUM_ARGS = [
   '--disable-component-update',
   '--disable-sync',
 ];
+const SPKI = process.env.BROWSER_TEST_SPKI ?? '';
+if (SPKI) {
+  if (!/^[A-Za-z0-9+/]{43}=$/.test(SPKI)) {
+    console.error(`BROWSER_TEST_SPKI must be a base64 SHA-256 (44 characters), got "${SPKI}"`);
+    process.exit(2);
+  }
+  CHROMIUM_ARGS.push(`--ignore-certificate-errors-spki-list=${SPKI}`);
+}
+// The WebSocket URL the page must use: app.js derives ws: from http: and wss: from https:.
+const WS_URL = `${BASE.replace(/^http/, 'ws')}/ws`;
 
 const TOPIC = 'http://wamptutorial/event#chat';
 const ERR_INTERNAL = 'http://api.wamp.ws/error#internal';
@@ -97,8 +110,12 @@ function watch(page, label) {
     if (m.type() === 'error') problems.push(`${label}: console error ${m.text()}`);
   });
   page.on('request', (r) => requests.push(r.url()));
-  page.on('websocket', (ws) => requests.push(ws.url()));
-  return { problems, requests };
+  const websockets = [];
+  page.on('websocket', (ws) => {
+    requests.push(ws.url());
+    websockets.push(ws.url());
+  });
+  return { problems, requests, websockets };
 }
 
 /** Number of log entries so far (later waits look only at entries after this). */
@@ -148,7 +165,7 @@ const shot = (page, name) => page.screenshot({ path: path.join(OUT_DIR, name) })
 
 async function main() {
   await mkdir(OUT_DIR, { recursive: true });
-  console.log(`browser test of ${BASE}, screenshots in ${OUT_DIR}`);
+  console.log(`browser test of ${BASE}${SPKI ? ` (trusting SPKI ${SPKI})` : ''}, screenshots in ${OUT_DIR}`);
 
   await check('launch chromium', async () => {
     browser = await chromium.launch({
@@ -199,6 +216,14 @@ async function main() {
     await waitForLog(one.page, /^Authentication complete as guest/);
     await shot(one.page, '01-authenticated.png');
   }, { critical: true });
+
+  await check(`the WebSocket URL is ${WS_URL}`, async () => {
+    await waitForLog(one.page, new RegExp(`^Connected to ${escapeRe(WS_URL)} as session `));
+    assert(one.websockets.length === 1, `page 1 opened ${one.websockets.length} WebSockets: ${one.websockets.join(', ')}`);
+    assert(one.websockets[0] === WS_URL, `page 1 opened ${one.websockets[0]}`);
+    const pageUrl = await one.page.evaluate(() => location.href);
+    assert(pageUrl === `${BASE}/`, `the page is at ${pageUrl}`);
+  });
 
   await check('sends PREFIX event and rpc, and SUBSCRIBE event:chat', async () => {
     await waitForLog(one.page, /^\[1,"event","http:\/\/wamptutorial\/event#"\]$/);
@@ -280,6 +305,8 @@ async function main() {
 
   await check('no external requests (no CDN)', async () => {
     const wsBase = BASE.replace(/^http/, 'ws');
+    const sockets = [...(one?.websockets ?? []), ...(two?.websockets ?? [])];
+    assert(sockets.every((u) => u === WS_URL), `WebSockets elsewhere: ${sockets.join(', ')}`);
     const all = [...(one?.requests ?? []), ...(two?.requests ?? [])];
     assert(all.length > 0, 'no requests recorded');
     const foreign = all.filter((u) => !u.startsWith(`${BASE}/`) && !u.startsWith(`${wsBase}/`) && !u.startsWith('data:'));

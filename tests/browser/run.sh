@@ -13,13 +13,16 @@
 #    Host 127.0.0.1:PORT, http://localhost:PORT with Host localhost:PORT) gets 101; a foreign
 #    origin (http://evil.example, http://localhost:PORT.evil.example, null) must get 403.
 #    EXPECT_ORIGIN_CHECK=0 skips the foreign-origin half;
-# 6. runs the seed page (the clj-wamp template with the real AutobahnJS 0.8.2, and with our
+# 6. makes a throwaway CA and a localhost certificate (openssl), restarts the same binary with
+#    --tls-cert/--tls-key and runs the browser test again over https://localhost:PORT and wss://
+#    (Chromium trusts the certificate's SPKI hash only; screenshots in OUTDIR/tls);
+# 7. runs the seed page (the clj-wamp template with the real AutobahnJS 0.8.2, and with our
 #    wamp1.js) from ../shared/vendor/seed-page (or $WAMP_SHARED_DIR): seed-page-test.mjs. It
 #    skips when the shared folder is absent, and fails then under CI=true.
 #
-# Always stops the server; exits non-zero on any failure. Every step has a time limit.
+# Always stops the server; fails if a server log shows a panic; exits non-zero on any failure. Every step has a time limit.
 # Environment: WAMP_SERVER_BIN, CHROMIUM_PATH, EXPECT_ORIGIN_CHECK (default 1), WAMP_SHARED_DIR,
-# SEED_PAGE_RECONNECT (1: also ten SIGTERM restarts in the seed-page test),
+# SEED_PAGE_RECONNECT (0: skip the ten SIGTERM restarts of the seed-page test),
 # BUILD_TIMEOUT (s, default 1800), BROWSER_TEST_TIMEOUT_MS (default 120000), RUST_LOG.
 set -euo pipefail
 
@@ -130,23 +133,33 @@ fi
 mkdir -p "$OUT_DIR"
 OUT_DIR="$(cd "$OUT_DIR" && pwd)"
 rm -f "$OUT_DIR"/*.png "$OUT_DIR"/server.stdout
-# Its stdout (the "listening" line, and the tracing log) and stderr, together.
-SERVER_LOG="$OUT_DIR/server.log"
-SERVER_OUT="$SERVER_LOG"
-say "starting $SERVER_BIN --bind 127.0.0.1 --port 0 (log in $SERVER_LOG)"
-NO_COLOR=1 RUST_LOG="${RUST_LOG:-info}" "$SERVER_BIN" --bind 127.0.0.1 --port 0 >"$SERVER_LOG" 2>&1 &
-SERVER_PID=$!
+rm -rf "$OUT_DIR"/tls
+# Starts "$SERVER_BIN" --bind 127.0.0.1 --port 0 [ARGS...] with its stdout (the "listening"
+# line) and stderr (the tracing log) together in $SERVER_LOG, and sets SERVER_PID and PORT.
+start_server() {
+  say "starting $SERVER_BIN --bind 127.0.0.1 --port 0${*:+ $*} (log in $SERVER_LOG)"
+  NO_COLOR=1 RUST_LOG="${RUST_LOG:-info}" "$SERVER_BIN" --bind 127.0.0.1 --port 0 "$@" >"$SERVER_LOG" 2>&1 &
+  SERVER_PID=$!
+  PORT=""
+  for _ in $(seq 1 300); do # up to 30 s
+    PORT="$(sed -n 's#^wamp-server listening: page https\{0,1\}://[^/]*:\([0-9][0-9]*\)/.*#\1#p' "$SERVER_LOG" | head -n 1)"
+    [ -n "$PORT" ] && break
+    kill -0 "$SERVER_PID" 2>/dev/null || { cat "$SERVER_LOG" >&2; fail "the server exited before listening"; }
+    sleep 0.1
+  done
+  [ -n "$PORT" ] || { cat "$SERVER_LOG" >&2; fail "no 'wamp-server listening' line within 30 s"; }
+  grep -m 1 '^wamp-server listening:' "$SERVER_LOG"
+}
+# Stops the server and fails if its log shows a panic.
+stop_server_checked() {
+  stop_server
+  if grep -n 'panicked' "$SERVER_LOG" >&2; then fail "a panic in the server log $SERVER_LOG"; fi
+  echo "no panic in $SERVER_LOG"
+}
 
-PORT=""
-for _ in $(seq 1 300); do # up to 30 s
-  PORT="$(sed -n 's#^wamp-server listening: page http://[^/]*:\([0-9][0-9]*\)/.*#\1#p' "$SERVER_OUT" | head -n 1)"
-  [ -n "$PORT" ] && break
-  kill -0 "$SERVER_PID" 2>/dev/null || { cat "$SERVER_OUT" >&2; fail "the server exited before listening"; }
-  sleep 0.1
-done
-[ -n "$PORT" ] || { cat "$SERVER_OUT" >&2; fail "no 'wamp-server listening' line within 30 s"; }
+SERVER_LOG="$OUT_DIR/server.log"
+start_server
 BASE="http://127.0.0.1:$PORT"
-grep -m 1 '^wamp-server listening:' "$SERVER_OUT"
 
 # --- 4. unit checks, then the browser test -----------------------------------------------------
 
@@ -200,9 +213,51 @@ else
   echo "foreign-origin check skipped (EXPECT_ORIGIN_CHECK=$EXPECT_ORIGIN_CHECK)"
 fi
 
-# --- 6. the seed page: AutobahnJS 0.8.2 and wamp1.js ------------------------------------------
+stop_server_checked
 
-stop_server # the seed-page test runs its own servers
+# --- 6. the demo page over TLS ----------------------------------------------------------------
+
+# A throwaway CA and a certificate it signed for localhost and 127.0.0.1 (CA:FALSE, as rustls
+# wants for an end-entity certificate), made with the openssl CLI.
+make_test_cert() {
+  local dir="$1"
+  mkdir -p "$dir"
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
+    -subj "/CN=wamp browser test CA" -keyout "$dir/ca.key" -out "$dir/ca.pem" \
+    -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign" \
+    && openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+      -subj "/CN=localhost" -keyout "$dir/key.pem" -out "$dir/cert.csr" \
+    && printf '%s\n' "basicConstraints=critical,CA:FALSE" "subjectAltName=DNS:localhost,IP:127.0.0.1" \
+      "extendedKeyUsage=serverAuth" "keyUsage=critical,digitalSignature" >"$dir/cert.ext" \
+    && openssl x509 -req -in "$dir/cert.csr" -CA "$dir/ca.pem" -CAkey "$dir/ca.key" -CAcreateserial \
+      -days 2 -extfile "$dir/cert.ext" -out "$dir/cert.pem"
+}
+
+say "demo page over TLS (certificate in $OUT_DIR/tls)"
+command -v openssl >/dev/null || fail "openssl is not installed (apt-get install -y openssl)"
+TLS_DIR="$OUT_DIR/tls"
+make_test_cert "$TLS_DIR" >"$TLS_DIR.log" 2>&1 || { cat "$TLS_DIR.log" >&2; fail "making the test certificate failed"; }
+openssl verify -CAfile "$TLS_DIR/ca.pem" -verify_hostname localhost "$TLS_DIR/cert.pem" \
+  || fail "the test certificate does not verify for localhost"
+# The base64 SHA-256 of the certificate's SubjectPublicKeyInfo: Chromium trusts that key only.
+SPKI="$(openssl x509 -in "$TLS_DIR/cert.pem" -pubkey -noout | openssl pkey -pubin -outform der \
+  | openssl dgst -sha256 -binary | base64)"
+[ "${#SPKI}" = 44 ] || fail "could not compute the certificate's SPKI hash (got '$SPKI')"
+echo "SPKI sha256: $SPKI"
+SERVER_LOG="$OUT_DIR/server-tls.log"
+start_server --tls-cert "$TLS_DIR/cert.pem" --tls-key "$TLS_DIR/key.pem"
+grep -q "^wamp-server listening: page https://localhost:$PORT/  WAMP wss://localhost:$PORT/ws" "$SERVER_LOG" \
+  || fail "the TLS server's listening line does not show https:// and wss://"
+TLS_BASE="https://localhost:$PORT"
+say "browser test against $TLS_BASE (screenshots in $OUT_DIR/tls)"
+BROWSER_TEST_SPKI="$SPKI" NODE_EXTRA_CA_CERTS="$TLS_DIR/ca.pem" \
+  run_step timeout -k 10 "$BROWSER_HARD_TIMEOUT" node tests/browser/browser-test.mjs "$TLS_BASE" "$OUT_DIR/tls" \
+  || fail "browser test over TLS failed"
+stop_server_checked
+
+# --- 7. the seed page: AutobahnJS 0.8.2 and wamp1.js ------------------------------------------
+
+# (the seed-page test runs its own servers)
 say "seed page (clj-wamp template) with AutobahnJS 0.8.2 and with wamp1.js"
 run_step timeout -k 10 "$(( ${SEED_PAGE_TIMEOUT_MS:-300000} / 1000 + 60 ))" \
   node tests/browser/seed-page-test.mjs "$SERVER_BIN" "$OUT_DIR" \

@@ -37,7 +37,7 @@ const OUT_DIR = path.resolve(process.argv[3] ?? path.join(ROOT, 'target', 'brows
 const CHROMIUM = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
 const TOTAL_TIMEOUT_MS = Number(process.env.SEED_PAGE_TIMEOUT_MS || 300_000);
 const STEP_TIMEOUT_MS = 20_000;
-const SIGTERM_RESTARTS = process.env.SEED_PAGE_RECONNECT === '1' ? 10 : 0;
+const SIGTERM_RESTARTS = process.env.SEED_PAGE_RECONNECT === '0' ? 0 : 10;
 const CHROMIUM_ARGS = [
   '--headless',
   '--no-sandbox',

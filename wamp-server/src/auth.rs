@@ -7,7 +7,13 @@
 //! - Until then a session has the router's *unauthenticated permissions* (none by default):
 //!   CALL answers `#unauthorized`, SUBSCRIBE and PUBLISH are dropped.
 //! - Each challenge allows one try: a wrong signature deletes it, and the answer comes after a
-//!   short random delay (exponential, mean [`AuthConfig::failure_delay`]).
+//!   short random delay (at least half of [`AuthConfig::failure_delay`], that on average).
+//!   The delay holds back only that answer, not the session's other messages; a new
+//!   `authreq` before it has passed is refused (`#authentication-already-requested`), so
+//!   the delay still throttles guessing.
+//! - Credential lookups run beside the session's reader (its other calls go on), bounded by
+//!   [`AuthConfig::lookup_timeout`]; a lookup that takes longer answers
+//!   `#auth-permissions-error`.
 //! - Signatures are compared in constant time. Both the standard order
 //!   `HMAC(key = secret, msg = challenge)` and clj-wamp's swapped order are accepted.
 //! - Sessions that have not authenticated within [`AuthConfig::timeout`] are closed with
@@ -18,8 +24,10 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
+use tokio::time::Instant;
+
 use serde_json::{Map, Value};
-use wamp_proto::cra::{self, AuthExtra, Challenge};
+use wamp_proto::cra::{self, Auth, AuthExtra, AuthReq, Challenge};
 use wamp_proto::uri::errors;
 use wamp_proto::Permissions;
 
@@ -68,31 +76,77 @@ impl AuthUser {
     }
 }
 
+/// A credential lookup that failed (the database is down, …). Its message becomes the
+/// description of the `#auth-permissions-error` CALLERROR, so it should say what the client
+/// can do (e.g. "the user database is unreachable: try again later").
+///
+/// ```
+/// use wamp_server::ProviderError;
+/// let e = ProviderError::new("the user database is unreachable");
+/// assert_eq!(e.to_string(), "the user database is unreachable");
+/// let e: ProviderError = "timeout".to_string().into();
+/// # let _ = e;
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct ProviderError {
+    message: String,
+}
+
+impl ProviderError {
+    /// A failure with this message.
+    pub fn new(message: impl Into<String>) -> Self {
+        ProviderError {
+            message: message.into(),
+        }
+    }
+
+    /// The message (sent to the client as the CALLERROR's description).
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+}
+
+impl From<String> for ProviderError {
+    fn from(message: String) -> Self {
+        ProviderError::new(message)
+    }
+}
+
+impl From<&str> for ProviderError {
+    fn from(message: &str) -> Self {
+        ProviderError::new(message)
+    }
+}
+
 /// Where credentials come from. Implement it over a database, or use [`InMemoryAuth`]; an
 /// async closure `Fn(String, Map<String, Value>) -> impl Future<Output = Result<Option<AuthUser>,
-/// String>>` implements it too.
+/// E>>` implements it too, for any error `E` that converts into a [`ProviderError`] (such as
+/// `String`).
 pub trait AuthProvider: Send + Sync + 'static {
     /// Looks up `auth_key` (with the client's `extra` from `authreq`). `Ok(None)` means no
     /// such key (`#no-such-authkey`); `Err` is a lookup failure (`#auth-permissions-error`
-    /// with the message as description).
+    /// with the error's message as description).
     fn lookup(
         &self,
         auth_key: &str,
         extra: &Map<String, Value>,
-    ) -> BoxFuture<Result<Option<AuthUser>, String>>;
+    ) -> BoxFuture<Result<Option<AuthUser>, ProviderError>>;
 }
 
-impl<F, Fut> AuthProvider for F
+impl<F, Fut, E> AuthProvider for F
 where
     F: Fn(String, Map<String, Value>) -> Fut + Send + Sync + 'static,
-    Fut: Future<Output = Result<Option<AuthUser>, String>> + Send + 'static,
+    Fut: Future<Output = Result<Option<AuthUser>, E>> + Send + 'static,
+    E: Into<ProviderError>,
 {
     fn lookup(
         &self,
         auth_key: &str,
         extra: &Map<String, Value>,
-    ) -> BoxFuture<Result<Option<AuthUser>, String>> {
-        Box::pin(self(auth_key.to_string(), extra.clone()))
+    ) -> BoxFuture<Result<Option<AuthUser>, ProviderError>> {
+        let lookup = self(auth_key.to_string(), extra.clone());
+        Box::pin(async move { lookup.await.map_err(Into::into) })
     }
 }
 
@@ -129,7 +183,7 @@ impl AuthProvider for InMemoryAuth {
         &self,
         auth_key: &str,
         _extra: &Map<String, Value>,
-    ) -> BoxFuture<Result<Option<AuthUser>, String>> {
+    ) -> BoxFuture<Result<Option<AuthUser>, ProviderError>> {
         let user = self.users.get(auth_key).cloned();
         Box::pin(async move { Ok(user) })
     }
@@ -154,6 +208,7 @@ pub struct AuthConfig {
     pub(crate) unauthenticated: Arc<Permissions>,
     pub(crate) timeout: Duration,
     pub(crate) failure_delay: Duration,
+    pub(crate) lookup_timeout: Duration,
 }
 
 impl std::fmt::Debug for AuthConfig {
@@ -163,13 +218,15 @@ impl std::fmt::Debug for AuthConfig {
             .field("unauthenticated", &self.unauthenticated)
             .field("timeout", &self.timeout)
             .field("failure_delay", &self.failure_delay)
+            .field("lookup_timeout", &self.lookup_timeout)
             .finish_non_exhaustive()
     }
 }
 
 impl AuthConfig {
     /// Authentication against `provider`, with the defaults: anonymous forbidden, no
-    /// permissions before authentication, a 20 s timeout, a failure delay of mean 0.8 s.
+    /// permissions before authentication, a 20 s timeout, a failure delay of mean 0.8 s, a
+    /// 10 s lookup timeout.
     pub fn new(provider: impl AuthProvider) -> Self {
         AuthConfig {
             provider: Arc::new(provider),
@@ -178,6 +235,7 @@ impl AuthConfig {
             unauthenticated: Arc::new(Permissions::new()),
             timeout: Duration::from_secs(20),
             failure_delay: Duration::from_millis(800),
+            lookup_timeout: Duration::from_secs(10),
         }
     }
 
@@ -208,14 +266,26 @@ impl AuthConfig {
         self.failure_delay = mean;
         self
     }
+
+    /// How long a credential lookup may take before `authreq` answers
+    /// `#auth-permissions-error` (default 10 s).
+    pub fn lookup_timeout(mut self, timeout: Duration) -> Self {
+        self.lookup_timeout = timeout;
+        self
+    }
 }
 
 /// Where one session stands in WAMP-CRA.
 #[derive(Debug, Default)]
 pub(crate) enum AuthState {
-    /// Nothing asked yet.
+    /// No challenge out. After a failed `auth`, a new `authreq` is refused until `retry_at`
+    /// (the failure delay, so the delay still throttles guessing).
     #[default]
     Idle,
+    /// A failed `auth` is being answered after the failure delay.
+    Throttled { retry_at: Instant },
+    /// The credential provider is looking up a key (in a task of the session).
+    LookingUp,
     /// A challenge is out.
     Pending {
         key: Option<String>,
@@ -231,8 +301,47 @@ pub(crate) enum AuthState {
     },
 }
 
-fn invalid_argument(what: &str) -> CallError {
-    CallError::new(errors::INVALID_ARGUMENT.uri, what)
+/// What the session does next with an `authreq`.
+pub(crate) enum AuthreqStep {
+    /// Answer now.
+    Reply(Result<Value, CallError>),
+    /// Look the key up with the provider (off the session's reader), then call
+    /// [`AuthState::authreq_looked_up`] with the result.
+    Lookup {
+        key: String,
+        extra: Map<String, Value>,
+    },
+}
+
+/// The answer to an `auth`, and how long to hold it back (a wrong signature).
+pub(crate) struct AuthAnswer {
+    pub(crate) result: Result<Value, CallError>,
+    pub(crate) delay: Duration,
+}
+
+/// The `#invalid-argument` error for arguments wamp-proto could not read; the description
+/// says which argument.
+fn invalid_argument(e: wamp_proto::Error) -> CallError {
+    let desc = match e {
+        wamp_proto::Error::InvalidArgument(what) => what,
+        other => other.to_string(),
+    };
+    CallError::new(errors::INVALID_ARGUMENT.uri, desc)
+}
+
+/// Runs the provider's lookup with the configured timeout.
+pub(crate) async fn lookup(
+    config: &AuthConfig,
+    key: &str,
+    extra: &Map<String, Value>,
+) -> Result<Option<AuthUser>, ProviderError> {
+    match tokio::time::timeout(config.lookup_timeout, config.provider.lookup(key, extra)).await {
+        Ok(result) => result,
+        Err(_) => Err(ProviderError::new(format!(
+            "the credential lookup timed out after {} ms: try again later",
+            config.lookup_timeout.as_millis()
+        ))),
+    }
 }
 
 impl AuthState {
@@ -249,53 +358,65 @@ impl AuthState {
         }
     }
 
-    /// Handles `authreq(authKey, extra)`: returns the CALLRESULT value (the challenge text,
-    /// or `null` for anonymous).
-    pub(crate) async fn authreq(
-        &mut self,
-        config: &AuthConfig,
-        session_id: &str,
-        args: &[Value],
-    ) -> Result<Value, CallError> {
+    /// Handles `authreq(authKey, extra)`: the CALLRESULT value (the challenge text, or `null`
+    /// for anonymous), or a key to look up first.
+    pub(crate) fn authreq(&mut self, config: &AuthConfig, args: &[Value]) -> AuthreqStep {
         match self {
-            AuthState::Authenticated { .. } => return Err(errors::ALREADY_AUTHENTICATED.into()),
-            AuthState::Pending { .. } => {
-                return Err(errors::AUTHENTICATION_ALREADY_REQUESTED.into())
+            AuthState::Authenticated { .. } => {
+                return AuthreqStep::Reply(Err(errors::ALREADY_AUTHENTICATED.into()))
             }
-            AuthState::Idle => {}
+            AuthState::Pending { .. } | AuthState::LookingUp => {
+                return AuthreqStep::Reply(Err(errors::AUTHENTICATION_ALREADY_REQUESTED.into()))
+            }
+            // The answer to the failed auth is still held back: the earlier request is
+            // still pending as far as the client can tell.
+            AuthState::Throttled { retry_at } if Instant::now() < *retry_at => {
+                return AuthreqStep::Reply(Err(errors::AUTHENTICATION_ALREADY_REQUESTED.into()))
+            }
+            AuthState::Throttled { .. } | AuthState::Idle => {}
         }
-        let extra = match args.get(1) {
-            None | Some(Value::Null) => Map::new(),
-            Some(Value::Object(m)) => m.clone(),
-            Some(_) => {
-                return Err(invalid_argument(
-                    "extra (argument 2) must be an object or null",
-                ))
-            }
+        let request = match AuthReq::from_args(args) {
+            Ok(request) => request,
+            Err(e) => return AuthreqStep::Reply(Err(invalid_argument(e))),
         };
-        let key = match args.first() {
-            None | Some(Value::Null) => {
+        let extra = request.extra.unwrap_or_default();
+        match request.authkey {
+            None => {
                 if !config.allow_anonymous {
-                    return Err(errors::ANONYMOUS_AUTH_FORBIDDEN.into());
+                    return AuthreqStep::Reply(Err(errors::ANONYMOUS_AUTH_FORBIDDEN.into()));
                 }
                 *self = AuthState::Pending {
                     key: None,
                     expected: None,
                     permissions: config.anonymous_permissions.clone(),
                 };
-                return Ok(Value::Null);
+                AuthreqStep::Reply(Ok(Value::Null))
             }
-            Some(Value::String(k)) => k.clone(),
-            Some(_) => {
-                return Err(invalid_argument(
-                    "authKey (argument 1) must be a string or null",
-                ))
+            Some(key) => {
+                *self = AuthState::LookingUp;
+                AuthreqStep::Lookup { key, extra }
             }
-        };
-        let user = match config.provider.lookup(&key, &extra).await {
+        }
+    }
+
+    /// Finishes an `authreq` once the provider answered.
+    pub(crate) fn authreq_looked_up(
+        &mut self,
+        session_id: &str,
+        key: String,
+        extra: Map<String, Value>,
+        found: Result<Option<AuthUser>, ProviderError>,
+    ) -> Result<Value, CallError> {
+        *self = AuthState::Idle;
+        let user = match found {
             Ok(Some(user)) => user,
             Ok(None) => return Err(errors::NO_SUCH_AUTHKEY.into()),
-            Err(e) => return Err(CallError::new(errors::AUTH_PERMISSIONS_ERROR.uri, e)),
+            Err(e) => {
+                return Err(CallError::new(
+                    errors::AUTH_PERMISSIONS_ERROR.uri,
+                    e.message(),
+                ))
+            }
         };
         let challenge = Challenge::new(
             Some(key.clone()),
@@ -316,26 +437,26 @@ impl AuthState {
         Ok(Value::String(challenge))
     }
 
-    /// Handles `auth(signature)`: returns the granted permissions as JSON. On a wrong
-    /// signature the pending challenge is gone and the error comes after the failure delay.
-    pub(crate) async fn auth(
-        &mut self,
-        config: &AuthConfig,
-        args: &[Value],
-    ) -> Result<Value, CallError> {
+    /// Handles `auth(signature)`: the granted permissions as JSON. On a wrong signature the
+    /// pending challenge is gone, and the answer is to be held back for the failure delay
+    /// (by the caller, off the session's reader); a new `authreq` is refused until then.
+    pub(crate) fn auth(&mut self, config: &AuthConfig, args: &[Value]) -> AuthAnswer {
+        let now = |result| AuthAnswer {
+            result,
+            delay: Duration::ZERO,
+        };
         match self {
-            AuthState::Authenticated { .. } => return Err(errors::ALREADY_AUTHENTICATED.into()),
-            AuthState::Idle => return Err(errors::NO_AUTHENTICATION_REQUESTED.into()),
+            AuthState::Authenticated { .. } => {
+                return now(Err(errors::ALREADY_AUTHENTICATED.into()))
+            }
+            AuthState::Idle | AuthState::Throttled { .. } | AuthState::LookingUp => {
+                return now(Err(errors::NO_AUTHENTICATION_REQUESTED.into()))
+            }
             AuthState::Pending { .. } => {}
         }
-        let signature = match args.first() {
-            None | Some(Value::Null) => None,
-            Some(Value::String(s)) => Some(s.as_str()),
-            Some(_) => {
-                return Err(invalid_argument(
-                    "signature (argument 1) must be a string or null",
-                ))
-            }
+        let signature = match Auth::from_args(args) {
+            Ok(Auth { signature }) => signature,
+            Err(e) => return now(Err(invalid_argument(e))),
         };
         let AuthState::Pending {
             key,
@@ -349,29 +470,34 @@ impl AuthState {
             (None, _) => true,
             (Some([standard, swapped]), Some(sig)) => {
                 // Evaluate both comparisons so the time taken does not say which one matched.
-                let a = cra::verify(standard, sig);
-                let b = cra::verify(swapped, sig);
+                let a = cra::verify(standard, &sig);
+                let b = cra::verify(swapped, &sig);
                 a | b
             }
             (Some(_), None) => false,
         };
         if !valid {
             let delay = random_delay(config.failure_delay);
-            if !delay.is_zero() {
-                tokio::time::sleep(delay).await;
-            }
-            return Err(errors::INVALID_SIGNATURE.into());
+            *self = AuthState::Throttled {
+                retry_at: Instant::now() + delay,
+            };
+            return AuthAnswer {
+                result: Err(errors::INVALID_SIGNATURE.into()),
+                delay,
+            };
         }
         let result = permissions.to_value();
         *self = AuthState::Authenticated {
             key: key.map(Arc::from),
             permissions: Arc::new(permissions),
         };
-        Ok(result)
+        now(Ok(result))
     }
 }
 
-/// An exponentially distributed delay with the given mean, capped at five times the mean.
+/// A random delay with the given mean: half the mean, plus an exponentially distributed part
+/// of mean `mean / 2` (capped at five times that), so no answer comes sooner than half the
+/// mean.
 fn random_delay(mean: Duration) -> Duration {
     if mean.is_zero() {
         return Duration::ZERO;
@@ -383,7 +509,7 @@ fn random_delay(mean: Duration) -> Duration {
     // A uniform number in (0, 1].
     let u = (u64::from_le_bytes(bytes) >> 11) as f64 / (1u64 << 53) as f64;
     let u = u.max(f64::MIN_POSITIVE);
-    mean.mul_f64((-u.ln()).min(5.0))
+    mean / 2 + (mean / 2).mul_f64((-u.ln()).min(5.0))
 }
 
 #[cfg(test)]
@@ -394,7 +520,8 @@ mod tests {
     fn random_delay_is_bounded() {
         let mean = Duration::from_millis(800);
         for _ in 0..1000 {
-            assert!(random_delay(mean) <= mean * 5);
+            let d = random_delay(mean);
+            assert!(d >= mean / 2 && d <= mean * 3, "{d:?}");
         }
         assert_eq!(random_delay(Duration::ZERO), Duration::ZERO);
     }

@@ -1,16 +1,19 @@
 //! Mounting a router in an axum application: the WAMP endpoint at a route beside the app's
 //! own pages.
 
-use axum::extract::ws::{CloseFrame, Message as AxMessage, WebSocket, WebSocketUpgrade};
+use axum::extract::ws::{
+    CloseFrame, Message as AxMessage, Utf8Bytes as AxText, WebSocket, WebSocketUpgrade,
+};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
 use futures::{SinkExt, StreamExt};
 use tokio_tungstenite::tungstenite;
 
 use crate::handshake;
 use crate::router::Router;
 use crate::session::{run_session, ConnectionInfo};
-use crate::transport::{Inbound, Outbound};
+use crate::transport::{self, Inbound, Outbound, Text};
 
 /// An axum handler body that upgrades the request to a WAMP v1 session on `router`, with the
 /// same handshake rules, limits and shutdown as [`crate::serve`].
@@ -49,7 +52,8 @@ pub fn axum_handler(router: Router, headers: HeaderMap, ws: WebSocketUpgrade) ->
         .max_message_size(size)
         .max_frame_size(size)
         .read_buffer_size(router.options().read_buffer_size)
-        .write_buffer_size(router.options().write_buffer_size);
+        .write_buffer_size(router.options().write_buffer_size)
+        .max_write_buffer_size(router.options().max_write_buffer_size());
     if let Some(token) = offered {
         // axum matches byte for byte: answer with the client's own spelling.
         ws = ws.protocols([token]);
@@ -57,25 +61,8 @@ pub fn axum_handler(router: Router, headers: HeaderMap, ws: WebSocketUpgrade) ->
     ws.on_upgrade(move |socket: WebSocket| async move {
         let _slot = slot;
         let (sink, stream) = socket.split();
-        let stream = stream.filter_map(|m| async move {
-            match m {
-                Ok(AxMessage::Text(t)) => Some(Inbound::Text(t.as_str().into())),
-                Ok(AxMessage::Binary(_)) => Some(Inbound::Binary),
-                Ok(AxMessage::Close(_)) => Some(Inbound::Close),
-                Ok(AxMessage::Ping(_) | AxMessage::Pong(_)) => None,
-                Err(e) if is_capacity_error(&e) => Some(Inbound::TooBig),
-                Err(_) => Some(Inbound::Close),
-            }
-        });
-        let sink = sink.with(|o: Outbound| async move {
-            Ok::<_, axum::Error>(match o {
-                Outbound::Text(t) => AxMessage::Text(t.as_str().into()),
-                Outbound::Close(code, reason) => AxMessage::Close(Some(CloseFrame {
-                    code,
-                    reason: reason.into(),
-                })),
-            })
-        });
+        let stream = stream.filter_map(|m| async move { inbound(m) });
+        let sink = sink.with(|o: Outbound| async move { Ok::<_, axum::Error>(outbound(o)) });
         run_session(
             router,
             ConnectionInfo::default(),
@@ -86,15 +73,70 @@ pub fn axum_handler(router: Router, headers: HeaderMap, ws: WebSocketUpgrade) ->
     })
 }
 
-/// Whether axum's error is tungstenite's "message too big".
-fn is_capacity_error(e: &axum::Error) -> bool {
+/// Maps what axum read to what a session sees. Text moves between axum's and our type
+/// without a copy (a reference count and a UTF-8 scan).
+fn inbound(m: Result<AxMessage, axum::Error>) -> Option<Inbound> {
+    match m {
+        Ok(AxMessage::Text(t)) => Some(match Text::try_from(Bytes::from(t)) {
+            Ok(text) => Inbound::Text(text),
+            // Unreachable: axum's text is UTF-8 already.
+            Err(_) => Inbound::Violation(crate::close::INVALID_DATA, "invalid UTF-8".into()),
+        }),
+        Ok(AxMessage::Binary(_)) => Some(Inbound::Binary),
+        Ok(AxMessage::Close(_)) => Some(Inbound::Close),
+        Ok(AxMessage::Ping(payload)) => Some(Inbound::Ping(payload.len())),
+        Ok(AxMessage::Pong(_)) => None,
+        Err(e) => Some(match tungstenite_error(&e) {
+            Some(e) => transport::error_to_inbound(e),
+            None => Inbound::Close,
+        }),
+    }
+}
+
+fn outbound(o: Outbound) -> AxMessage {
+    match o {
+        Outbound::Text(t) => match AxText::try_from(Bytes::from(t)) {
+            Ok(text) => AxMessage::Text(text),
+            // Unreachable: our text is UTF-8 already.
+            Err(_) => AxMessage::Close(None),
+        },
+        Outbound::Close(code, reason) => AxMessage::Close(Some(CloseFrame {
+            code,
+            reason: reason.into(),
+        })),
+    }
+}
+
+/// The tungstenite error inside axum's error, if that is what it is.
+fn tungstenite_error(e: &axum::Error) -> Option<&tungstenite::Error> {
     use std::error::Error as _;
     let mut source: Option<&(dyn std::error::Error + 'static)> = e.source();
     while let Some(s) = source {
-        if let Some(tungstenite::Error::Capacity(_)) = s.downcast_ref::<tungstenite::Error>() {
-            return true;
+        if let Some(e) = s.downcast_ref::<tungstenite::Error>() {
+            return Some(e);
         }
         source = s.source();
     }
-    false
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn text_crosses_the_axum_seam_without_a_copy() {
+        let from_axum = AxText::from("[2,\"c\",\"http://x/rpc#echo\"]".to_string());
+        let ptr = from_axum.as_str().as_ptr();
+        let Some(Inbound::Text(text)) = inbound(Ok(AxMessage::Text(from_axum))) else {
+            panic!("a text frame is a text message");
+        };
+        assert_eq!(text.as_ptr(), ptr);
+        let ours = Text::from("[3,\"c\",null]".to_string());
+        let ptr = ours.as_ptr();
+        let AxMessage::Text(to_axum) = outbound(Outbound::Text(ours)) else {
+            panic!("a text message is a text frame");
+        };
+        assert_eq!(to_axum.as_str().as_ptr(), ptr);
+    }
 }

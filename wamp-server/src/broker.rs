@@ -5,9 +5,9 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
 use serde_json::Value;
-use tokio_tungstenite::tungstenite::Utf8Bytes;
 
-use crate::session::SessionHandle;
+use crate::outbox::SessionHandle;
+use crate::transport::Text;
 
 /// Subscribers by topic. One short-held lock: publishing copies the recipients' handles out
 /// and sends after releasing it, so a publish never waits on a subscriber.
@@ -85,10 +85,20 @@ impl Broker {
         if recipients.is_empty() {
             return 0;
         }
-        let frame = Utf8Bytes::from(wamp_proto::message::event_json(topic, event));
+        let frame = Text::from(wamp_proto::message::event_json(topic, event));
         recipients
             .iter()
-            .filter(|session| session.send(frame.clone()))
+            .filter(|session| {
+                if frame.len() > session.max_frame() {
+                    tracing::warn!(
+                        topic,
+                        bytes = frame.len(),
+                        "event larger than the outbox allows (outbox_max_bytes): not delivered"
+                    );
+                    return false;
+                }
+                session.send(frame.clone())
+            })
             .count()
     }
 }

@@ -1,7 +1,6 @@
 //! Procedure handlers: the call context, application errors and the boxed handler type.
 
 use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 
 use serde::de::DeserializeOwned;
@@ -113,8 +112,8 @@ impl std::error::Error for CallError {}
 /// The result of a procedure.
 pub type CallResult = Result<Value, CallError>;
 
-/// A boxed future, as handlers and callbacks are stored.
-pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
+/// A boxed future, as handlers and callbacks are stored (futures' `BoxFuture<'static, T>`).
+pub type BoxFuture<T> = futures::future::BoxFuture<'static, T>;
 
 /// A stored procedure handler.
 pub(crate) type Procedure =

@@ -47,14 +47,79 @@
 //! succeeded.
 //!
 //! Authentication: [`AuthConfig`] (WAMP-CRA; the security rules are in [`mod@auth`]).
+//!
+//! # Limits and how sessions end
+//!
+//! Every per-session resource has a bound in [`Options`] (defaults in parentheses, close
+//! code after the arrow):
+//! - outgoing queue: [`Options::outbox_capacity`] (4,096 frames) and
+//!   [`Options::outbox_max_bytes`] (4 MiB, also the largest frame sent and the bound on
+//!   pongs) → 1008; a close frame to a client that does not read gets
+//!   [`Options::close_wait`] (10 s), then the connection is dropped;
+//! - [`Options::max_prefixes`] (1,024), [`Options::max_subscriptions`] (10,000),
+//!   [`Options::max_uri_length`] (2 KiB) → 1008 with a reason naming the limit;
+//! - [`Options::max_message_size`] (1 MiB) → 1009;
+//! - [`Options::max_calls_in_flight`] (256): at the cap the socket is not read until a call
+//!   finishes (no close);
+//! - [`Options::policy_timeout`] (10 s) for topic policy callbacks (deny / drop);
+//!   [`AuthConfig::lookup_timeout`] (10 s) for credential lookups (`#auth-permissions-error`);
+//!   [`AuthConfig::timeout`] (20 s) to authenticate → 4401.
+//!
+//! WebSocket protocol violations close with 1002 (framing) or 1007 (invalid UTF-8), with a
+//! reason and a warn log line naming the session. When a session ends its running calls are
+//! aborted ([`Options::detach_calls_on_close`] keeps them) and the `on_session_close` hook
+//! runs, also if the session task panicked. A graceful shutdown ends sessions without a
+//! close handshake by default, so AutobahnJS 0.8 pages reconnect ([`ShutdownClose`]).
+//! [`SessionError`] lists every reason with its code.
+//!
+//! # Cargo features
+//!
+//! All on by default, so `cargo run --release -p wamp-server` serves the tutorial:
+//! - `axum`: [`axum_handler`] and [`serve_app`], an axum application with the WAMP endpoint
+//!   (adds axum, hyper, hyper-util).
+//! - `tutorial`: the `tutorial` module (the seed's demo page and procedures as an axum app).
+//! - `tls`: `wss://` and `https://` with rustls and the ring provider.
+//! - `bin`: the `wamp-server` binary (adds clap, tracing-subscriber and, on Unix, rustix).
+//!
+//! `wamp-server = { version = "…", default-features = false }` builds the router alone
+//! ([`serve`] over tokio-tungstenite, [`run_session`] for other transports), without axum,
+//! hyper, clap, tracing-subscriber or rustls; add `features = ["tls"]` for `serve_tls`.
+//!
+//! # Who owns what
+//!
+//! - `router.rs`: the [`Router`] (procedures, topic policies, hooks, options, the session
+//!   list) and the server-side API. Others reach its parts only through its methods.
+//! - `session.rs`: one session's private state, its reader loop and the dispatch of client
+//!   messages. Nothing else imports it except the transports that start sessions.
+//! - `outbox.rs`: what others hold of a session (the bounded outgoing queue) and its writer
+//!   task, the only writer of the socket. The broker and the router depend on it, not on the
+//!   session.
+//! - `broker.rs`: subscriptions and fan-out. `topic.rs`: topic policies. `handler.rs`:
+//!   procedures and the call context. `auth.rs`: WAMP-CRA on the server.
+//! - `transport.rs`: the seam a session reads and writes ([`transport::Text`] in shared
+//!   bytes), with the tokio-tungstenite adapter; `server.rs` (the accept loop, handshake
+//!   bounds) and `axum_mount.rs` (axum) turn a connection into that seam; `app_server.rs`
+//!   serves an axum app on the same accept loop, `tls.rs` adds TLS to both. `handshake.rs`:
+//!   the upgrade rules. `close.rs`: close codes and [`SessionError`].
+//!
+//! No module imports a module that imports it back, with two deliberate exceptions. The
+//! contexts handed to callbacks ([`CallContext`] in `handler.rs`, [`TopicContext`] in
+//! `topic.rs`) carry the [`Router`], and the router stores those callbacks. The two contexts
+//! stay separate types: their URI fields are named for what they are (`procedure`, `topic`),
+//! and both names are public API. And `handshake.rs` reads the router's [`Options`], while
+//! the builder asks it whether an origin list allows any site (to warn at once), so the rule
+//! for `*` lives in one place.
 
+#[cfg(feature = "axum")]
 mod app_server;
 pub mod auth;
+#[cfg(feature = "axum")]
 mod axum_mount;
 mod broker;
 pub mod close;
 mod handler;
 pub mod handshake;
+mod outbox;
 mod router;
 mod server;
 mod session;
@@ -62,15 +127,19 @@ mod session;
 pub mod tls;
 mod topic;
 pub mod transport;
+#[cfg(feature = "tutorial")]
 pub mod tutorial;
 
+#[cfg(feature = "axum")]
 pub use app_server::serve_app;
-#[cfg(feature = "tls")]
+#[cfg(all(feature = "axum", feature = "tls"))]
 pub use app_server::serve_app_tls;
-pub use auth::{AuthConfig, AuthProvider, AuthUser, InMemoryAuth};
+pub use auth::{AuthConfig, AuthProvider, AuthUser, InMemoryAuth, ProviderError};
+#[cfg(feature = "axum")]
 pub use axum_mount::axum_handler;
+pub use close::SessionError;
 pub use handler::{typed_args, BoxFuture, CallContext, CallError, CallResult};
-pub use router::{ConnectionSlot, Options, Router, RouterBuilder};
+pub use router::{ConnectionSlot, Options, Router, RouterBuilder, ShutdownClose};
 pub use server::serve;
 #[cfg(feature = "tls")]
 pub use server::serve_tls;

@@ -18,8 +18,8 @@ use crate::broker::Broker;
 use crate::handler::{
     boxed_procedure, typed_procedure, CallContext, CallError, CallResult, Procedure,
 };
-use crate::session::SessionHandle;
-use crate::topic::{Topic, TopicTable};
+use crate::outbox::SessionHandle;
+use crate::topic::{Publication, Topic, TopicTable};
 
 /// Router-wide settings. Every field has a default; set them through [`RouterBuilder`].
 #[derive(Debug, Clone)]
@@ -38,6 +38,43 @@ pub struct Options {
     /// this does not read fast enough and is closed ([`crate::close::SLOW_CONSUMER`]).
     /// Default 4,096.
     pub outbox_capacity: usize,
+    /// How many bytes of frames may wait in a session's outgoing queue; past this the session
+    /// is closed as a slow consumer too, whichever bound is hit first. It is also the largest
+    /// single frame sent: a call result larger than this is answered with an `#internal`
+    /// CALLERROR that says so, a larger CALLERROR keeps its URI but loses its description
+    /// and details (the description says why), a larger event is not delivered (logged). Pongs count too
+    /// until they are flushed to the socket, so a client that pings but never reads is a slow
+    /// consumer as well; the WebSocket layer's write buffer is bounded by this. Default 4 MiB.
+    pub outbox_max_bytes: usize,
+    /// The most calls of one session running at once. At the cap the session's socket is not
+    /// read until a call finishes, so TCP pushes back on the client. Default 256.
+    pub max_calls_in_flight: usize,
+    /// Keep a session's running calls going after the session ends (their replies go
+    /// nowhere). By default (`false`) they are aborted, so a handler that never returns does
+    /// not outlive its session; set this for handlers that must finish.
+    pub detach_calls_on_close: bool,
+    /// The most prefixes one session may define with PREFIX; one more closes the session
+    /// with 1008 (WAMP v1 has no error message for PREFIX). Default 1,024.
+    pub max_prefixes: usize,
+    /// The most topics one session may subscribe to; one more closes the session with 1008.
+    /// Default 10,000.
+    pub max_subscriptions: usize,
+    /// The longest URI, CURIE or prefix accepted in a client message, in bytes (also after
+    /// resolving a CURIE); a longer one closes the session with 1008. Default 2 KiB.
+    pub max_uri_length: usize,
+    /// How long a session's writer tries to deliver its close frame (and what is queued
+    /// before it) to a client that does not read, before it drops the connection. The session
+    /// leaves the router at once. Default 10 s.
+    pub close_wait: Duration,
+    /// How long a topic policy callback ([`crate::Topic::on_subscribe`],
+    /// [`crate::Topic::on_publish`]) may take; one that takes longer denies the SUBSCRIBE or
+    /// drops the PUBLISH (logged). Policies are awaited in the order of the session's
+    /// messages, so a PUBLISH after a SUBSCRIBE sees its outcome; shutdown and the auth
+    /// timeout still end the session while one waits. Default 10 s.
+    pub policy_timeout: Duration,
+    /// How a graceful shutdown ends each session once its calls in flight have answered.
+    /// Default [`ShutdownClose::Drop`].
+    pub shutdown_close: ShutdownClose,
     /// Browser origins allowed beside the request's own (e.g. `http://localhost:3000`; `*`
     /// for any, `null` for sandboxed pages). A request without `Origin` (not a browser) or
     /// from the same origin (its host and port equal the `Host` header) is always accepted;
@@ -73,6 +110,15 @@ impl Default for Options {
             max_message_size: 1 << 20,
             max_connections: 10_000,
             outbox_capacity: 4096,
+            outbox_max_bytes: 4 << 20,
+            max_calls_in_flight: 256,
+            detach_calls_on_close: false,
+            max_prefixes: 1024,
+            max_subscriptions: 10_000,
+            max_uri_length: 2048,
+            shutdown_close: ShutdownClose::default(),
+            close_wait: Duration::from_secs(10),
+            policy_timeout: Duration::from_secs(10),
             allowed_origins: Vec::new(),
             strict_subprotocol: false,
             shutdown_grace: Duration::from_secs(5),
@@ -81,6 +127,40 @@ impl Default for Options {
             handshake_timeout: Duration::from_secs(10),
             max_pending_handshakes: 1024,
         }
+    }
+}
+
+/// How a graceful shutdown ends a session, after its calls in flight have answered (or
+/// [`Options::shutdown_grace`] passed).
+///
+/// WAMP v1 has no goodbye message, so a client learns of a shutdown only from the
+/// connection's end (spec/WAMP1.md section 7, "server shutdown"). AutobahnJS 0.8, the client
+/// of deployed v1 pages, reconnects only after an *unclean* close: after a clean close
+/// handshake (`wasClean` true) it reports "closed by the app" and never retries. So the
+/// default ends the TCP connection without a close frame, which every client treats as a
+/// lost connection (browsers report 1006) and reconnects after, as they do when a server
+/// restarts after a crash. Clients of this project report it as "connection lost" and
+/// reconnect too.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ShutdownClose {
+    /// Send what is queued, then end the TCP connection without a close handshake. The
+    /// default: AutobahnJS 0.8 pages reconnect.
+    #[default]
+    Drop,
+    /// Send a close frame with this code (normally 1001, "going away") and reason "server
+    /// shutting down": modern clients see why, but AutobahnJS 0.8 does not reconnect.
+    Handshake(u16),
+}
+
+impl Options {
+    /// The most bytes the WebSocket layer may hold for one session's socket: its write buffer
+    /// plus [`Options::outbox_max_bytes`] (and room for a frame header). Past it, pongs to a
+    /// client that does not read are dropped instead of queued (only the latest ping needs
+    /// an answer), so pings cannot grow the server.
+    pub(crate) fn max_write_buffer_size(&self) -> usize {
+        self.write_buffer_size
+            .saturating_add(self.outbox_max_bytes)
+            .saturating_add(64)
     }
 }
 
@@ -94,27 +174,27 @@ type AfterCallHook = Arc<dyn Fn(&CallContext, &CallResult) + Send + Sync>;
 
 /// Callbacks that observe (and for calls, may change) what sessions do.
 #[derive(Clone, Default)]
-pub(crate) struct Hooks {
-    pub(crate) session_opened: Option<SessionHook>,
-    pub(crate) session_closed: Option<CloseHook>,
-    pub(crate) subscribed: Option<TopicHook>,
-    pub(crate) unsubscribed: Option<TopicHook>,
-    pub(crate) published: Option<PublishHook>,
-    pub(crate) before_call: Option<BeforeCallHook>,
-    pub(crate) after_call: Option<AfterCallHook>,
+struct Hooks {
+    session_opened: Option<SessionHook>,
+    session_closed: Option<CloseHook>,
+    subscribed: Option<TopicHook>,
+    unsubscribed: Option<TopicHook>,
+    published: Option<PublishHook>,
+    before_call: Option<BeforeCallHook>,
+    after_call: Option<AfterCallHook>,
 }
 
-pub(crate) struct Inner {
-    pub(crate) options: Options,
-    pub(crate) hooks: Hooks,
-    pub(crate) auth: Option<AuthConfig>,
-    pub(crate) default_prefixes: Arc<HashMap<String, String>>,
+struct Inner {
+    options: Options,
+    hooks: Hooks,
+    auth: Option<AuthConfig>,
+    default_prefixes: Arc<HashMap<String, String>>,
     procedures: RwLock<HashMap<String, Procedure>>,
     topics: RwLock<TopicTable>,
-    pub(crate) broker: Broker,
+    broker: Broker,
     sessions: Mutex<HashMap<Arc<str>, Arc<SessionHandle>>>,
-    pub(crate) connections: AtomicUsize,
-    pub(crate) shutdown: watch::Sender<bool>,
+    connections: AtomicUsize,
+    shutdown: watch::Sender<bool>,
     /// Woken when the last connection ends.
     idle: Notify,
 }
@@ -127,7 +207,7 @@ pub(crate) struct Inner {
 /// axum app with [`crate::axum_handler`].
 #[derive(Clone)]
 pub struct Router {
-    pub(crate) inner: Arc<Inner>,
+    inner: Arc<Inner>,
 }
 
 impl std::fmt::Debug for Router {
@@ -296,7 +376,8 @@ impl Router {
     }
 
     /// Starts a graceful shutdown of every session of this router: they stop reading, let
-    /// calls in flight answer (up to [`Options::shutdown_grace`]) and close with 1001.
+    /// calls in flight answer (up to [`Options::shutdown_grace`]) and end as
+    /// [`Options::shutdown_close`] says (by default without a close handshake).
     /// [`crate::serve`] calls this when its shutdown future completes; an application that
     /// mounts the router in its own HTTP server calls it itself, then [`Router::closed`].
     pub fn shutdown(&self) {
@@ -314,6 +395,80 @@ impl Router {
                 return;
             }
             idle.await;
+        }
+    }
+
+    /// What the session loop watches for a shutdown.
+    pub(crate) fn shutdown_signal(&self) -> watch::Receiver<bool> {
+        self.inner.shutdown.subscribe()
+    }
+
+    /// The authentication configuration, if the router authenticates.
+    pub(crate) fn auth(&self) -> Option<&AuthConfig> {
+        self.inner.auth.as_ref()
+    }
+
+    /// Subscribes a session (the broker) and runs the `on_subscribe` hook.
+    pub(crate) fn add_subscription(&self, topic: &str, session: &Arc<SessionHandle>) {
+        self.inner.broker.subscribe(topic, session);
+        if let Some(hook) = &self.inner.hooks.subscribed {
+            hook(&session.id, topic);
+        }
+    }
+
+    /// Unsubscribes a session and runs the `on_unsubscribe` hook (a panic in the hook is
+    /// logged: this also runs while a session task unwinds).
+    pub(crate) fn remove_subscription(&self, topic: &str, session_id: &str) {
+        self.inner.broker.unsubscribe(topic, session_id);
+        if let Some(hook) = &self.inner.hooks.unsubscribed {
+            guarded("on_unsubscribe", || hook(session_id, topic));
+        }
+    }
+
+    /// Relays a client's publication (already through the topic policy) and runs the
+    /// `on_publish` hook. Returns how many sessions it was sent to.
+    pub(crate) fn relay(&self, publisher: &str, topic: &str, p: &Publication) -> usize {
+        let n = self
+            .inner
+            .broker
+            .publish(topic, &p.event, &p.exclude, p.eligible.as_deref());
+        if let Some(hook) = &self.inner.hooks.published {
+            hook(publisher, topic, &p.event);
+        }
+        n
+    }
+
+    /// Runs the `on_session_open` hook.
+    pub(crate) fn session_opened(&self, session_id: &str) {
+        if let Some(hook) = &self.inner.hooks.session_opened {
+            hook(session_id);
+        }
+    }
+
+    /// Runs the `on_session_close` hook (a panic in it is logged: this also runs while a
+    /// session task unwinds).
+    pub(crate) fn session_closed(&self, session_id: &str, reason: &str) {
+        if let Some(hook) = &self.inner.hooks.session_closed {
+            guarded("on_session_close", || hook(session_id, reason));
+        }
+    }
+
+    /// Runs the `before_call` hook: the arguments to call with, or the call's error.
+    pub(crate) fn before_call(
+        &self,
+        ctx: &CallContext,
+        args: Vec<Value>,
+    ) -> Result<Vec<Value>, CallError> {
+        match &self.inner.hooks.before_call {
+            Some(hook) => hook(ctx, args),
+            None => Ok(args),
+        }
+    }
+
+    /// Runs the `after_call` hook (a panic in it is logged; the reply is sent anyway).
+    pub(crate) fn after_call(&self, ctx: &CallContext, result: &CallResult) {
+        if let Some(hook) = &self.inner.hooks.after_call {
+            guarded("after_call", || hook(ctx, result));
         }
     }
 
@@ -351,6 +506,13 @@ impl Router {
                 Err(now) => current = now,
             }
         }
+    }
+}
+
+/// Runs a hook under `catch_unwind`, logging a panic instead of passing it on.
+fn guarded(name: &str, hook: impl FnOnce()) {
+    if std::panic::catch_unwind(std::panic::AssertUnwindSafe(hook)).is_err() {
+        tracing::warn!(hook = name, "hook panicked");
     }
 }
 
@@ -477,6 +639,62 @@ impl RouterBuilder {
     /// The bound of each session's outgoing queue, in frames.
     pub fn outbox_capacity(mut self, frames: usize) -> Self {
         self.options.outbox_capacity = frames.max(1);
+        self
+    }
+
+    /// The bound of each session's outgoing queue, in bytes.
+    pub fn outbox_max_bytes(mut self, bytes: usize) -> Self {
+        self.options.outbox_max_bytes = bytes.max(1);
+        self
+    }
+
+    /// The most calls of one session running at once (see [`Options::max_calls_in_flight`]).
+    pub fn max_calls_in_flight(mut self, calls: usize) -> Self {
+        self.options.max_calls_in_flight = calls.max(1);
+        self
+    }
+
+    /// Keep a session's running calls going after it ends (see
+    /// [`Options::detach_calls_on_close`]).
+    pub fn detach_calls_on_close(mut self, detach: bool) -> Self {
+        self.options.detach_calls_on_close = detach;
+        self
+    }
+
+    /// The most prefixes per session.
+    pub fn max_prefixes(mut self, n: usize) -> Self {
+        self.options.max_prefixes = n;
+        self
+    }
+
+    /// The most subscriptions per session.
+    pub fn max_subscriptions(mut self, n: usize) -> Self {
+        self.options.max_subscriptions = n;
+        self
+    }
+
+    /// The longest URI in a client message, in bytes.
+    pub fn max_uri_length(mut self, bytes: usize) -> Self {
+        self.options.max_uri_length = bytes;
+        self
+    }
+
+    /// How long a close frame may take to reach a client that does not read (see
+    /// [`Options::close_wait`]).
+    pub fn close_wait(mut self, wait: Duration) -> Self {
+        self.options.close_wait = wait;
+        self
+    }
+
+    /// How long a topic policy callback may take (see [`Options::policy_timeout`]).
+    pub fn policy_timeout(mut self, timeout: Duration) -> Self {
+        self.options.policy_timeout = timeout;
+        self
+    }
+
+    /// How a graceful shutdown ends sessions (see [`ShutdownClose`]).
+    pub fn shutdown_close(mut self, close: ShutdownClose) -> Self {
+        self.options.shutdown_close = close;
         self
     }
 

@@ -14,24 +14,24 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
+use tokio_tungstenite::tungstenite;
 use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
-use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
-use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
-use tokio_tungstenite::tungstenite::{self, Message as WsMessage};
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::WebSocketStream;
 use tracing::{debug, info, warn};
 
 use crate::handshake;
 use crate::router::{ConnectionSlot, Router};
 use crate::session::{run_session, ConnectionInfo};
-use crate::transport::{Inbound, Outbound};
+use crate::transport::{self, Outbound};
 
 /// The body of the 503 a client gets when every session slot is taken.
 const LIMIT_BODY: &str = "connection limit reached: try again later\n";
 
 /// Serves WAMP v1 on an already bound listener until `shutdown` completes, then shuts down
 /// gracefully: stops accepting, lets calls in flight answer (up to
-/// [`crate::Options::shutdown_grace`]), closes every session with 1001 and returns.
+/// [`crate::Options::shutdown_grace`]), ends every session as
+/// [`crate::Options::shutdown_close`] says and returns.
 ///
 /// A connection must complete its WebSocket handshake within
 /// [`crate::Options::handshake_timeout`] or it is dropped; at most
@@ -157,6 +157,7 @@ pub(crate) fn ws_config(router: &Router) -> WebSocketConfig {
         .max_frame_size(Some(o.max_message_size))
         .read_buffer_size(o.read_buffer_size)
         .write_buffer_size(o.write_buffer_size)
+        .max_write_buffer_size(o.max_write_buffer_size())
 }
 
 /// One connection of `serve`: the transport's handshake (`transport`: TLS, or nothing) and the
@@ -176,7 +177,7 @@ async fn websocket_connection<S, T>(
         websocket_handshake(&router, io, peer).await
     };
     // A shutdown drops connections still in their handshakes at once.
-    let mut stopping = router.inner.shutdown.subscribe();
+    let mut stopping = router.shutdown_signal();
     let (ws, slot) = tokio::select! {
         done = tokio::time::timeout(timeout, handshake) => match done {
             Ok(Some(done)) => done,
@@ -191,8 +192,10 @@ async fn websocket_connection<S, T>(
     drop(permit);
     let _slot = slot;
     let (sink, stream) = ws.split();
-    let stream = stream.filter_map(|m| async move { inbound(m) });
-    let sink = sink.with(|o: Outbound| async move { Ok::<_, tungstenite::Error>(outbound(o)) });
+    let stream = stream.filter_map(|m| async move { transport::from_tungstenite(m) });
+    let sink = sink.with(|o: Outbound| async move {
+        Ok::<_, tungstenite::Error>(transport::to_tungstenite(o))
+    });
     run_session(
         router,
         ConnectionInfo { peer: Some(peer) },
@@ -252,31 +255,5 @@ where
             debug!(%peer, error = %e, "WebSocket handshake failed");
             None
         }
-    }
-}
-
-/// Maps what tungstenite read to what a session sees; pings and pongs are tungstenite's
-/// business (it answers pings itself).
-fn inbound(m: Result<WsMessage, tungstenite::Error>) -> Option<Inbound> {
-    match m {
-        Ok(WsMessage::Text(text)) => Some(Inbound::Text(text)),
-        Ok(WsMessage::Binary(_)) => Some(Inbound::Binary),
-        Ok(WsMessage::Close(_)) => Some(Inbound::Close),
-        Ok(WsMessage::Ping(_) | WsMessage::Pong(_) | WsMessage::Frame(_)) => None,
-        Err(tungstenite::Error::Capacity(_)) => Some(Inbound::TooBig),
-        Err(e) => {
-            debug!(error = %e, "read failed");
-            Some(Inbound::Close)
-        }
-    }
-}
-
-fn outbound(o: Outbound) -> WsMessage {
-    match o {
-        Outbound::Text(text) => WsMessage::Text(text),
-        Outbound::Close(code, reason) => WsMessage::Close(Some(CloseFrame {
-            code: CloseCode::from(code),
-            reason: reason.into(),
-        })),
     }
 }

@@ -1,154 +1,31 @@
-//! One session: its shared handle (the outbox), its private state, the reader loop and THE
-//! dispatch `match` over client messages.
+//! One session: its private state, the reader loop and THE dispatch `match` over client
+//! messages. What others hold of a session (its outbox and writer) is in `outbox.rs`.
 
 use std::collections::HashSet;
 use std::panic::AssertUnwindSafe;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+use std::time::Duration;
 
-use futures::{FutureExt, Sink, SinkExt, Stream, StreamExt};
+use futures::{FutureExt, Sink, Stream, StreamExt};
 use serde_json::Value;
-use tokio::sync::{mpsc, Notify};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
-use tokio_tungstenite::tungstenite::Utf8Bytes;
 use tracing::{debug, info_span, warn, Instrument};
 use wamp_proto::message::call_result_json;
 use wamp_proto::uri::{errors, Prefixes, PROC_AUTH, PROC_AUTHREQ};
 use wamp_proto::{Exclude, Message, Permissions};
 
-use crate::auth::AuthState;
-use crate::close;
+use crate::auth::{self, AuthState, AuthUser, AuthreqStep, ProviderError};
+use crate::close::SessionError;
 use crate::handler::{CallContext, CallError};
-use crate::router::Router;
+use crate::outbox::{write_loop, AbortOnDrop, SessionHandle};
+use crate::router::{Router, ShutdownClose};
 use crate::topic::{Publication, PublishPolicy, SubscribePolicy, TopicContext};
-use crate::transport::{Inbound, Outbound};
+use crate::transport::{Inbound, Outbound, Text};
 
-/// What the writer task is asked to send.
-enum Outgoing {
-    Frame(Utf8Bytes),
-    /// Boxed so that the queue's slots stay the size of a frame handle.
-    Close(Box<(u16, String)>),
-}
-
-/// The part of a session that others hold: the router (to publish to it or close it) and
-/// call tasks (to reply). Sending never blocks: a full queue closes the session.
-///
-/// The queue is an unbounded channel with its bound kept by a counter of queued frames: one
-/// atomic add per frame instead of a semaphore acquire and release (fan-out sends one frame to
-/// every subscriber of a topic, so this is the hottest path of a publish).
-pub(crate) struct SessionHandle {
-    pub(crate) id: Arc<str>,
-    tx: mpsc::UnboundedSender<Outgoing>,
-    /// Frames queued and not yet taken by the writer.
-    queued: AtomicUsize,
-    /// The most frames that may be queued ([`crate::Options::outbox_capacity`]).
-    capacity: usize,
-    /// A close that must skip the queue (the queue is full, or the session must stop now).
-    abort: Mutex<Option<(u16, String)>>,
-    abort_signal: Notify,
-    /// Why the server closed this session, the first reason given.
-    close_reason: Mutex<Option<String>>,
-}
-
-impl SessionHandle {
-    /// Queues a text frame. Returns `false` if the session is closing or was just closed
-    /// because its queue is full.
-    pub(crate) fn send(&self, frame: Utf8Bytes) -> bool {
-        if self.queued.fetch_add(1, Ordering::Relaxed) >= self.capacity {
-            self.queued.fetch_sub(1, Ordering::Relaxed);
-            self.abort(
-                close::SLOW_CONSUMER,
-                "outgoing queue full: the client does not read fast enough",
-            );
-            return false;
-        }
-        self.tx.send(Outgoing::Frame(frame)).is_ok()
-    }
-
-    fn note_reason(&self, reason: &str) {
-        let mut slot = self.close_reason.lock().expect("close reason lock");
-        if slot.is_none() {
-            *slot = Some(reason.to_string());
-        }
-    }
-
-    /// Closes after the frames already queued.
-    pub(crate) fn close(&self, code: u16, reason: &str) {
-        self.note_reason(reason);
-        // The queue has no hard limit, so a close always fits behind the frames before it.
-        let _ = self
-            .tx
-            .send(Outgoing::Close(Box::new((code, reason.to_string()))));
-    }
-
-    /// Closes now, dropping whatever is queued.
-    pub(crate) fn abort(&self, code: u16, reason: &str) {
-        self.note_reason(reason);
-        let mut slot = self.abort.lock().expect("abort lock");
-        if slot.is_none() {
-            *slot = Some((code, reason.to_string()));
-            drop(slot);
-            if code == close::NORMAL {
-                debug!(code, reason, "closing session");
-            } else {
-                warn!(code, reason, "closing session");
-            }
-            self.abort_signal.notify_one();
-        }
-    }
-}
-
-/// The only writer of a session's socket: drains the queue, batching frames that are
-/// already waiting into one flush, until a close is asked for or the socket fails.
-async fn write_loop<Si>(
-    mut sink: Si,
-    mut rx: mpsc::UnboundedReceiver<Outgoing>,
-    handle: Arc<SessionHandle>,
-) where
-    Si: Sink<Outbound> + Unpin,
-{
-    /// Frames fed before a flush, at most.
-    const BATCH: usize = 64;
-    let close = 'outer: loop {
-        let first = tokio::select! {
-            biased;
-            _ = handle.abort_signal.notified() => {
-                break 'outer handle.abort.lock().expect("abort lock").take();
-            }
-            next = rx.recv() => next,
-        };
-        let mut next = first;
-        let mut fed = 0;
-        loop {
-            match next {
-                None => break 'outer None,
-                Some(Outgoing::Close(close)) => break 'outer Some(*close),
-                Some(Outgoing::Frame(frame)) => {
-                    handle.queued.fetch_sub(1, Ordering::Relaxed);
-                    if sink.feed(Outbound::Text(frame)).await.is_err() {
-                        return;
-                    }
-                }
-            }
-            fed += 1;
-            if fed == BATCH {
-                break;
-            }
-            match rx.try_recv() {
-                Ok(m) => next = Some(m),
-                Err(_) => break,
-            }
-        }
-        if sink.flush().await.is_err() {
-            return;
-        }
-    };
-    if let Some((code, reason)) = close {
-        let _ = sink.send(Outbound::Close(code, reason)).await;
-    }
-    let _ = sink.close().await;
-}
+/// How long a session waits for its writer to finish after the reader loop ended, beyond
+/// [`crate::Options::close_wait`].
+const WRITER_WAIT: Duration = Duration::from_secs(5);
 
 /// Where a connection came from, for logs.
 #[derive(Debug, Clone, Default)]
@@ -159,7 +36,7 @@ pub struct ConnectionInfo {
 
 /// Runs one WAMP session over any transport of text messages: sends WELCOME, reads and
 /// dispatches client messages until the connection ends, then cleans up (subscriptions,
-/// hooks). This is the seam for other transports: [`crate::serve`] and
+/// calls, hooks). This is the seam for other transports: [`crate::serve`] and
 /// [`crate::axum_handler`] both end here.
 ///
 /// `stream` yields what the client sent; `sink` takes what goes to the client. The router's
@@ -180,88 +57,99 @@ where
     St: Stream<Item = Inbound> + Unpin + Send,
     Si: Sink<Outbound> + Unpin + Send + 'static,
 {
-    let (tx, rx) = mpsc::unbounded_channel();
-    let handle = Arc::new(SessionHandle {
-        id: id.clone(),
-        tx,
-        queued: AtomicUsize::new(0),
-        capacity: router.options().outbox_capacity,
-        abort: Mutex::new(None),
-        abort_signal: Notify::new(),
-        close_reason: Mutex::new(None),
-    });
+    let options = router.options();
+    let (handle, rx) = SessionHandle::new(
+        id.clone(),
+        options.outbox_capacity,
+        options.outbox_max_bytes,
+    );
     let welcome = Message::Welcome {
         session_id: id.to_string(),
         protocol_version: wamp_proto::message::PROTOCOL_VERSION,
-        server_ident: router.options().server_ident.clone(),
+        server_ident: options.server_ident.clone(),
     };
-    handle.send(Utf8Bytes::from(welcome.to_json()));
+    handle.send(Text::from(welcome.to_json()));
     // The writer is aborted if this future is dropped early (e.g. its task is aborted), so the
     // socket never outlives the session.
     let mut writer = AbortOnDrop(tokio::spawn(
-        write_loop(sink, rx, handle.clone()).in_current_span(),
+        write_loop(sink, rx, handle.clone(), options.close_wait).in_current_span(),
     ));
-    router.register_session(handle.clone());
-    debug!(peer = ?info.peer, "session opened");
-    if let Some(hook) = &router.inner.hooks.session_opened {
-        hook(&id);
-    }
-
-    let auth_deadline = router
-        .inner
-        .auth
-        .as_ref()
-        .filter(|a| !a.timeout.is_zero())
-        .map(|a| Instant::now() + a.timeout);
+    // From here on, dropping `session` (at the end, on a panic, or when this future is
+    // dropped) takes the session out of the router and runs the session_closed hook.
     let mut session = Session {
         router: router.clone(),
         handle: handle.clone(),
         prefixes: router.new_prefixes(),
+        prefix_names: HashSet::new(),
         subscriptions: HashSet::new(),
         auth: AuthState::default(),
         calls: JoinSet::new(),
     };
-    let mut shutdown = router.inner.shutdown.subscribe();
+    router.register_session(handle.clone());
+    debug!(peer = ?info.peer, "session opened");
+    router.session_opened(&id);
+
+    let auth_deadline = router
+        .auth()
+        .filter(|a| !a.timeout.is_zero())
+        .map(|a| Instant::now() + a.timeout);
+    let max_calls = options.max_calls_in_flight;
+    let mut shutdown = router.shutdown_signal();
+    // Whether the writer's JoinHandle has completed (it must not be polled again).
+    let mut writer_done = false;
     let end = if *shutdown.borrow_and_update() {
         End::Shutdown
     } else {
         loop {
-            let auth_timer = async {
-                match auth_deadline {
-                    Some(at) if !session.auth.is_authenticated() => {
-                        tokio::time::sleep_until(at).await
+            let auth_timer =
+                sleep_until_some(auth_deadline.filter(|_| !session.auth.is_authenticated()));
+            let fatal: Option<SessionError> = tokio::select! {
+                // At the cap of calls in flight the socket is not read, so TCP pushes back
+                // on the client.
+                inbound = stream.next(), if session.calls.len() < max_calls => match inbound {
+                    Some(Inbound::Text(text)) => {
+                        // A message may wait on a topic policy callback (in order, bounded by
+                        // policy_timeout); shutdown and the auth timer still apply meanwhile.
+                        let auth_at = auth_deadline.filter(|_| !session.auth.is_authenticated());
+                        // Biased to the message: one that needs no wait (most) is handled on
+                        // the first poll, and the other two are never polled.
+                        tokio::select! {
+                            biased;
+                            handled = session.handle_text(&text) => handled.err(),
+                            _ = shutdown.changed() => break End::Shutdown,
+                            _ = sleep_until_some(auth_at) => Some(SessionError::AuthTimeout),
+                        }
                     }
-                    _ => std::future::pending().await,
-                }
-            };
-            let fatal: Option<Fatal> = tokio::select! {
-                inbound = stream.next() => match inbound {
-                    Some(Inbound::Text(text)) => session.handle_text(&text).await.err(),
-                    Some(Inbound::Binary) => Some((
-                        close::UNSUPPORTED_DATA,
-                        "binary frames are not supported: send WAMP messages as JSON text frames"
-                            .into(),
-                    )),
-                    Some(Inbound::TooBig) => Some((
-                        close::MESSAGE_TOO_BIG,
-                        format!(
-                            "message too big: the limit is {} bytes",
-                            router.options().max_message_size
-                        ),
-                    )),
+                    Some(Inbound::Binary) => Some(SessionError::Binary),
+                    Some(Inbound::TooBig) => Some(SessionError::TooBig(options.max_message_size)),
+                    Some(Inbound::Ping(len)) => {
+                        handle.charge_pong(len);
+                        None
+                    }
+                    Some(Inbound::Violation(code, reason)) => {
+                        Some(SessionError::WebSocket(code, reason))
+                    }
                     Some(Inbound::Close) | None => break End::Client,
                 },
-                Some(_) = session.calls.join_next(), if !session.calls.is_empty() => None,
-                _ = &mut writer.0 => break End::Lost,
-                _ = auth_timer => Some((
-                    close::AUTH_TIMEOUT,
-                    "authentication timeout: the session did not authenticate in time".into(),
-                )),
+                Some(done) = session.calls.join_next(), if !session.calls.is_empty() => {
+                    if let Ok(Done::Lookup(lookup)) = done {
+                        session.looked_up(*lookup);
+                    }
+                    None
+                }
+                _ = &mut writer.0 => {
+                    writer_done = true;
+                    break End::Lost;
+                }
+                // The outbox overflowed (or the session must stop now): stop reading.
+                _ = handle.aborted() => break End::Closed,
+                _ = auth_timer => Some(SessionError::AuthTimeout),
                 _ = shutdown.changed() => break End::Shutdown,
             };
-            if let Some((code, reason)) = fatal {
-                warn!(code, %reason, "closing session");
-                handle.close(code, &reason);
+            if let Some(e) = fatal {
+                // The session id as a field too: the session span is INFO, and may be off.
+                warn!(session = %id, code = e.code(), reason = %e, "closing session");
+                handle.close_for(&e);
                 break End::Closed;
             }
         }
@@ -272,59 +160,75 @@ where
     match end {
         End::Shutdown => {
             // Let calls in flight answer, then say goodbye after their replies.
-            let grace = router.options().shutdown_grace;
-            let _ = tokio::time::timeout(grace, async {
+            let _ = tokio::time::timeout(options.shutdown_grace, async {
                 while session.calls.join_next().await.is_some() {}
             })
             .await;
-            handle.close(close::GOING_AWAY, "server shutting down");
+            let reason = SessionError::ShuttingDown;
+            match options.shutdown_close {
+                ShutdownClose::Drop => handle.end(&reason.reason()),
+                ShutdownClose::Handshake(code) => handle.close(code, &reason.reason()),
+            }
         }
-        End::Client => {
-            // Answer the client's close; calls still running finish, their replies go nowhere.
-            session.calls.detach_all();
-            handle.abort(close::NORMAL, "closed by the client");
-        }
-        End::Lost | End::Closed => session.calls.detach_all(),
+        // Answer the client's close.
+        End::Client => handle.abort_for(&SessionError::ClientClosed),
+        End::Lost | End::Closed => {}
+    }
+    // Calls still running: aborted by default, their replies would go nowhere.
+    if options.detach_calls_on_close {
+        session.calls.detach_all();
+    } else {
+        session.calls.abort_all();
     }
     drop(stream);
-    let _ = tokio::time::timeout(std::time::Duration::from_secs(5), &mut writer.0).await;
-    drop(writer);
-    let reason = handle
-        .close_reason
-        .lock()
-        .expect("close reason lock")
-        .clone()
-        .unwrap_or_else(|| "connection lost".to_string());
-    debug!(%reason, "session closed");
-    if let Some(hook) = &router.inner.hooks.session_closed {
-        hook(&id, &reason);
+    if !writer_done {
+        let wait = options.close_wait + WRITER_WAIT;
+        let _ = tokio::time::timeout(wait, &mut writer.0).await;
     }
+    drop(writer);
+    // Runs the session_closed hook, after the socket is closed.
+    drop(session);
 }
 
-/// Aborts a task when dropped.
-struct AbortOnDrop(tokio::task::JoinHandle<()>);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
+/// Sleeps until `at`, or forever without one.
+async fn sleep_until_some(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
     }
 }
 
 /// A session's private state, owned by its reader loop. Dropping it takes the session out of
-/// the router, also when the session's future is dropped before it finishes.
+/// the router and runs the session_closed hook, also when the session's future is dropped
+/// before it finishes or its task panics.
 struct Session {
     router: Router,
     handle: Arc<SessionHandle>,
     prefixes: Prefixes,
+    /// The prefixes this session defined itself (for [`crate::Options::max_prefixes`]).
+    prefix_names: HashSet<String>,
     /// Full URIs of the topics this session subscribes to.
     subscriptions: HashSet<String>,
     auth: AuthState,
-    /// Calls running in their own tasks.
-    calls: JoinSet<()>,
+    /// Calls running in their own tasks (and credential lookups, and held-back answers).
+    calls: JoinSet<Done>,
 }
 
-/// A reason to close the session: a WebSocket close code and a reason text.
-type Fatal = (u16, String);
+/// What a task of the session finished.
+enum Done {
+    /// A call was answered.
+    Call,
+    /// A credential lookup for an `authreq` finished: the session answers it.
+    Lookup(Box<Lookup>),
+}
+
+/// A finished credential lookup.
+struct Lookup {
+    call_id: String,
+    key: String,
+    extra: serde_json::Map<String, Value>,
+    found: Result<Option<AuthUser>, ProviderError>,
+}
 
 /// How the reader loop ended.
 enum End {
@@ -341,6 +245,15 @@ enum End {
 impl Drop for Session {
     fn drop(&mut self) {
         self.leave();
+        let reason = if std::thread::panicking() {
+            "the session task panicked (a bug in a hook or the server)".to_string()
+        } else {
+            self.handle
+                .close_reason()
+                .unwrap_or_else(|| "connection lost".to_string())
+        };
+        debug!(%reason, "session closed");
+        self.router.session_closed(&self.handle.id, &reason);
     }
 }
 
@@ -351,51 +264,81 @@ impl Session {
         let id = &self.handle.id;
         self.router.unregister_session(id);
         for topic in std::mem::take(&mut self.subscriptions) {
-            self.router.inner.broker.unsubscribe(&topic, id);
-            if let Some(hook) = &self.router.inner.hooks.unsubscribed {
-                hook(id, &topic);
-            }
+            self.router.remove_subscription(&topic, id);
         }
     }
 
+    /// Checks a URI (or CURIE) against [`crate::Options::max_uri_length`], then resolves it.
+    fn resolve<'a>(&self, uri: &'a str) -> Result<std::borrow::Cow<'a, str>, SessionError> {
+        let max = self.router.options().max_uri_length;
+        let too_long = || SessionError::Limit {
+            what: "URI too long",
+            name: "max_uri_length",
+            limit: max,
+        };
+        if uri.len() > max {
+            return Err(too_long());
+        }
+        let resolved = self.prefixes.resolve(uri);
+        if resolved.len() > max {
+            return Err(too_long());
+        }
+        Ok(resolved)
+    }
+
     /// Parses one text frame and does what it says.
-    async fn handle_text(&mut self, text: &str) -> Result<(), Fatal> {
-        let msg = Message::from_json(text)
-            .map_err(|e| (close::PROTOCOL_ERROR, format!("protocol error: {e}")))?;
+    async fn handle_text(&mut self, text: &str) -> Result<(), SessionError> {
+        let msg = Message::from_json(text).map_err(SessionError::Protocol)?;
         match msg {
-            Message::Prefix { prefix, uri } => {
-                self.prefixes.insert(prefix, uri);
-            }
+            Message::Prefix { prefix, uri } => self.on_prefix(prefix, uri)?,
             Message::Call {
                 call_id,
                 proc_uri,
                 args,
-            } => self.on_call(call_id, &proc_uri, args).await,
-            Message::Subscribe { topic_uri } => self.on_subscribe(&topic_uri).await,
-            Message::Unsubscribe { topic_uri } => self.on_unsubscribe(&topic_uri),
+            } => self.on_call(call_id, &proc_uri, args).await?,
+            Message::Subscribe { topic_uri } => self.on_subscribe(&topic_uri).await?,
+            Message::Unsubscribe { topic_uri } => self.on_unsubscribe(&topic_uri)?,
             Message::Publish {
                 topic_uri,
                 event,
                 exclude,
                 eligible,
-            } => self.on_publish(&topic_uri, event, exclude, eligible).await,
-            other => {
-                return Err((
-                    close::PROTOCOL_ERROR,
-                    format!(
-                        "protocol error: {} is sent by servers, not clients",
-                        other.name()
-                    ),
-                ))
+            } => {
+                self.on_publish(&topic_uri, event, exclude, eligible)
+                    .await?
             }
+            other => return Err(SessionError::ServerMessage(other.name())),
         }
+        Ok(())
+    }
+
+    fn on_prefix(&mut self, prefix: String, uri: String) -> Result<(), SessionError> {
+        let options = self.router.options();
+        if prefix.len() > options.max_uri_length || uri.len() > options.max_uri_length {
+            return Err(SessionError::Limit {
+                what: "URI too long",
+                name: "max_uri_length",
+                limit: options.max_uri_length,
+            });
+        }
+        if !self.prefix_names.contains(&prefix) {
+            if self.prefix_names.len() >= options.max_prefixes {
+                return Err(SessionError::Limit {
+                    what: "too many prefixes",
+                    name: "max_prefixes",
+                    limit: options.max_prefixes,
+                });
+            }
+            self.prefix_names.insert(prefix.clone());
+        }
+        self.prefixes.insert(prefix, uri);
         Ok(())
     }
 
     /// The permissions in force: `None` when the router has no authentication (everything
     /// that exists is allowed).
     fn permissions(&self) -> Option<&Permissions> {
-        let auth = self.router.inner.auth.as_ref()?;
+        let auth = self.router.auth()?;
         Some(match &self.auth {
             AuthState::Authenticated { permissions, .. } => permissions,
             _ => &auth.unauthenticated,
@@ -406,30 +349,70 @@ impl Session {
         reply(&self.handle, call_id, result);
     }
 
-    async fn on_call(&mut self, call_id: String, proc_uri: &str, args: Vec<Value>) {
+    async fn on_call(
+        &mut self,
+        call_id: String,
+        proc_uri: &str,
+        args: Vec<Value>,
+    ) -> Result<(), SessionError> {
         // Resolved straight into the Arc the call context keeps: one allocation per call.
-        let uri: Arc<str> = Arc::from(self.prefixes.resolve(proc_uri).as_ref());
+        let uri: Arc<str> = Arc::from(self.resolve(proc_uri)?.as_ref());
         debug!(%call_id, procedure = %uri, "call");
-        if let Some(auth) = &self.router.inner.auth {
+        if let Some(auth) = self.router.auth() {
             if &*uri == PROC_AUTHREQ {
-                let result = self.auth.authreq(auth, &self.handle.id, &args).await;
-                return self.reply(&call_id, result);
+                match self.auth.authreq(auth, &args) {
+                    AuthreqStep::Reply(result) => self.reply(&call_id, result),
+                    // The provider may be slow (a database): look up in a task, so this
+                    // session's other messages go on.
+                    AuthreqStep::Lookup { key, extra } => {
+                        let router = self.router.clone();
+                        self.calls.spawn(
+                            async move {
+                                let found = match router.auth() {
+                                    Some(config) => auth::lookup(config, &key, &extra).await,
+                                    None => Ok(None),
+                                };
+                                Done::Lookup(Box::new(Lookup {
+                                    call_id,
+                                    key,
+                                    extra,
+                                    found,
+                                }))
+                            }
+                            .in_current_span(),
+                        );
+                    }
+                }
+                return Ok(());
             }
             if &*uri == PROC_AUTH {
-                let result = self.auth.auth(auth, &args).await;
-                if result.is_ok() {
+                let answer = self.auth.auth(auth, &args);
+                if answer.result.is_ok() {
                     debug!(key = ?self.auth.key(), "authenticated");
                 }
-                return self.reply(&call_id, result);
+                if answer.delay.is_zero() {
+                    self.reply(&call_id, answer.result);
+                } else {
+                    // Held back without holding up the session's reader.
+                    let handle = self.handle.clone();
+                    self.calls.spawn(async move {
+                        tokio::time::sleep(answer.delay).await;
+                        reply(&handle, &call_id, answer.result);
+                        Done::Call
+                    });
+                }
+                return Ok(());
             }
         }
         // Not found before unauthorized (docs/PROTOCOL.md section 4): a typo in a procedure name
         // should say so, whatever the session's permissions.
         let Some(procedure) = self.router.procedure(&uri) else {
-            return self.reply(&call_id, Err(errors::NOT_FOUND.into()));
+            self.reply(&call_id, Err(errors::NOT_FOUND.into()));
+            return Ok(());
         };
         if self.permissions().is_some_and(|p| !p.may_call(&uri)) {
-            return self.reply(&call_id, Err(errors::UNAUTHORIZED.into()));
+            self.reply(&call_id, Err(errors::UNAUTHORIZED.into()));
+            return Ok(());
         }
         let ctx = CallContext {
             session_id: self.handle.id.clone(),
@@ -439,14 +422,10 @@ impl Session {
         };
         let handle = self.handle.clone();
         let call = async move {
-            let hooks = &ctx.router.inner.hooks;
             // The hooks and the handler run under catch_unwind: a panic in any of them is an
             // #internal error for this call, never a dead session.
             let result = AssertUnwindSafe(async {
-                let args = match &hooks.before_call {
-                    Some(hook) => hook(&ctx, args)?,
-                    None => args,
-                };
+                let args = ctx.router.before_call(&ctx, args)?;
                 procedure(ctx.clone(), args).await
             })
             .catch_unwind()
@@ -456,12 +435,9 @@ impl Session {
                 warn!(procedure = %ctx.procedure, %message, "procedure panicked");
                 Err(CallError::internal(message))
             });
-            if let Some(hook) = &hooks.after_call {
-                if std::panic::catch_unwind(AssertUnwindSafe(|| hook(&ctx, &result))).is_err() {
-                    warn!(procedure = %ctx.procedure, "after_call hook panicked");
-                }
-            }
+            ctx.router.after_call(&ctx, &result);
             reply(&handle, &call_id, result);
+            Done::Call
         };
         // Fast path: a handler that finishes without waiting (echo, a lookup) is answered
         // right here, saving a task spawn and a hop between tasks. One that waits goes on in
@@ -470,43 +446,57 @@ impl Session {
         if futures::poll!(call.as_mut()).is_pending() {
             self.calls.spawn(call);
         }
+        Ok(())
     }
 
-    async fn on_subscribe(&mut self, topic_uri: &str) {
-        let uri = self.prefixes.resolve(topic_uri).into_owned();
+    async fn on_subscribe(&mut self, topic_uri: &str) -> Result<(), SessionError> {
+        let uri = self.resolve(topic_uri)?.into_owned();
         if self.subscriptions.contains(&uri) {
-            return;
+            return Ok(());
+        }
+        let max = self.router.options().max_subscriptions;
+        if self.subscriptions.len() >= max {
+            return Err(SessionError::Limit {
+                what: "too many subscriptions",
+                name: "max_subscriptions",
+                limit: max,
+            });
         }
         if self.permissions().is_some_and(|p| !p.may_subscribe(&uri)) {
             debug!(topic = %uri, "subscribe denied by permissions");
-            return;
+            return Ok(());
         }
         let allowed = match self.router.topic_policy(&uri).map(|t| t.subscribe) {
             None | Some(SubscribePolicy::Deny) => false,
             Some(SubscribePolicy::Allow) => true,
-            Some(SubscribePolicy::Check(check)) => check(self.topic_context(&uri)).await,
+            Some(SubscribePolicy::Check(check)) => {
+                let timeout = self.router.options().policy_timeout;
+                match tokio::time::timeout(timeout, check(self.topic_context(&uri))).await {
+                    Ok(allowed) => allowed,
+                    Err(_) => {
+                        warn!(topic = %uri, ?timeout, "subscribe policy timed out: denied");
+                        false
+                    }
+                }
+            }
         };
         if !allowed {
             debug!(topic = %uri, "subscribe denied by topic policy");
-            return;
+            return Ok(());
         }
-        self.router.inner.broker.subscribe(&uri, &self.handle);
+        self.router.add_subscription(&uri, &self.handle);
         debug!(topic = %uri, "subscribed");
-        if let Some(hook) = &self.router.inner.hooks.subscribed {
-            hook(&self.handle.id, &uri);
-        }
         self.subscriptions.insert(uri);
+        Ok(())
     }
 
-    fn on_unsubscribe(&mut self, topic_uri: &str) {
-        let uri = self.prefixes.resolve(topic_uri);
+    fn on_unsubscribe(&mut self, topic_uri: &str) -> Result<(), SessionError> {
+        let uri = self.resolve(topic_uri)?;
         if self.subscriptions.remove(uri.as_ref()) {
-            self.router.inner.broker.unsubscribe(&uri, &self.handle.id);
+            self.router.remove_subscription(&uri, &self.handle.id);
             debug!(topic = %uri, "unsubscribed");
-            if let Some(hook) = &self.router.inner.hooks.unsubscribed {
-                hook(&self.handle.id, &uri);
-            }
         }
+        Ok(())
     }
 
     async fn on_publish(
@@ -515,15 +505,15 @@ impl Session {
         event: Value,
         exclude: Option<Exclude>,
         eligible: Option<Vec<String>>,
-    ) {
-        let uri = self.prefixes.resolve(topic_uri).into_owned();
+    ) -> Result<(), SessionError> {
+        let uri = self.resolve(topic_uri)?.into_owned();
         if self.permissions().is_some_and(|p| !p.may_publish(&uri)) {
             debug!(topic = %uri, "publish denied by permissions");
-            return;
+            return Ok(());
         }
         let Some(policy) = self.router.topic_policy(&uri).map(|t| t.publish) else {
             debug!(topic = %uri, "publish to a topic no policy opens");
-            return;
+            return Ok(());
         };
         let receives_own = self.router.options().publisher_receives_own_events;
         let (mut exclude, exclude_me) = match exclude {
@@ -542,21 +532,39 @@ impl Session {
         let publication = match policy {
             PublishPolicy::Deny => None,
             PublishPolicy::Allow => Some(publication),
-            PublishPolicy::Broker(broker) => broker(self.topic_context(&uri), publication).await,
+            PublishPolicy::Broker(broker) => {
+                let timeout = self.router.options().policy_timeout;
+                let decided = broker(self.topic_context(&uri), publication);
+                match tokio::time::timeout(timeout, decided).await {
+                    Ok(publication) => publication,
+                    Err(_) => {
+                        warn!(topic = %uri, ?timeout, "publish policy timed out: dropped");
+                        None
+                    }
+                }
+            }
         };
         let Some(p) = publication else {
             debug!(topic = %uri, "publish dropped by topic policy");
-            return;
+            return Ok(());
         };
-        let n = self
-            .router
-            .inner
-            .broker
-            .publish(&uri, &p.event, &p.exclude, p.eligible.as_deref());
+        let n = self.router.relay(&self.handle.id, &uri, &p);
         debug!(topic = %uri, recipients = n, "published");
-        if let Some(hook) = &self.router.inner.hooks.published {
-            hook(&self.handle.id, &uri, &p.event);
-        }
+        Ok(())
+    }
+
+    /// Answers an `authreq` whose credential lookup finished.
+    fn looked_up(&mut self, lookup: Lookup) {
+        let Lookup {
+            call_id,
+            key,
+            extra,
+            found,
+        } = lookup;
+        let result = self
+            .auth
+            .authreq_looked_up(&self.handle.id, key, extra, found);
+        self.reply(&call_id, result);
     }
 
     fn topic_context(&self, uri: &str) -> TopicContext {
@@ -574,7 +582,18 @@ impl Session {
 fn reply(handle: &SessionHandle, call_id: &str, result: Result<Value, CallError>) {
     match result {
         Ok(value) => {
-            handle.send(Utf8Bytes::from(call_result_json(call_id, &value)));
+            let frame = call_result_json(call_id, &value);
+            if frame.len() > handle.max_frame() {
+                let e = CallError::internal(format!(
+                    "the result is {} bytes; the most one message to a session may be is {} \
+                     bytes (outbox_max_bytes)",
+                    frame.len(),
+                    handle.max_frame()
+                ));
+                warn!(%call_id, bytes = frame.len(), "call result too large for the outbox");
+                return reply(handle, call_id, Err(e));
+            }
+            handle.send(Text::from(frame));
         }
         Err(e) => {
             let close_after = e.close_session;
@@ -584,12 +603,31 @@ fn reply(handle: &SessionHandle, call_id: &str, result: Result<Value, CallError>
                 error_desc: e.desc,
                 error_details: e.details,
             };
-            handle.send(Utf8Bytes::from(msg.to_json()));
+            let mut frame = msg.to_json();
+            if frame.len() > handle.max_frame() {
+                // Details (or a description) too large to send: the error without them.
+                warn!(%call_id, bytes = frame.len(), "call error too large for the outbox");
+                let Message::CallError {
+                    call_id, error_uri, ..
+                } = msg
+                else {
+                    unreachable!("built above")
+                };
+                frame = Message::CallError {
+                    call_id,
+                    error_uri,
+                    error_desc: format!(
+                        "the error was {} bytes, more than one message to a session may be \
+                         (outbox_max_bytes)",
+                        frame.len()
+                    ),
+                    error_details: None,
+                }
+                .to_json();
+            }
+            handle.send(Text::from(frame));
             if close_after {
-                handle.close(
-                    close::KILLED,
-                    "killing WAMP session upon request by application exception",
-                );
+                handle.close_for(&SessionError::Killed);
             }
         }
     }

@@ -1,16 +1,99 @@
 //! The transport seam: what a session reads and writes, independent of the WebSocket library.
+//!
+//! A session sees [`Inbound`] and [`Outbound`] values carrying [`Text`], a UTF-8 string in
+//! shared [`bytes::Bytes`]. The adapters to tokio-tungstenite (used by [`crate::serve`]) are
+//! here too, crate-private, so the WebSocket library's types stop at this file; the axum
+//! adapter is in the axum mount. Converting to and from either library moves a reference
+//! count, never the bytes.
 
-use tokio_tungstenite::tungstenite::Utf8Bytes;
+use bytes::Bytes;
+use tokio_tungstenite::tungstenite::{self, Utf8Bytes};
+
+use crate::close;
+
+/// One text message: valid UTF-8 in shared bytes. Cloning is a reference-count increment, so
+/// one serialised event is shared by every recipient.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Text(Utf8Bytes);
+
+impl Text {
+    /// The text.
+    pub fn as_str(&self) -> &str {
+        self.0.as_str()
+    }
+
+    /// The length in bytes.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Whether the text is empty.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// From tungstenite's text (no copy, no check).
+    pub(crate) fn from_tungstenite(text: Utf8Bytes) -> Text {
+        Text(text)
+    }
+
+    /// Into tungstenite's text (no copy, no check).
+    pub(crate) fn into_tungstenite(self) -> Utf8Bytes {
+        self.0
+    }
+}
+
+impl std::ops::Deref for Text {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl From<String> for Text {
+    fn from(s: String) -> Self {
+        Text(Utf8Bytes::from(s))
+    }
+}
+
+impl From<&str> for Text {
+    fn from(s: &str) -> Self {
+        Text(Utf8Bytes::from(s))
+    }
+}
+
+impl TryFrom<Bytes> for Text {
+    type Error = std::str::Utf8Error;
+
+    /// Checks that the bytes are UTF-8 (a scan, no copy).
+    fn try_from(bytes: Bytes) -> Result<Self, Self::Error> {
+        Utf8Bytes::try_from(bytes).map(Text)
+    }
+}
+
+impl From<Text> for Bytes {
+    fn from(text: Text) -> Bytes {
+        Bytes::from(text.0)
+    }
+}
 
 /// What the client sent, as a session sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Inbound {
     /// A text frame (one WAMP message).
-    Text(Utf8Bytes),
+    Text(Text),
     /// A binary frame (refused with 1003).
     Binary,
     /// A message over the size limit (refused with 1009).
     TooBig,
+    /// A ping with this many payload bytes. The WebSocket library answers it itself; the
+    /// session counts the pong against its outbox's byte bound until the socket is flushed,
+    /// so a client that never reads its pongs is a slow consumer too.
+    Ping(usize),
+    /// The client broke the WebSocket protocol; the session is closed with this code and
+    /// reason (invalid UTF-8 → 1007, framing violations → 1002).
+    Violation(u16, String),
     /// The client closed the connection.
     Close,
 }
@@ -19,7 +102,74 @@ pub enum Inbound {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outbound {
     /// A text frame; the bytes are shared between all recipients of one event.
-    Text(Utf8Bytes),
+    Text(Text),
     /// A close frame with a code and reason.
     Close(u16, String),
+}
+
+/// Maps what tungstenite read to what a session sees; tungstenite answers pings itself (the
+/// session only counts them), pongs are its business.
+pub(crate) fn from_tungstenite(
+    m: Result<tungstenite::Message, tungstenite::Error>,
+) -> Option<Inbound> {
+    use tungstenite::Message as M;
+    match m {
+        Ok(M::Text(text)) => Some(Inbound::Text(Text::from_tungstenite(text))),
+        Ok(M::Binary(_)) => Some(Inbound::Binary),
+        Ok(M::Close(_)) => Some(Inbound::Close),
+        Ok(M::Ping(payload)) => Some(Inbound::Ping(payload.len())),
+        Ok(M::Pong(_) | M::Frame(_)) => None,
+        Err(e) => Some(error_to_inbound(&e)),
+    }
+}
+
+/// What a read error of tungstenite means for the session.
+pub(crate) fn error_to_inbound(e: &tungstenite::Error) -> Inbound {
+    use tungstenite::Error as E;
+    match e {
+        E::Capacity(_) => Inbound::TooBig,
+        E::Utf8(_) => Inbound::Violation(
+            close::INVALID_DATA,
+            "invalid UTF-8 in a text message or close reason".into(),
+        ),
+        E::Protocol(p) => {
+            let mut reason = format!("WebSocket protocol violation: {p}");
+            close::truncate_reason(&mut reason);
+            Inbound::Violation(close::PROTOCOL_ERROR, reason)
+        }
+        e => {
+            tracing::debug!(error = %e, "read failed");
+            Inbound::Close
+        }
+    }
+}
+
+/// Maps what a session sends to tungstenite's message.
+pub(crate) fn to_tungstenite(o: Outbound) -> tungstenite::Message {
+    use tungstenite::protocol::frame::coding::CloseCode;
+    use tungstenite::protocol::CloseFrame;
+    match o {
+        Outbound::Text(text) => tungstenite::Message::Text(text.into_tungstenite()),
+        Outbound::Close(code, reason) => tungstenite::Message::Close(Some(CloseFrame {
+            code: CloseCode::from(code),
+            reason: reason.into(),
+        })),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn text_round_trips_without_copying() {
+        let text = Text::from("[8,\"t\",1]".to_string());
+        let ptr = text.as_ptr();
+        let bytes = Bytes::from(text.clone());
+        assert_eq!(bytes.as_ptr(), ptr);
+        let back = Text::try_from(bytes).unwrap();
+        assert_eq!(back.as_ptr(), ptr);
+        assert_eq!(back, text);
+        assert!(Text::try_from(Bytes::from_static(b"\xff")).is_err());
+    }
 }

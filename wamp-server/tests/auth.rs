@@ -438,3 +438,88 @@ async fn without_auth_configured_the_auth_procedures_do_not_exist() {
         "http://api.wamp.ws/error#notfound"
     );
 }
+
+#[tokio::test]
+async fn a_failed_auth_is_answered_late_without_holding_up_the_session() {
+    let mean = Duration::from_secs(2);
+    let server = server_with(AuthConfig::new(users()).failure_delay(mean)).await;
+    let mut c = server.client().await;
+    challenge(&mut c, "foobar").await;
+    let sent = tokio::time::Instant::now();
+    c.send_json(json!([2, "a", AUTH, "wrong"])).await;
+    // While the answer is held back: a new authreq is refused, other calls are answered.
+    c.send_json(json!([2, "r", AUTHREQ, "foobar"])).await;
+    c.send_json(json!([2, "e", "http://test/rpc#echo", 1]))
+        .await;
+    assert_eq!(
+        c.recv().await,
+        error_frame(
+            "r",
+            "authentication-already-requested",
+            "authentication request already issued - authentication pending"
+        )
+    );
+    assert_eq!(
+        c.recv().await.as_array().unwrap()[..3],
+        [
+            json!(4),
+            json!("e"),
+            json!("http://api.wamp.ws/error#unauthorized")
+        ]
+    );
+    // The failed auth's answer comes after at least half the mean delay.
+    let answer = c.recv().await;
+    assert_eq!(answer[1], "a");
+    assert_eq!(answer[2], "http://api.wamp.ws/error#invalid-signature");
+    assert!(sent.elapsed() >= mean / 2, "{:?}", sent.elapsed());
+    // Once it has passed, a new challenge may be requested and answered.
+    assert_eq!(authenticate(&mut c, "foobar", "secret").await[0], 3);
+}
+
+#[tokio::test]
+async fn a_slow_credential_lookup_times_out_without_holding_up_the_session() {
+    let provider = |key: String, _extra: serde_json::Map<String, Value>| async move {
+        if key == "slow" {
+            std::future::pending::<()>().await;
+        }
+        Ok::<_, String>(Some(AuthUser::new("s", Permissions::all())))
+    };
+    let config = AuthConfig::new(provider)
+        .failure_delay(Duration::ZERO)
+        .lookup_timeout(Duration::from_millis(300));
+    let server = server_with(config).await;
+    let mut c = server.client().await;
+    c.send_json(json!([2, "1", AUTHREQ, "slow"])).await;
+    // The session reads on while the provider looks up.
+    c.send_json(json!([2, "2", AUTHREQ, "slow"])).await;
+    c.send_json(json!([2, "3", "http://test/rpc#echo", 1]))
+        .await;
+    assert_eq!(
+        c.recv().await.as_array().unwrap()[..3],
+        [
+            json!(4),
+            json!("2"),
+            json!("http://api.wamp.ws/error#authentication-already-requested")
+        ]
+    );
+    assert_eq!(
+        c.recv().await.as_array().unwrap()[..3],
+        [
+            json!(4),
+            json!("3"),
+            json!("http://api.wamp.ws/error#unauthorized")
+        ]
+    );
+    let timed_out = c.recv().await;
+    assert_eq!(timed_out[1], "1");
+    assert_eq!(
+        timed_out[2],
+        "http://api.wamp.ws/error#auth-permissions-error"
+    );
+    assert_eq!(
+        timed_out[3],
+        "the credential lookup timed out after 300 ms: try again later"
+    );
+    // A lookup that answers in time works on the same session.
+    assert_eq!(authenticate(&mut c, "quick", "s").await[0], 3);
+}

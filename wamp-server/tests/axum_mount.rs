@@ -177,7 +177,9 @@ async fn handshake_rules_through_axum() {
 
 #[tokio::test]
 async fn router_shutdown_closes_axum_sessions_with_1001() {
-    let router = test_router().build();
+    let router = test_router()
+        .shutdown_close(wamp_server::ShutdownClose::Handshake(1001))
+        .build();
     let addr = start(router.clone()).await;
     let mut c = Client::connect(&format!("ws://{addr}/ws")).await;
     c.send(r#"[2,"late","http://test/rpc#sleep",200]"#).await;
@@ -185,6 +187,20 @@ async fn router_shutdown_closes_axum_sessions_with_1001() {
     router.shutdown();
     assert_eq!(c.recv().await, json!([3, "late", 200]));
     assert_eq!(c.expect_close().await.0, 1001);
+    tokio::time::timeout(Duration::from_secs(5), router.closed())
+        .await
+        .expect("every session ends");
+    assert_eq!(router.session_count(), 0);
+}
+
+#[tokio::test]
+async fn router_shutdown_ends_axum_sessions_without_a_close_frame_by_default() {
+    let router = test_router().build();
+    let addr = start(router.clone()).await;
+    let mut c = Client::connect(&format!("ws://{addr}/ws")).await;
+    c.assert_alive().await;
+    router.shutdown();
+    c.expect_connection_end().await;
     tokio::time::timeout(Duration::from_secs(5), router.closed())
         .await
         .expect("every session ends");

@@ -203,7 +203,11 @@ async fn origins_off_the_allow_list_are_refused() {
 
 #[tokio::test]
 async fn a_slow_consumer_is_closed_while_the_others_get_everything() {
-    let router = test_router().outbox_capacity(16).build();
+    // The slow subscriber reads only after the fast one is done: give its close frame time.
+    let router = test_router()
+        .outbox_capacity(16)
+        .close_wait(Duration::from_secs(60))
+        .build();
     let server = TestServer::start(router).await;
     let topic = "http://test/event#firehose";
     // The slow one subscribes and then never reads.
@@ -261,7 +265,10 @@ async fn a_slow_consumer_is_closed_while_the_others_get_everything() {
 
 #[tokio::test]
 async fn graceful_shutdown_answers_calls_in_flight_then_closes_1001() {
-    let mut server = TestServer::start(test_router().build()).await;
+    let router = test_router()
+        .shutdown_close(wamp_server::ShutdownClose::Handshake(1001))
+        .build();
+    let mut server = TestServer::start(router).await;
     let mut busy = server.client().await;
     let mut idle = server.client().await;
     busy.send(r#"[2,"late","http://test/rpc#sleep",300]"#).await;

@@ -75,7 +75,10 @@ impl Client {
         request
             .headers_mut()
             .insert("Sec-WebSocket-Protocol", "wamp".parse().unwrap());
-        let (ws, response) = tokio_tungstenite::connect_async(request).await.unwrap();
+        // Without Nagle: tests send many small frames and must not wait for delayed ACKs.
+        let (ws, response) = tokio_tungstenite::connect_async_with_config(request, None, true)
+            .await
+            .unwrap();
         assert_eq!(
             response.headers().get("sec-websocket-protocol").unwrap(),
             "wamp"
@@ -204,4 +207,121 @@ pub fn test_router() -> wamp_server::RouterBuilder {
             Ok(json!({"session": &*ctx.session_id, "key": ctx.auth_key.as_deref()}))
         })
         .topic("http://test/event#*", Topic::open())
+}
+
+impl Client {
+    /// Waits for the connection to end WITHOUT a close frame (the TCP connection just ends),
+    /// skipping text frames; panics on a close frame or a timeout.
+    pub async fn expect_connection_end(&mut self) {
+        loop {
+            let msg = tokio::time::timeout(WAIT, self.ws.next())
+                .await
+                .expect("timed out waiting for the connection to end");
+            match msg {
+                None | Some(Err(_)) => return,
+                Some(Ok(Ws::Close(frame))) => {
+                    panic!("expected the TCP connection to end, got a close frame {frame:?}")
+                }
+                Some(Ok(_)) => continue,
+            }
+        }
+    }
+}
+
+/// Polls `condition` until it holds, for up to [`WAIT`] (a loaded machine may be slow).
+pub async fn eventually(what: &str, mut condition: impl FnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + WAIT * 2;
+    while !condition() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting until {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// A raw TCP connection that has completed the WebSocket handshake (offering `wamp`): the
+/// test writes exact frame bytes to it. The WELCOME is left unread.
+pub async fn raw_ws(addr: SocketAddr) -> TcpStream {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    let req = format!(
+        "GET /ws HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\
+         Sec-WebSocket-Protocol: wamp\r\n\r\n"
+    );
+    s.write_all(req.as_bytes()).await.unwrap();
+    // Read the response head byte by byte, so nothing after it is consumed.
+    let mut head = Vec::new();
+    while !head.ends_with(b"\r\n\r\n") {
+        let mut b = [0u8; 1];
+        let n = tokio::time::timeout(WAIT, s.read(&mut b))
+            .await
+            .expect("handshake response")
+            .unwrap();
+        assert_eq!(n, 1, "connection ended during the handshake");
+        head.push(b[0]);
+    }
+    assert!(
+        head.starts_with(b"HTTP/1.1 101"),
+        "{}",
+        String::from_utf8_lossy(&head)
+    );
+    s
+}
+
+/// A masked client frame: `first` is the FIN/RSV/opcode byte; the payload is masked with a
+/// zero key (so the bytes on the wire are the payload itself).
+pub fn client_frame(first: u8, payload: &[u8]) -> Vec<u8> {
+    let mut f = vec![first];
+    let len = payload.len();
+    if len < 126 {
+        f.push(0x80 | len as u8);
+    } else if len < 65536 {
+        f.push(0x80 | 126);
+        f.extend_from_slice(&(len as u16).to_be_bytes());
+    } else {
+        f.push(0x80 | 127);
+        f.extend_from_slice(&(len as u64).to_be_bytes());
+    }
+    f.extend_from_slice(&[0, 0, 0, 0]);
+    f.extend_from_slice(payload);
+    f
+}
+
+/// Reads one server frame (unmasked) from a raw connection: (opcode, payload).
+pub async fn read_frame(s: &mut TcpStream) -> Option<(u8, Vec<u8>)> {
+    use tokio::io::AsyncReadExt;
+    let mut head = [0u8; 2];
+    tokio::time::timeout(WAIT, s.read_exact(&mut head))
+        .await
+        .expect("timed out reading a frame")
+        .ok()?;
+    let mut len = u64::from(head[1] & 0x7f);
+    if len == 126 {
+        let mut b = [0u8; 2];
+        s.read_exact(&mut b).await.ok()?;
+        len = u64::from(u16::from_be_bytes(b));
+    } else if len == 127 {
+        let mut b = [0u8; 8];
+        s.read_exact(&mut b).await.ok()?;
+        len = u64::from_be_bytes(b);
+    }
+    let mut payload = vec![0u8; len as usize];
+    s.read_exact(&mut payload).await.ok()?;
+    Some((head[0] & 0x0f, payload))
+}
+
+/// Reads frames from a raw connection until the server's close frame: its code and reason.
+pub async fn read_close(s: &mut TcpStream) -> (u16, String) {
+    loop {
+        let (opcode, payload) = read_frame(s)
+            .await
+            .expect("the connection ended without a close frame");
+        if opcode == 8 {
+            assert!(payload.len() >= 2, "close frame without a code");
+            let code = u16::from_be_bytes([payload[0], payload[1]]);
+            return (code, String::from_utf8_lossy(&payload[2..]).to_string());
+        }
+    }
 }

@@ -1,0 +1,370 @@
+//! A session's outbox: the handle that the router, the broker and call tasks hold to send to
+//! one session (bounded in frames and in bytes), and the writer task, the only writer of that
+//! session's socket.
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures::{Sink, SinkExt};
+use tokio::sync::{mpsc, Notify};
+use tracing::{debug, warn};
+
+use crate::close::{self, SessionError};
+use crate::transport::{Outbound, Text};
+
+/// What the writer task is asked to send.
+pub(crate) enum Outgoing {
+    Frame(Text),
+    /// Boxed so that the queue's slots stay the size of a frame handle.
+    Close(Box<(u16, String)>),
+    /// Send what is queued, then end the connection without a close handshake.
+    End,
+    /// Flush the socket (it holds pongs the WebSocket library queued itself).
+    Flush,
+}
+
+/// The part of a session that others hold: the router (to publish to it or close it) and
+/// call tasks (to reply). Sending never blocks: a full queue closes the session.
+///
+/// The queue is an unbounded channel with its bound kept by counters of queued frames and
+/// bytes: atomic adds per frame instead of a semaphore acquire and release (fan-out sends one
+/// frame to every subscriber of a topic, so this is the hottest path of a publish).
+pub(crate) struct SessionHandle {
+    pub(crate) id: Arc<str>,
+    tx: mpsc::UnboundedSender<Outgoing>,
+    /// Frames queued and not yet taken by the writer.
+    queued: AtomicUsize,
+    /// Bytes of the frames queued and not yet taken by the writer.
+    queued_bytes: AtomicUsize,
+    /// Bytes of pongs answered by the WebSocket library and not yet flushed to the socket.
+    pong_bytes: AtomicUsize,
+    /// Whether a [`Outgoing::Flush`] is on its way to the writer.
+    flush_asked: AtomicBool,
+    /// The most frames that may be queued ([`crate::Options::outbox_capacity`]).
+    capacity: usize,
+    /// The most bytes that may be queued ([`crate::Options::outbox_max_bytes`]).
+    max_bytes: usize,
+    /// A close that must skip the queue (the queue is full, or the session must stop now).
+    abort: Mutex<Option<(u16, String)>>,
+    /// Wakes the writer for an abort.
+    abort_signal: Notify,
+    /// Whether an abort was asked for, and the reader's wake-up for it.
+    aborted: AtomicBool,
+    reader_signal: Notify,
+    /// Why the server closed this session, the first reason given.
+    close_reason: Mutex<Option<String>>,
+}
+
+impl SessionHandle {
+    /// A new outbox and the receiving end for its writer.
+    pub(crate) fn new(
+        id: Arc<str>,
+        capacity: usize,
+        max_bytes: usize,
+    ) -> (Arc<SessionHandle>, mpsc::UnboundedReceiver<Outgoing>) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let handle = SessionHandle {
+            id,
+            tx,
+            queued: AtomicUsize::new(0),
+            queued_bytes: AtomicUsize::new(0),
+            pong_bytes: AtomicUsize::new(0),
+            flush_asked: AtomicBool::new(false),
+            capacity,
+            max_bytes,
+            abort: Mutex::new(None),
+            abort_signal: Notify::new(),
+            aborted: AtomicBool::new(false),
+            reader_signal: Notify::new(),
+            close_reason: Mutex::new(None),
+        };
+        (Arc::new(handle), rx)
+    }
+
+    /// Queues a text frame. Returns `false` if the session is closing or was just closed
+    /// because its queue is full. Frames larger than [`SessionHandle::max_frame`] are for
+    /// the caller to keep out (they would close the session).
+    pub(crate) fn send(&self, frame: Text) -> bool {
+        let len = frame.len();
+        let frames = self.queued.fetch_add(1, Ordering::Relaxed);
+        let bytes = self.queued_bytes.fetch_add(len, Ordering::Relaxed)
+            + self.pong_bytes.load(Ordering::Relaxed);
+        let over = if frames >= self.capacity {
+            Some(SessionError::SlowConsumer)
+        } else if bytes + len > self.max_bytes {
+            Some(SessionError::SlowConsumerBytes(self.max_bytes))
+        } else {
+            None
+        };
+        if let Some(e) = over {
+            self.queued.fetch_sub(1, Ordering::Relaxed);
+            self.queued_bytes.fetch_sub(len, Ordering::Relaxed);
+            self.abort_for(&e);
+            return false;
+        }
+        self.tx.send(Outgoing::Frame(frame)).is_ok()
+    }
+
+    /// Counts the pong the WebSocket library sends for a ping of `len` payload bytes: it
+    /// waits in the socket's write buffer until a flush, and counts against the byte bound
+    /// until then. Asks the writer to flush.
+    pub(crate) fn charge_pong(&self, len: usize) {
+        let size = len + 2;
+        let pongs = self.pong_bytes.fetch_add(size, Ordering::Relaxed) + size;
+        if pongs + self.queued_bytes.load(Ordering::Relaxed) > self.max_bytes {
+            self.abort_for(&SessionError::SlowConsumerBytes(self.max_bytes));
+            return;
+        }
+        if !self.flush_asked.swap(true, Ordering::AcqRel) {
+            let _ = self.tx.send(Outgoing::Flush);
+        }
+    }
+
+    /// The largest frame this outbox takes ([`crate::Options::outbox_max_bytes`]).
+    pub(crate) fn max_frame(&self) -> usize {
+        self.max_bytes
+    }
+
+    fn note_reason(&self, reason: &str) {
+        let mut slot = self.close_reason.lock().expect("close reason lock");
+        if slot.is_none() {
+            *slot = Some(reason.to_string());
+        }
+    }
+
+    /// Why the server closed this session, if it did.
+    pub(crate) fn close_reason(&self) -> Option<String> {
+        self.close_reason.lock().expect("close reason lock").clone()
+    }
+
+    /// Closes after the frames already queued.
+    pub(crate) fn close(&self, code: u16, reason: &str) {
+        self.note_reason(reason);
+        // The queue has no hard limit, so a close always fits behind the frames before it.
+        let _ = self
+            .tx
+            .send(Outgoing::Close(Box::new((code, reason.to_string()))));
+    }
+
+    /// Closes after the frames already queued, with the error's code and reason.
+    pub(crate) fn close_for(&self, e: &SessionError) {
+        self.close(e.code(), &e.reason());
+    }
+
+    /// Ends the connection after the frames already queued, without a close frame (the
+    /// client sees the TCP connection end).
+    pub(crate) fn end(&self, reason: &str) {
+        self.note_reason(reason);
+        let _ = self.tx.send(Outgoing::End);
+    }
+
+    /// Closes now, dropping whatever is queued; interrupts a write that waits on a full
+    /// socket.
+    pub(crate) fn abort(&self, code: u16, reason: &str) {
+        self.note_reason(reason);
+        let mut slot = self.abort.lock().expect("abort lock");
+        if slot.is_none() {
+            *slot = Some((code, reason.to_string()));
+            drop(slot);
+            if code == close::NORMAL {
+                debug!(session = %self.id, code, reason, "closing session");
+            } else {
+                warn!(session = %self.id, code, reason, "closing session");
+            }
+            self.aborted.store(true, Ordering::Release);
+            self.abort_signal.notify_one();
+            self.reader_signal.notify_waiters();
+        }
+    }
+
+    /// Completes once the session is aborted (the reader loop stops then).
+    pub(crate) async fn aborted(&self) {
+        loop {
+            let woken = self.reader_signal.notified();
+            tokio::pin!(woken);
+            // Register before checking, so an abort between check and wait is not lost.
+            woken.as_mut().enable();
+            if self.aborted.load(Ordering::Acquire) {
+                return;
+            }
+            woken.await;
+        }
+    }
+
+    /// Closes now with the error's code and reason.
+    pub(crate) fn abort_for(&self, e: &SessionError) {
+        self.abort(e.code(), &e.reason());
+    }
+
+    /// Takes a frame's share of the bound when the writer takes it from the queue.
+    fn taken(&self, len: usize) {
+        self.queued.fetch_sub(1, Ordering::Relaxed);
+        self.queued_bytes.fetch_sub(len, Ordering::Relaxed);
+    }
+}
+
+/// How the writer's queue ended.
+enum Ending {
+    /// Send this close frame (or a bare close when `None`), then close the sink.
+    Close(Option<(u16, String)>),
+    /// Drop the sink without a close frame.
+    Drop,
+    /// The socket failed.
+    Failed,
+}
+
+/// The only writer of a session's socket: drains the queue, batching frames that are
+/// already waiting into one flush, until a close is asked for or the socket fails. An abort
+/// interrupts it, even inside a write blocked on a full socket; then the close frame gets
+/// `close_wait` to go out ([`crate::Options::close_wait`]).
+pub(crate) async fn write_loop<Si>(
+    mut sink: Si,
+    mut rx: mpsc::UnboundedReceiver<Outgoing>,
+    handle: Arc<SessionHandle>,
+    close_wait: Duration,
+) where
+    Si: Sink<Outbound> + Unpin,
+{
+    let ending = tokio::select! {
+        biased;
+        _ = handle.abort_signal.notified() => {
+            let close = handle.abort.lock().expect("abort lock").take();
+            // The socket may be full (that is often why the session is aborted): try the
+            // close frame for a while, then give up and drop the connection.
+            let _ = tokio::time::timeout(close_wait, async {
+                if let Some((code, reason)) = close {
+                    let _ = sink.send(Outbound::Close(code, reason)).await;
+                }
+                let _ = sink.close().await;
+            })
+            .await;
+            return;
+        }
+        ending = drain(&mut sink, &mut rx, &handle) => ending,
+    };
+    match ending {
+        Ending::Close(close) => {
+            let _ = tokio::time::timeout(close_wait, async {
+                if let Some((code, reason)) = close {
+                    let _ = sink.send(Outbound::Close(code, reason)).await;
+                }
+                let _ = sink.close().await;
+            })
+            .await;
+        }
+        Ending::Drop | Ending::Failed => {}
+    }
+}
+
+async fn drain<Si>(
+    sink: &mut Si,
+    rx: &mut mpsc::UnboundedReceiver<Outgoing>,
+    handle: &SessionHandle,
+) -> Ending
+where
+    Si: Sink<Outbound> + Unpin,
+{
+    /// Frames fed before a flush, at most.
+    const BATCH: usize = 64;
+    loop {
+        let Some(first) = rx.recv().await else {
+            return Ending::Close(None);
+        };
+        let mut next = first;
+        let mut fed = 0;
+        loop {
+            match next {
+                Outgoing::Close(close) => return Ending::Close(Some(*close)),
+                Outgoing::End => {
+                    return match flush(sink, handle).await {
+                        Ok(()) => Ending::Drop,
+                        Err(()) => Ending::Failed,
+                    };
+                }
+                Outgoing::Flush => handle.flush_asked.store(false, Ordering::Release),
+                Outgoing::Frame(frame) => {
+                    handle.taken(frame.len());
+                    if sink.feed(Outbound::Text(frame)).await.is_err() {
+                        return Ending::Failed;
+                    }
+                }
+            }
+            fed += 1;
+            if fed == BATCH {
+                break;
+            }
+            match rx.try_recv() {
+                Ok(m) => next = m,
+                Err(_) => break,
+            }
+        }
+        if flush(sink, handle).await.is_err() {
+            return Ending::Failed;
+        }
+    }
+}
+
+/// Flushes the socket; the pongs counted before it are out once it succeeds.
+async fn flush<Si>(sink: &mut Si, handle: &SessionHandle) -> Result<(), ()>
+where
+    Si: Sink<Outbound> + Unpin,
+{
+    let pongs = handle.pong_bytes.load(Ordering::Relaxed);
+    sink.flush().await.map_err(|_| ())?;
+    handle.pong_bytes.fetch_sub(pongs, Ordering::Relaxed);
+    Ok(())
+}
+
+/// Aborts a task when dropped.
+pub(crate) struct AbortOnDrop(pub(crate) tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn text(len: usize) -> Text {
+        Text::from("x".repeat(len))
+    }
+
+    #[test]
+    fn the_byte_bound_holds_exactly() {
+        let (handle, _rx) = SessionHandle::new(Arc::from("s"), 1000, 100);
+        assert!(handle.send(text(60)));
+        assert!(handle.send(text(40)), "exactly at the bound");
+        assert!(handle.close_reason().is_none());
+        assert!(!handle.send(text(1)), "one byte past the bound");
+        assert_eq!(
+            handle.close_reason().unwrap(),
+            "outgoing queue over 100 bytes: the client does not read fast enough"
+        );
+        assert!(handle.aborted.load(Ordering::Acquire));
+    }
+
+    #[test]
+    fn the_frame_bound_holds_exactly() {
+        let (handle, _rx) = SessionHandle::new(Arc::from("s"), 2, 1 << 20);
+        assert!(handle.send(text(1)));
+        assert!(handle.send(text(1)));
+        assert!(!handle.send(text(1)));
+        assert_eq!(
+            handle.close_reason().unwrap(),
+            "outgoing queue full: the client does not read fast enough"
+        );
+    }
+
+    #[test]
+    fn taking_frames_frees_the_bound() {
+        let (handle, _rx) = SessionHandle::new(Arc::from("s"), 10, 100);
+        assert!(handle.send(text(100)));
+        handle.taken(100);
+        assert!(handle.send(text(100)));
+        assert!(handle.close_reason().is_none());
+    }
+}
