@@ -2,7 +2,7 @@
 //!
 //! Build a [`Router`] with procedures and topic policies, then [`serve`] it on a listener (or
 //! mount it in an axum app with [`axum_handler`]). The wire behaviour follows the project's
-//! `spec/WAMP1.md`: every CALL gets exactly one reply, CURIEs resolve at the first colon,
+//! `docs/PROTOCOL.md`: every CALL gets exactly one reply, CURIEs resolve at the first colon,
 //! events reach (subscribers ∩ eligible) − exclude, and bad input closes only the session that
 //! sent it (see [`close`] for the codes).
 //!

@@ -134,7 +134,7 @@ impl Default for Options {
 /// [`Options::shutdown_grace`] passed).
 ///
 /// WAMP v1 has no goodbye message, so a client learns of a shutdown only from the
-/// connection's end (spec/WAMP1.md section 7, "server shutdown"). AutobahnJS 0.8, the client
+/// connection's end (`docs/PROTOCOL.md` section 7, "server shutdown"). AutobahnJS 0.8, the client
 /// of deployed v1 pages, reconnects only after an *unclean* close: after a clean close
 /// handshake (`wasClean` true) it reports "closed by the app" and never retries. So the
 /// default ends the TCP connection without a close frame, which every client treats as a

@@ -404,7 +404,7 @@ impl Session {
                 return Ok(());
             }
         }
-        // Not found before unauthorized (spec/WAMP1.md section 4): a typo in a procedure name
+        // Not found before unauthorized (docs/PROTOCOL.md section 4): a typo in a procedure name
         // should say so, whatever the session's permissions.
         let Some(procedure) = self.router.procedure(&uri) else {
             self.reply(&call_id, Err(errors::NOT_FOUND.into()));

@@ -1,4 +1,4 @@
-//! Per-session bounds and how sessions end (spec/WAMP1.md sections 6 and 7): calls in flight,
+//! Per-session bounds and how sessions end (`docs/PROTOCOL.md` sections 6 and 7): calls in flight,
 //! aborted calls, prefixes, subscriptions, URI length, the outbox in bytes, WebSocket protocol
 //! violations, graceful shutdown without a close handshake, and the session_closed hook
 //! after a panic. Each limit is tested at its bound and one past it.
