@@ -59,9 +59,10 @@
 //! - [`Options::max_prefixes`] (1,024), [`Options::max_subscriptions`] (10,000),
 //!   [`Options::max_uri_length`] (2 KiB) → 1008 with a reason naming the limit;
 //! - [`Options::max_message_size`] (1 MiB) → 1009;
-//! - [`Options::max_calls_in_flight`] (256): at the cap the socket is not read until a call
-//!   finishes (no close);
-//! - [`Options::policy_timeout`] (10 s) for topic policy callbacks (deny / drop);
+//! - [`Options::max_calls_in_flight`] (256, PubSub messages queued behind a topic policy
+//!   callback included): at the cap the socket is not read until one finishes (no close);
+//! - [`Options::policy_timeout`] (10 s) for topic policy callbacks (deny / drop; the
+//!   session keeps answering calls meanwhile, PubSub stays in order);
 //!   [`AuthConfig::lookup_timeout`] (10 s) for credential lookups (`#auth-permissions-error`);
 //!   [`AuthConfig::timeout`] (20 s) to authenticate → 4401.
 //!
