@@ -52,6 +52,9 @@
 //!
 //! Every per-session resource has a bound in [`Options`] (defaults in parentheses, close
 //! code after the arrow):
+//! - [`Options::max_connections`] (10,000 sessions) → HTTP 503;
+//!   [`Options::handshake_timeout`] (10 s) and [`Options::max_pending_handshakes`] (1,024)
+//!   → the TCP connection is dropped;
 //! - outgoing queue: [`Options::outbox_capacity`] (4,096 frames) and
 //!   [`Options::outbox_max_bytes`] (4 MiB, also the largest frame sent and the bound on
 //!   pongs) → 1008; a close frame to a client that does not read gets
