@@ -461,3 +461,54 @@ pub(crate) fn merge_closed(local: bool, replies: ClusterReplies) -> ClusterAnswe
         nodes,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event() -> RemoteEvent {
+        RemoteEvent {
+            topic: Arc::from("http://t/x"),
+            frame: Text::from(r#"[8,"http://t/x",1]"#),
+            exclude: Vec::new(),
+            eligible: None,
+        }
+    }
+
+    #[test]
+    fn a_full_queue_drops_the_newest_and_counts_it() {
+        // Not attached: nothing takes from the queue.
+        let bp = InProcessHub::new().backplane_with_queue("a", 2);
+        for _ in 0..3 {
+            bp.forward(event());
+        }
+        let s = bp.status();
+        assert_eq!((s.queue_depth, s.dropped_queue_full), (2, 1));
+        assert_eq!(s.published, 0);
+        assert!(
+            s.node_id.starts_with("a-") && s.node_id.len() == 10,
+            "{}",
+            s.node_id
+        );
+    }
+
+    #[test]
+    fn answers_merge_over_nodes() {
+        let replies = ClusterReplies {
+            replies: vec![
+                ClusterReply::Subscribers(vec!["b".into(), "a".into()]),
+                ClusterReply::Subscribers(vec!["c".into()]),
+            ],
+            complete: false,
+        };
+        let merged = merge_subscribers(vec!["d".into(), "a".into()], replies);
+        assert_eq!(merged.value, ["a", "b", "c", "d"]);
+        assert_eq!((merged.complete, merged.nodes), (false, 3));
+        let closed = ClusterReplies {
+            replies: vec![ClusterReply::Closed(false), ClusterReply::Closed(true)],
+            complete: true,
+        };
+        assert!(merge_closed(false, closed).value);
+        assert!(!merge_closed(false, ClusterReplies::default()).value);
+    }
+}
