@@ -1,4 +1,4 @@
-//! Topic policy callbacks that take time (spec/WAMP1.md section 7): the session keeps reading
+//! Topic policy callbacks that take time (docs/PROTOCOL.md section 7): the session keeps reading
 //! and answering its calls meanwhile, its PubSub messages queue behind the callback and take
 //! effect in order, the queue counts toward `max_calls_in_flight`, and a session that ends
 //! with a callback pending leaves nothing behind.
