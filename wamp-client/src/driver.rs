@@ -150,6 +150,12 @@ impl Link {
         self.queue(Outgoing::Frame(frame)).await
     }
 
+    /// Queues a close frame if the writer's queue has room, without waiting: a writer blocked
+    /// on a server that does not read must not stall the driver. False if it was not queued.
+    fn try_close(&mut self, frame: WsMessage) -> bool {
+        self.out.try_send(Outgoing::Frame(frame)).is_ok()
+    }
+
     /// Queues for the writer; fails with the writer's error if it has stopped.
     async fn queue(&mut self, out: Outgoing) -> Result<()> {
         if self.out.send(out).await.is_ok() {
@@ -509,7 +515,9 @@ impl Driver {
             Error::InvalidMessage(why) => why.to_string(),
             other => other.to_string(),
         };
-        let _ = link.send_frame(close_frame(code, &reason)).await;
+        if !link.try_close(close_frame(code, &reason)) {
+            debug!("the writer's queue is full; dropping the connection without a close frame");
+        }
         drain(stream).await;
         Some(SessionEnd::Lost(fault))
     }
