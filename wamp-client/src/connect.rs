@@ -46,11 +46,15 @@ pub(crate) fn frame(msg: &Message) -> WsMessage {
     WsMessage::text(text)
 }
 
-/// A close frame with `reason` cut to what fits in one (123 bytes).
+/// The longest reason a close frame carries: a control frame's payload is at most 125 bytes
+/// (RFC 6455 section 5.5), two of them the code.
+const MAX_CLOSE_REASON: usize = 123;
+
+/// A close frame with `reason` cut to what fits in one ([`MAX_CLOSE_REASON`] bytes).
 pub(crate) fn close_frame(code: CloseCode, reason: &str) -> WsMessage {
     WsMessage::Close(Some(CloseFrame {
         code,
-        reason: truncate(reason, 123).into(),
+        reason: truncate(reason, MAX_CLOSE_REASON).into(),
     }))
 }
 
