@@ -38,7 +38,7 @@ use tokio_tungstenite::tungstenite::{self, Message as WsMessage};
 use tracing::{debug, info, trace, warn, Instrument};
 use wamp_proto::Message;
 
-use crate::connect::{self, close_frame, establish, Welcome, Ws, CLOSE_GRACE, WIRE};
+use crate::connect::{self, close_frame, establish, Target, Welcome, Ws, CLOSE_GRACE, WIRE};
 use crate::error::{Error, Result};
 use crate::options::{ConnectOptions, ConnectionState, Credentials, PublishOptions};
 use crate::registry::{CallReply, LocalSub, Registry};
@@ -215,7 +215,7 @@ async fn write_loop(
 
 /// The driver: state that outlives any one connection.
 pub(crate) struct Driver {
-    url: String,
+    target: Target,
     opts: Arc<ConnectOptions>,
     cmd_rx: mpsc::Receiver<Command>,
     ctl_rx: mpsc::UnboundedReceiver<Control>,
@@ -230,14 +230,14 @@ pub(crate) struct Driver {
 
 impl Driver {
     pub(crate) fn new(
-        url: String,
+        target: Target,
         opts: Arc<ConnectOptions>,
         cmd_rx: mpsc::Receiver<Command>,
         ctl_rx: mpsc::UnboundedReceiver<Control>,
         state: watch::Sender<ConnectionState>,
     ) -> Self {
         Driver {
-            url,
+            target,
             credentials: opts.credentials.clone(),
             registry: Registry::new(&opts.prefixes),
             opts,
@@ -613,7 +613,7 @@ impl Driver {
             debug!(attempt, ?delay, "reconnecting after a delay");
             self.idle_until(tokio::time::sleep(delay)).await?;
             let attempt_fut = establish(
-                self.url.clone(),
+                self.target.clone(),
                 self.opts.clone(),
                 self.credentials.clone(),
             );
