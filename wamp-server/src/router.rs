@@ -360,8 +360,23 @@ impl Router {
     }
 
     /// Closes a session with a WebSocket close code and reason, after the frames already
-    /// queued for it. Returns whether the session existed.
+    /// queued for it. The reason is cut to [`close::MAX_REASON`](crate::close::MAX_REASON)
+    /// bytes (at a character boundary) to fit a close frame.
+    ///
+    /// Returns whether the session was closed: `false` if it does not exist, or if `code`
+    /// may not be sent in a close frame ([`close::may_send`](crate::close::may_send): 1000-1003,
+    /// 1007-1014 and 3000-4999 may; 1004-1006, 1015, the reserved 1016-2999 and anything
+    /// outside 1000-4999 may not), in which case the session is left open.
     pub fn close_session(&self, session_id: &str, code: u16, reason: &str) -> bool {
+        if !crate::close::may_send(code) {
+            tracing::warn!(
+                session = %session_id,
+                code,
+                "close_session refused: the code may not be sent in a close frame; the \
+                 session stays open (use 1000, or 3000-4999 for an application's own)"
+            );
+            return false;
+        }
         let handle = {
             let sessions = self.inner.sessions.lock().expect("sessions lock");
             sessions.get(session_id).cloned()
