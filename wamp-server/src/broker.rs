@@ -61,44 +61,38 @@ impl Broker {
         exclude: &[String],
         eligible: Option<&[String]>,
     ) -> usize {
+        // Built before the lock: the broker's one lock is held only to copy handles out.
+        let excluded = IdSet::new(exclude);
+        let eligible = eligible.map(IdSet::new);
         let recipients: Vec<Arc<SessionHandle>> = {
             let topics = self.topics.lock().expect("broker lock");
             let Some(subs) = topics.get(topic) else {
                 return 0;
             };
-            let excluded = IdSet::new(exclude);
-            match eligible {
-                Some(eligible) => {
-                    let eligible = IdSet::new(eligible);
-                    subs.iter()
-                        .filter(|(id, _)| eligible.contains(id) && !excluded.contains(id))
-                        .map(|(_, s)| s.clone())
-                        .collect()
-                }
-                None => subs
-                    .iter()
-                    .filter(|(id, _)| !excluded.contains(id))
-                    .map(|(_, s)| s.clone())
-                    .collect(),
-            }
+            subs.iter()
+                .filter(|(id, _)| {
+                    eligible.as_ref().is_none_or(|e| e.contains(id)) && !excluded.contains(id)
+                })
+                .map(|(_, s)| s.clone())
+                .collect()
         };
-        if recipients.is_empty() {
+        let Some(first) = recipients.first() else {
+            return 0;
+        };
+        let frame = Text::from(wamp_proto::message::event_json(topic, event));
+        // Every session of a router has the same bound (Options::outbox_max_bytes).
+        if frame.len() > first.max_frame() {
+            tracing::warn!(
+                topic,
+                bytes = frame.len(),
+                recipients = recipients.len(),
+                "event larger than the outbox allows (outbox_max_bytes): not delivered"
+            );
             return 0;
         }
-        let frame = Text::from(wamp_proto::message::event_json(topic, event));
         recipients
             .iter()
-            .filter(|session| {
-                if frame.len() > session.max_frame() {
-                    tracing::warn!(
-                        topic,
-                        bytes = frame.len(),
-                        "event larger than the outbox allows (outbox_max_bytes): not delivered"
-                    );
-                    return false;
-                }
-                session.send(frame.clone())
-            })
+            .filter(|session| session.send(frame.clone()))
             .count()
     }
 }
