@@ -714,14 +714,18 @@ impl RouterBuilder {
     }
 
     /// Also accept browser requests from these origins (exact match after lower-casing; `*`
-    /// for any, logged as a warning); the request's own origin is always accepted. See
-    /// [`Options::allowed_origins`].
+    /// for any, logged as a warning); the request's own origin is always accepted. Entries
+    /// are stored trimmed, lower-cased and without a trailing slash, as browsers send
+    /// origins. See [`Options::allowed_origins`].
     pub fn allowed_origins<I, S>(mut self, origins: I) -> Self
     where
         I: IntoIterator<Item = S>,
         S: Into<String>,
     {
-        self.options.allowed_origins = origins.into_iter().map(Into::into).collect();
+        self.options.allowed_origins = origins
+            .into_iter()
+            .map(|o| crate::handshake::normalise_origin(&o.into()))
+            .collect();
         if crate::handshake::allows_any_origin(&self.options.allowed_origins) {
             tracing::warn!(
                 "allowed origins include '*': pages from ANY web site may open WAMP sessions here \
