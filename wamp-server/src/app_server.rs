@@ -4,7 +4,6 @@
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
-use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
@@ -21,8 +20,9 @@ use crate::server::accept_loop;
 /// [`crate::Options::max_pending_handshakes`] HTTP connections that are not (yet) WebSocket
 /// sessions are open at once, and the session slot is taken by [`crate::axum_handler`] once
 /// the upgrade request is complete. When `shutdown` completes: stops accepting, closes the
-/// HTTP connections, shuts the router down and waits (up to the grace period) for its
-/// sessions.
+/// HTTP connections, shuts the router down and waits for its sessions to end (past the
+/// shutdown grace, close wait and writer wait, the ones left are aborted first); it returns
+/// only once every session has ended.
 ///
 /// ```no_run
 /// # async fn run() -> std::io::Result<()> {
@@ -105,12 +105,19 @@ async fn drain_app(router: &Router, mut connections: JoinSet<()>) {
     info!(sessions = router.session_count(), "shutting down");
     connections.abort_all();
     router.shutdown();
-    let deadline = router.options().shutdown_grace + Duration::from_secs(5);
+    // The sessions run in axum's tasks, which this function cannot abort: it aborts their
+    // outboxes after the deadline, then waits for them to end (none outlives the server).
+    let deadline = router.shutdown_deadline();
     if tokio::time::timeout(deadline, router.closed())
         .await
         .is_err()
     {
-        warn!("sessions still open after the grace period");
+        warn!(
+            ?deadline,
+            "sessions still open after the shutdown deadline; aborting them"
+        );
+        router.abort_all_sessions();
+        router.closed().await;
     }
     while connections.join_next().await.is_some() {}
 }

@@ -443,6 +443,28 @@ impl Router {
         }
     }
 
+    /// How long a session stopping for a shutdown may take, at most: calls in flight get
+    /// [`Options::shutdown_grace`], then its writer [`Options::close_wait`] and a bit more to
+    /// send what is queued (session.rs), plus a second of slack. A server's drain waits this
+    /// long before it cuts sessions off.
+    pub(crate) fn shutdown_deadline(&self) -> Duration {
+        let o = self.options();
+        o.shutdown_grace + o.close_wait + crate::session::WRITER_WAIT + Duration::from_secs(1)
+    }
+
+    /// Aborts every session still registered: each stops reading at once and its writer
+    /// gets [`Options::close_wait`] for the close frame. A drain's last resort, after
+    /// [`Router::shutdown_deadline`].
+    pub(crate) fn abort_all_sessions(&self) {
+        let handles: Vec<Arc<SessionHandle>> = {
+            let sessions = self.inner.sessions.lock().expect("sessions lock");
+            sessions.values().cloned().collect()
+        };
+        for handle in handles {
+            handle.abort_for(&crate::close::SessionError::ShuttingDown);
+        }
+    }
+
     /// What the session loop watches for a shutdown.
     pub(crate) fn shutdown_signal(&self) -> watch::Receiver<bool> {
         self.inner.shutdown.subscribe()
