@@ -75,14 +75,7 @@ pub async fn serve_tls(
 ) -> io::Result<()> {
     let r = router.clone();
     let connections = accept_loop(listener, &router, shutdown, move |tcp, peer, permit| {
-        let acceptor = tls.acceptor().clone();
-        websocket_connection(r.clone(), peer, permit, async move {
-            acceptor
-                .accept(tcp)
-                .await
-                .map_err(|e| debug!(%peer, error = %e, "TLS handshake failed"))
-                .ok()
-        })
+        websocket_connection(r.clone(), peer, permit, tls.accept(tcp, peer))
     })
     .await;
     drain(&router, connections).await;
