@@ -1,4 +1,4 @@
-//! WAMP-CRA at the wire level (spec/WAMP1.md section 6): every error row, salted and unsalted
+//! WAMP-CRA at the wire level (`docs/PROTOCOL.md` section 6): every error row, salted and unsalted
 //! flows, clj-wamp's swapped signature order, anonymous auth, the timeout, and the clj-wamp
 //! bypass that must not work here.
 
