@@ -100,44 +100,41 @@ impl Broker {
         exclude: &[String],
         eligible: Option<&[String]>,
     ) -> Vec<Arc<SessionHandle>> {
+        // Built before the lock: the broker's one lock is held only to copy handles out.
+        let excluded = IdSet::new(exclude);
+        let eligible = eligible.map(IdSet::new);
         let topics = self.topics.lock().expect("broker lock");
         let Some(subs) = topics.get(topic) else {
             return Vec::new();
         };
-        let excluded = IdSet::new(exclude);
-        match eligible {
-            Some(eligible) => {
-                let eligible = IdSet::new(eligible);
-                subs.iter()
-                    .filter(|(id, _)| eligible.contains(id) && !excluded.contains(id))
-                    .map(|(_, s)| s.clone())
-                    .collect()
-            }
-            None => subs
-                .iter()
-                .filter(|(id, _)| !excluded.contains(id))
-                .map(|(_, s)| s.clone())
-                .collect(),
-        }
+        subs.iter()
+            .filter(|(id, _)| {
+                eligible.as_ref().is_none_or(|e| e.contains(id)) && !excluded.contains(id)
+            })
+            .map(|(_, s)| s.clone())
+            .collect()
     }
 }
 
-/// Queues one frame for each recipient (a frame over a recipient's byte bound is logged and
-/// skipped). Returns how many took it.
+/// Queues one frame for each recipient; returns how many took it. A frame over the byte bound
+/// (the same for every session of a router, Options::outbox_max_bytes) is logged once and
+/// delivered to none.
 fn send_all(recipients: &[Arc<SessionHandle>], topic: &str, frame: &Text) -> usize {
+    let Some(first) = recipients.first() else {
+        return 0;
+    };
+    if frame.len() > first.max_frame() {
+        tracing::warn!(
+            topic,
+            bytes = frame.len(),
+            recipients = recipients.len(),
+            "event larger than the outbox allows (outbox_max_bytes): not delivered"
+        );
+        return 0;
+    }
     recipients
         .iter()
-        .filter(|session| {
-            if frame.len() > session.max_frame() {
-                tracing::warn!(
-                    topic,
-                    bytes = frame.len(),
-                    "event larger than the outbox allows (outbox_max_bytes): not delivered"
-                );
-                return false;
-            }
-            session.send(frame.clone())
-        })
+        .filter(|session| session.send(frame.clone()))
         .count()
 }
 

@@ -86,6 +86,10 @@ impl SessionHandle {
     /// because its queue is full. Frames larger than [`SessionHandle::max_frame`] are for
     /// the caller to keep out (they would close the session).
     pub(crate) fn send(&self, frame: Text) -> bool {
+        if self.aborted.load(Ordering::Acquire) {
+            // The writer has stopped taking frames: queueing would only count them as sent.
+            return false;
+        }
         let len = frame.len();
         let frames = self.queued.fetch_add(1, Ordering::Relaxed);
         let bytes = self.queued_bytes.fetch_add(len, Ordering::Relaxed)
@@ -138,13 +142,14 @@ impl SessionHandle {
         self.close_reason.lock().expect("close reason lock").clone()
     }
 
-    /// Closes after the frames already queued.
+    /// Closes after the frames already queued. The reason is cut to fit a close frame
+    /// ([`close::MAX_REASON`] bytes).
     pub(crate) fn close(&self, code: u16, reason: &str) {
-        self.note_reason(reason);
+        let mut reason = reason.to_string();
+        close::truncate_reason(&mut reason);
+        self.note_reason(&reason);
         // The queue has no hard limit, so a close always fits behind the frames before it.
-        let _ = self
-            .tx
-            .send(Outgoing::Close(Box::new((code, reason.to_string()))));
+        let _ = self.tx.send(Outgoing::Close(Box::new((code, reason))));
     }
 
     /// Closes after the frames already queued, with the error's code and reason.
@@ -160,22 +165,23 @@ impl SessionHandle {
     }
 
     /// Closes now, dropping whatever is queued; interrupts a write that waits on a full
-    /// socket.
+    /// socket. Only the first abort counts (and logs). The reason is cut to fit a close
+    /// frame ([`close::MAX_REASON`] bytes).
     pub(crate) fn abort(&self, code: u16, reason: &str) {
-        self.note_reason(reason);
-        let mut slot = self.abort.lock().expect("abort lock");
-        if slot.is_none() {
-            *slot = Some((code, reason.to_string()));
-            drop(slot);
-            if code == close::NORMAL {
-                debug!(session = %self.id, code, reason, "closing session");
-            } else {
-                warn!(session = %self.id, code, reason, "closing session");
-            }
-            self.aborted.store(true, Ordering::Release);
-            self.abort_signal.notify_one();
-            self.reader_signal.notify_waiters();
+        if self.aborted.swap(true, Ordering::AcqRel) {
+            return;
         }
+        let mut reason = reason.to_string();
+        close::truncate_reason(&mut reason);
+        self.note_reason(&reason);
+        if code == close::NORMAL {
+            debug!(session = %self.id, code, reason, "closing session");
+        } else {
+            warn!(session = %self.id, code, reason, "closing session");
+        }
+        *self.abort.lock().expect("abort lock") = Some((code, reason));
+        self.abort_signal.notify_one();
+        self.reader_signal.notify_waiters();
     }
 
     /// Completes once the session is aborted (the reader loop stops then).
@@ -206,8 +212,8 @@ impl SessionHandle {
 
 /// How the writer's queue ended.
 enum Ending {
-    /// Send this close frame (or a bare close when `None`), then close the sink.
-    Close(Option<(u16, String)>),
+    /// Send this close frame, then close the sink.
+    Close(u16, String),
     /// Drop the sink without a close frame.
     Drop,
     /// The socket failed.
@@ -229,32 +235,29 @@ pub(crate) async fn write_loop<Si>(
     let ending = tokio::select! {
         biased;
         _ = handle.abort_signal.notified() => {
-            let close = handle.abort.lock().expect("abort lock").take();
-            // The socket may be full (that is often why the session is aborted): try the
-            // close frame for a while, then give up and drop the connection.
-            let _ = tokio::time::timeout(close_wait, async {
-                if let Some((code, reason)) = close {
-                    let _ = sink.send(Outbound::Close(code, reason)).await;
-                }
-                let _ = sink.close().await;
-            })
-            .await;
-            return;
+            match handle.abort.lock().expect("abort lock").take() {
+                Some((code, reason)) => Ending::Close(code, reason),
+                None => Ending::Drop,
+            }
         }
         ending = drain(&mut sink, &mut rx, &handle) => ending,
     };
-    match ending {
-        Ending::Close(close) => {
-            let _ = tokio::time::timeout(close_wait, async {
-                if let Some((code, reason)) = close {
-                    let _ = sink.send(Outbound::Close(code, reason)).await;
-                }
-                let _ = sink.close().await;
-            })
-            .await;
-        }
-        Ending::Drop | Ending::Failed => {}
+    if let Ending::Close(code, reason) = ending {
+        send_close(&mut sink, code, reason, close_wait).await;
     }
+}
+
+/// Sends a close frame and closes the sink, for at most `close_wait`: the socket may be full
+/// (that is often why the session is aborted), and then the connection is just dropped.
+async fn send_close<Si>(sink: &mut Si, code: u16, reason: String, close_wait: Duration)
+where
+    Si: Sink<Outbound> + Unpin,
+{
+    let _ = tokio::time::timeout(close_wait, async {
+        let _ = sink.send(Outbound::Close(code, reason)).await;
+        let _ = sink.close().await;
+    })
+    .await;
 }
 
 async fn drain<Si>(
@@ -268,14 +271,18 @@ where
     /// Frames fed before a flush, at most.
     const BATCH: usize = 64;
     loop {
+        // The handle holds a sender, and this task the handle: the queue never closes.
         let Some(first) = rx.recv().await else {
-            return Ending::Close(None);
+            return Ending::Drop;
         };
         let mut next = first;
         let mut fed = 0;
         loop {
             match next {
-                Outgoing::Close(close) => return Ending::Close(Some(*close)),
+                Outgoing::Close(close) => {
+                    let (code, reason) = *close;
+                    return Ending::Close(code, reason);
+                }
                 Outgoing::End => {
                     return match flush(sink, handle).await {
                         Ok(()) => Ending::Drop,
@@ -366,5 +373,40 @@ mod tests {
         handle.taken(100);
         assert!(handle.send(text(100)));
         assert!(handle.close_reason().is_none());
+    }
+
+    #[test]
+    fn an_aborted_outbox_takes_no_frames_and_aborts_once() {
+        let (handle, mut rx) = SessionHandle::new(Arc::from("s"), 10, 100);
+        assert!(handle.send(text(1)));
+        handle.abort(close::KILLED, "first");
+        assert!(!handle.send(text(1)), "a frame after the abort");
+        assert_eq!(handle.queued.load(Ordering::Relaxed), 1);
+        // The writer takes the abort; a later overflow must not abort again.
+        let taken = handle.abort.lock().unwrap().take();
+        assert_eq!(taken, Some((close::KILLED, "first".to_string())));
+        handle.abort_for(&SessionError::SlowConsumer);
+        assert!(handle.abort.lock().unwrap().is_none());
+        assert_eq!(handle.close_reason().as_deref(), Some("first"));
+        assert!(matches!(rx.try_recv(), Ok(Outgoing::Frame(_))));
+        assert!(rx.try_recv().is_err());
+    }
+
+    #[test]
+    fn close_reasons_are_cut_to_fit_a_close_frame() {
+        let long = "é".repeat(100);
+        let (handle, mut rx) = SessionHandle::new(Arc::from("s"), 10, 100);
+        handle.close(close::NORMAL, &long);
+        match rx.try_recv() {
+            Ok(Outgoing::Close(close)) => {
+                assert_eq!(close.1, "é".repeat(61));
+                assert_eq!(close.1.len(), 122);
+            }
+            _ => panic!("expected a close"),
+        }
+        let (handle, _rx) = SessionHandle::new(Arc::from("s"), 10, 100);
+        handle.abort(close::KILLED, &"x".repeat(200));
+        let (_, reason) = handle.abort.lock().unwrap().take().unwrap();
+        assert_eq!(reason, "x".repeat(close::MAX_REASON));
     }
 }

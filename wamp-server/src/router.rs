@@ -517,8 +517,23 @@ impl Router {
     }
 
     /// Closes a session with a WebSocket close code and reason, after the frames already
-    /// queued for it. Returns whether the session existed.
+    /// queued for it. The reason is cut to [`close::MAX_REASON`](crate::close::MAX_REASON)
+    /// bytes (at a character boundary) to fit a close frame.
+    ///
+    /// Returns whether the session was closed: `false` if it does not exist, or if `code`
+    /// may not be sent in a close frame ([`close::may_send`](crate::close::may_send): 1000-1003,
+    /// 1007-1014 and 3000-4999 may; 1004-1006, 1015, the reserved 1016-2999 and anything
+    /// outside 1000-4999 may not), in which case the session is left open.
     pub fn close_session(&self, session_id: &str, code: u16, reason: &str) -> bool {
+        if !crate::close::may_send(code) {
+            tracing::warn!(
+                session = %session_id,
+                code,
+                "close_session refused: the code may not be sent in a close frame; the \
+                 session stays open (use 1000, or 3000-4999 for an application's own)"
+            );
+            return false;
+        }
         let handle = {
             let sessions = self.inner.sessions.lock().expect("sessions lock");
             sessions.get(session_id).cloned()
@@ -552,6 +567,28 @@ impl Router {
                 return;
             }
             idle.await;
+        }
+    }
+
+    /// How long a session stopping for a shutdown may take, at most: calls in flight get
+    /// [`Options::shutdown_grace`], then its writer [`Options::close_wait`] and a bit more to
+    /// send what is queued (session.rs), plus a second of slack. A server's drain waits this
+    /// long before it cuts sessions off.
+    pub(crate) fn shutdown_deadline(&self) -> Duration {
+        let o = self.options();
+        o.shutdown_grace + o.close_wait + crate::session::WRITER_WAIT + Duration::from_secs(1)
+    }
+
+    /// Aborts every session still registered: each stops reading at once and its writer
+    /// gets [`Options::close_wait`] for the close frame. A drain's last resort, after
+    /// [`Router::shutdown_deadline`].
+    pub(crate) fn abort_all_sessions(&self) {
+        let handles: Vec<Arc<SessionHandle>> = {
+            let sessions = self.inner.sessions.lock().expect("sessions lock");
+            sessions.values().cloned().collect()
+        };
+        for handle in handles {
+            handle.abort_for(&crate::close::SessionError::ShuttingDown);
         }
     }
 
@@ -884,14 +921,18 @@ impl RouterBuilder {
     }
 
     /// Also accept browser requests from these origins (exact match after lower-casing; `*`
-    /// for any, logged as a warning); the request's own origin is always accepted. See
-    /// [`Options::allowed_origins`].
+    /// for any, logged as a warning); the request's own origin is always accepted. Entries
+    /// are stored trimmed, lower-cased and without a trailing slash, as browsers send
+    /// origins. See [`Options::allowed_origins`].
     pub fn allowed_origins<I, S>(mut self, origins: I) -> Self
     where
         I: IntoIterator<Item = S>,
         S: Into<String>,
     {
-        self.options.allowed_origins = origins.into_iter().map(Into::into).collect();
+        self.options.allowed_origins = origins
+            .into_iter()
+            .map(|o| crate::handshake::normalise_origin(&o.into()))
+            .collect();
         if crate::handshake::allows_any_origin(&self.options.allowed_origins) {
             tracing::warn!(
                 "allowed origins include '*': pages from ANY web site may open WAMP sessions here \
