@@ -122,9 +122,7 @@ where
                     Some(Inbound::Close) | None => break End::Client,
                 },
                 Some(done) = session.calls.join_next(), if !session.calls.is_empty() => {
-                    if let Ok(Done::Lookup(lookup)) = done {
-                        session.looked_up(*lookup);
-                    }
+                    session.finished(done);
                     None
                 }
                 // The topic policy the oldest PubSub message waited on decided: apply it, go
@@ -154,7 +152,9 @@ where
         End::Shutdown => {
             // Let calls in flight answer, then say goodbye after their replies.
             let _ = tokio::time::timeout(options.shutdown_grace, async {
-                while session.calls.join_next().await.is_some() {}
+                while let Some(done) = session.calls.join_next().await {
+                    session.finished(done);
+                }
             })
             .await;
             let reason = SessionError::ShuttingDown;
@@ -680,6 +680,15 @@ impl Session {
                 debug!(topic = %uri, recipients = n, "published");
             }
             Decided::Publish { uri, .. } => debug!(topic = %uri, "publish dropped by topic policy"),
+        }
+    }
+
+    /// A task of the session's finished: a call has answered already; an `authreq`'s
+    /// credential lookup is answered here. Used by the reader loop and by the shutdown grace,
+    /// so no `authreq` goes unanswered.
+    fn finished(&mut self, done: Result<Done, tokio::task::JoinError>) {
+        if let Ok(Done::Lookup(lookup)) = done {
+            self.looked_up(*lookup);
         }
     }
 

@@ -524,3 +524,41 @@ async fn a_slow_credential_lookup_times_out_without_holding_up_the_session() {
     // A lookup that answers in time works on the same session.
     assert_eq!(authenticate(&mut c, "quick", "s").await[0], 3);
 }
+
+#[tokio::test]
+async fn an_authreq_whose_lookup_ends_during_the_shutdown_grace_is_answered() {
+    let entered = std::sync::Arc::new(tokio::sync::Notify::new());
+    let release = std::sync::Arc::new(tokio::sync::Notify::new());
+    let (e, r) = (entered.clone(), release.clone());
+    let provider = move |_key: String, _extra: serde_json::Map<String, Value>| {
+        let (e, r) = (e.clone(), r.clone());
+        async move {
+            e.notify_one();
+            r.notified().await;
+            Ok::<_, String>(Some(AuthUser::new("s", Permissions::all())))
+        }
+    };
+    let router = test_router()
+        .auth(AuthConfig::new(provider))
+        .shutdown_grace(Duration::from_secs(10))
+        .build();
+    let mut server = TestServer::start(router).await;
+    let mut c = server.client().await;
+    c.send_json(json!([2, "req", AUTHREQ, "k"])).await;
+    entered.notified().await;
+    server.stop();
+    // The session has seen the shutdown once it has left the router; only then does the
+    // lookup finish, inside the grace period.
+    common::eventually("the session left the router", || {
+        server.router.session_count() == 0
+    })
+    .await;
+    release.notify_one();
+    let reply = c.recv().await;
+    assert_eq!(reply[0], 3, "{reply}");
+    assert_eq!(reply[1], "req");
+    assert!(
+        reply[2].as_str().unwrap().contains("\"authkey\":\"k\""),
+        "{reply}"
+    );
+}
