@@ -98,12 +98,14 @@ where
     let mut shutdown = router.shutdown_signal();
     // Whether the writer's JoinHandle has completed (it must not be polled again).
     let mut writer_done = false;
+    // One timer for the session's life (not one per message); it only counts while the
+    // session has not authenticated.
+    let auth_timer = sleep_until_some(auth_deadline);
+    tokio::pin!(auth_timer);
     let end = if *shutdown.borrow_and_update() {
         End::Shutdown
     } else {
         loop {
-            let auth_timer =
-                sleep_until_some(auth_deadline.filter(|_| !session.auth.is_authenticated()));
             let fatal: Option<SessionError> = tokio::select! {
                 // At the cap of calls in flight (PubSub messages waiting on a topic policy
                 // count too) the socket is not read, so TCP pushes back on the client.
@@ -134,7 +136,9 @@ where
                 }
                 // The outbox overflowed (or the session must stop now): stop reading.
                 _ = handle.aborted() => break End::Closed,
-                _ = auth_timer => Some(SessionError::AuthTimeout),
+                _ = &mut auth_timer, if !session.auth.is_authenticated() => {
+                    Some(SessionError::AuthTimeout)
+                }
                 _ = shutdown.changed() => break End::Shutdown,
             };
             if let Some(e) = fatal {
