@@ -271,6 +271,16 @@ impl Prefixes {
             .map(String::as_str)
     }
 
+    /// How many prefixes the session defined itself (the defaults not counted).
+    pub fn own_len(&self) -> usize {
+        self.own.len()
+    }
+
+    /// Whether the session defined `prefix` itself (a default of that name does not count).
+    pub fn has_own(&self, prefix: &str) -> bool {
+        self.own.contains_key(prefix)
+    }
+
     /// The session's own prefixes (not the defaults), e.g. to send them again after a
     /// reconnect.
     pub fn own(&self) -> impl Iterator<Item = (&str, &str)> {
@@ -360,6 +370,8 @@ mod tests {
         p.insert("rpc", "http://third/");
         assert_eq!(p.resolve("rpc:echo"), "http://third/echo");
         assert_eq!(p.own().count(), 1);
+        assert_eq!(p.own_len(), 1);
+        assert!(p.has_own("rpc") && !p.has_own("event"));
         // Another session with the same defaults is unaffected.
         let q = Prefixes::with_defaults(tutorial_defaults());
         assert_eq!(q.resolve("rpc:echo"), "http://wamptutorial/rpc#echo");

@@ -80,7 +80,6 @@ where
         router: router.clone(),
         handle: handle.clone(),
         prefixes: router.new_prefixes(),
-        prefix_names: HashSet::new(),
         subscriptions: HashSet::new(),
         auth: AuthState::default(),
         calls: JoinSet::new(),
@@ -202,8 +201,6 @@ struct Session {
     router: Router,
     handle: Arc<SessionHandle>,
     prefixes: Prefixes,
-    /// The prefixes this session defined itself (for [`crate::Options::max_prefixes`]).
-    prefix_names: HashSet<String>,
     /// Full URIs of the topics this session subscribes to.
     subscriptions: HashSet<String>,
     auth: AuthState,
@@ -392,15 +389,12 @@ impl Session {
                 limit: options.max_uri_length,
             });
         }
-        if !self.prefix_names.contains(&prefix) {
-            if self.prefix_names.len() >= options.max_prefixes {
-                return Err(SessionError::Limit {
-                    what: "too many prefixes",
-                    name: "max_prefixes",
-                    limit: options.max_prefixes,
-                });
-            }
-            self.prefix_names.insert(prefix.clone());
+        if !self.prefixes.has_own(&prefix) && self.prefixes.own_len() >= options.max_prefixes {
+            return Err(SessionError::Limit {
+                what: "too many prefixes",
+                name: "max_prefixes",
+                limit: options.max_prefixes,
+            });
         }
         self.prefixes.insert(prefix, uri);
         Ok(())
