@@ -13,6 +13,7 @@ use tokio_tungstenite::tungstenite;
 use crate::handshake;
 use crate::router::Router;
 use crate::session::{run_session, ConnectionInfo};
+use crate::stats::RefusedReason;
 use crate::transport::{self, Inbound, Outbound, Text};
 
 /// An axum handler body that upgrades the request to a WAMP v1 session on `router`, with the
@@ -38,9 +39,19 @@ use crate::transport::{self, Inbound, Outbound, Text};
 pub fn axum_handler(router: Router, headers: HeaderMap, ws: WebSocketUpgrade) -> Response {
     let offered = match handshake::check(&headers, router.options()) {
         Ok(offered) => offered,
-        Err(refusal) => return (refusal.status, refusal.body).into_response(),
+        Err(refusal) => {
+            let reason = RefusedReason::of(&refusal);
+            router.counters().refused(reason);
+            tracing::info!(reason = reason.label(), status = %refusal.status, body = %refusal.body.trim_end(), "handshake refused");
+            return (refusal.status, refusal.body).into_response();
+        }
     };
     let Some(slot) = router.try_connection() else {
+        router.counters().refused(RefusedReason::Limit);
+        tracing::info!(
+            reason = "limit",
+            "handshake refused: connection limit reached"
+        );
         return (
             axum::http::StatusCode::SERVICE_UNAVAILABLE,
             "connection limit reached: try again later",

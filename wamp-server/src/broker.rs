@@ -7,19 +7,34 @@ use std::sync::{Arc, Mutex};
 use serde_json::Value;
 
 use crate::outbox::SessionHandle;
+use crate::stats::Stats;
 use crate::transport::Text;
 
 /// Subscribers by topic. One short-held lock: publishing copies the recipients' handles out
 /// and sends after releasing it, so a publish never waits on a subscriber.
-#[derive(Default)]
 pub(crate) struct Broker {
     topics: Mutex<HashMap<String, Subscribers>>,
+    stats: Arc<Stats>,
 }
 
 /// One topic's subscribers by session id.
 type Subscribers = HashMap<Arc<str>, Arc<SessionHandle>>;
 
 impl Broker {
+    /// An empty broker that counts its publications into `stats`.
+    pub(crate) fn new(stats: Arc<Stats>) -> Broker {
+        Broker {
+            topics: Mutex::default(),
+            stats,
+        }
+    }
+
+    /// `(topics, subscriptions)` now, for [`crate::Router::stats`].
+    pub(crate) fn counts(&self) -> (usize, usize) {
+        let topics = self.topics.lock().expect("broker lock");
+        (topics.len(), topics.values().map(HashMap::len).sum())
+    }
+
     /// Adds a subscription; `false` if the session was already subscribed.
     pub(crate) fn subscribe(&self, topic: &str, session: &Arc<SessionHandle>) -> bool {
         let mut topics = self.topics.lock().expect("broker lock");
@@ -64,7 +79,7 @@ impl Broker {
         let recipients: Vec<Arc<SessionHandle>> = {
             let topics = self.topics.lock().expect("broker lock");
             let Some(subs) = topics.get(topic) else {
-                return 0;
+                return self.stats.published(0, 0);
             };
             let excluded = IdSet::new(exclude);
             match eligible {
@@ -83,10 +98,10 @@ impl Broker {
             }
         };
         if recipients.is_empty() {
-            return 0;
+            return self.stats.published(0, 0);
         }
         let frame = Text::from(wamp_proto::message::event_json(topic, event));
-        recipients
+        let n = recipients
             .iter()
             .filter(|session| {
                 if frame.len() > session.max_frame() {
@@ -99,7 +114,8 @@ impl Broker {
                 }
                 session.send(frame.clone())
             })
-            .count()
+            .count();
+        self.stats.published(n, frame.len())
     }
 }
 

@@ -123,6 +123,7 @@ mod outbox;
 mod router;
 mod server;
 mod session;
+pub mod stats;
 #[cfg(feature = "tls")]
 pub mod tls;
 mod topic;
@@ -144,4 +145,5 @@ pub use server::serve;
 #[cfg(feature = "tls")]
 pub use server::serve_tls;
 pub use session::{run_session, ConnectionInfo};
+pub use stats::RouterStats;
 pub use topic::{Publication, PublishPolicy, SubscribePolicy, Topic, TopicContext};

@@ -11,6 +11,7 @@ use tokio::sync::{mpsc, Notify};
 use tracing::{debug, warn};
 
 use crate::close::{self, SessionError};
+use crate::stats::{CloseReason, Stats};
 use crate::transport::{Outbound, Text};
 
 /// What the writer task is asked to send.
@@ -53,7 +54,9 @@ pub(crate) struct SessionHandle {
     aborted: AtomicBool,
     reader_signal: Notify,
     /// Why the server closed this session, the first reason given.
-    close_reason: Mutex<Option<String>>,
+    close_reason: Mutex<Option<(CloseReason, String)>>,
+    /// The router's counters.
+    pub(crate) stats: Arc<Stats>,
 }
 
 impl SessionHandle {
@@ -62,6 +65,7 @@ impl SessionHandle {
         id: Arc<str>,
         capacity: usize,
         max_bytes: usize,
+        stats: Arc<Stats>,
     ) -> (Arc<SessionHandle>, mpsc::UnboundedReceiver<Outgoing>) {
         let (tx, rx) = mpsc::unbounded_channel();
         let handle = SessionHandle {
@@ -78,6 +82,7 @@ impl SessionHandle {
             aborted: AtomicBool::new(false),
             reader_signal: Notify::new(),
             close_reason: Mutex::new(None),
+            stats,
         };
         (Arc::new(handle), rx)
     }
@@ -103,6 +108,7 @@ impl SessionHandle {
             self.abort_for(&e);
             return false;
         }
+        self.stats.outbox(frames + 1, bytes + len);
         self.tx.send(Outgoing::Frame(frame)).is_ok()
     }
 
@@ -126,21 +132,32 @@ impl SessionHandle {
         self.max_bytes
     }
 
-    fn note_reason(&self, reason: &str) {
+    fn note_reason(&self, kind: CloseReason, reason: &str) {
         let mut slot = self.close_reason.lock().expect("close reason lock");
         if slot.is_none() {
-            *slot = Some(reason.to_string());
+            *slot = Some((kind, reason.to_string()));
         }
     }
 
     /// Why the server closed this session, if it did.
+    #[cfg(test)]
     pub(crate) fn close_reason(&self) -> Option<String> {
+        self.closed_as().map(|(_, reason)| reason)
+    }
+
+    /// Why the server closed this session, if it did, with the reason it counts under.
+    pub(crate) fn closed_as(&self) -> Option<(CloseReason, String)> {
         self.close_reason.lock().expect("close reason lock").clone()
     }
 
-    /// Closes after the frames already queued.
+    /// Closes after the frames already queued (the application asked: counted as killed).
     pub(crate) fn close(&self, code: u16, reason: &str) {
-        self.note_reason(reason);
+        self.close_as(CloseReason::Killed, code, reason);
+    }
+
+    /// Closes after the frames already queued, counted under `kind`.
+    pub(crate) fn close_as(&self, kind: CloseReason, code: u16, reason: &str) {
+        self.note_reason(kind, reason);
         // The queue has no hard limit, so a close always fits behind the frames before it.
         let _ = self
             .tx
@@ -149,20 +166,20 @@ impl SessionHandle {
 
     /// Closes after the frames already queued, with the error's code and reason.
     pub(crate) fn close_for(&self, e: &SessionError) {
-        self.close(e.code(), &e.reason());
+        self.close_as(CloseReason::of(e), e.code(), &e.reason());
     }
 
     /// Ends the connection after the frames already queued, without a close frame (the
     /// client sees the TCP connection end).
     pub(crate) fn end(&self, reason: &str) {
-        self.note_reason(reason);
+        self.note_reason(CloseReason::Shutdown, reason);
         let _ = self.tx.send(Outgoing::End);
     }
 
     /// Closes now, dropping whatever is queued; interrupts a write that waits on a full
     /// socket.
-    pub(crate) fn abort(&self, code: u16, reason: &str) {
-        self.note_reason(reason);
+    fn abort(&self, kind: CloseReason, code: u16, reason: &str) {
+        self.note_reason(kind, reason);
         let mut slot = self.abort.lock().expect("abort lock");
         if slot.is_none() {
             *slot = Some((code, reason.to_string()));
@@ -194,7 +211,7 @@ impl SessionHandle {
 
     /// Closes now with the error's code and reason.
     pub(crate) fn abort_for(&self, e: &SessionError) {
-        self.abort(e.code(), &e.reason());
+        self.abort(CloseReason::of(e), e.code(), &e.reason());
     }
 
     /// Takes a frame's share of the bound when the writer takes it from the queue.
@@ -335,7 +352,7 @@ mod tests {
 
     #[test]
     fn the_byte_bound_holds_exactly() {
-        let (handle, _rx) = SessionHandle::new(Arc::from("s"), 1000, 100);
+        let (handle, _rx) = SessionHandle::new(Arc::from("s"), 1000, 100, Arc::default());
         assert!(handle.send(text(60)));
         assert!(handle.send(text(40)), "exactly at the bound");
         assert!(handle.close_reason().is_none());
@@ -349,7 +366,7 @@ mod tests {
 
     #[test]
     fn the_frame_bound_holds_exactly() {
-        let (handle, _rx) = SessionHandle::new(Arc::from("s"), 2, 1 << 20);
+        let (handle, _rx) = SessionHandle::new(Arc::from("s"), 2, 1 << 20, Arc::default());
         assert!(handle.send(text(1)));
         assert!(handle.send(text(1)));
         assert!(!handle.send(text(1)));
@@ -361,7 +378,7 @@ mod tests {
 
     #[test]
     fn taking_frames_frees_the_bound() {
-        let (handle, _rx) = SessionHandle::new(Arc::from("s"), 10, 100);
+        let (handle, _rx) = SessionHandle::new(Arc::from("s"), 10, 100, Arc::default());
         assert!(handle.send(text(100)));
         handle.taken(100);
         assert!(handle.send(text(100)));

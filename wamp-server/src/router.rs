@@ -19,6 +19,7 @@ use crate::handler::{
     boxed_procedure, typed_procedure, CallContext, CallError, CallResult, Procedure,
 };
 use crate::outbox::SessionHandle;
+use crate::stats::{RouterStats, Stats};
 use crate::topic::{Publication, Topic, TopicTable};
 
 /// Router-wide settings. Every field has a default; set them through [`RouterBuilder`].
@@ -192,6 +193,7 @@ struct Inner {
     procedures: RwLock<HashMap<String, Procedure>>,
     topics: RwLock<TopicTable>,
     broker: Broker,
+    stats: Arc<Stats>,
     sessions: Mutex<HashMap<Arc<str>, Arc<SessionHandle>>>,
     connections: AtomicUsize,
     shutdown: watch::Sender<bool>,
@@ -396,6 +398,26 @@ impl Router {
             }
             idle.await;
         }
+    }
+
+    /// A snapshot of the router's counters and gauges (see [`RouterStats`] for what each
+    /// means). Cheap: atomic loads, plus one short lock of the session list and of the
+    /// subscriptions for the gauges. For a metrics endpoint, call it at scrape time.
+    pub fn stats(&self) -> RouterStats {
+        let (topics, subscriptions) = self.inner.broker.counts();
+        self.inner
+            .stats
+            .snapshot(self.session_count(), topics, subscriptions)
+    }
+
+    /// Whether [`Router::shutdown`] was called (a readiness check: not accepting).
+    pub fn is_shutting_down(&self) -> bool {
+        *self.inner.shutdown.borrow()
+    }
+
+    /// The live counters, for the sessions and transports to count into.
+    pub(crate) fn counters(&self) -> &Arc<Stats> {
+        &self.inner.stats
     }
 
     /// What the session loop watches for a shutdown.
@@ -794,6 +816,7 @@ impl RouterBuilder {
 
     /// Finishes the router.
     pub fn build(self) -> Router {
+        let stats = Arc::new(Stats::default());
         Router {
             inner: Arc::new(Inner {
                 options: self.options,
@@ -802,7 +825,8 @@ impl RouterBuilder {
                 default_prefixes: Arc::new(self.default_prefixes),
                 procedures: RwLock::new(self.procedures),
                 topics: RwLock::new(self.topics),
-                broker: Broker::default(),
+                broker: Broker::new(stats.clone()),
+                stats,
                 sessions: Mutex::new(HashMap::new()),
                 connections: AtomicUsize::new(0),
                 shutdown: watch::Sender::new(false),
