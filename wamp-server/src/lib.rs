@@ -79,6 +79,8 @@
 //!   (adds axum, hyper, hyper-util).
 //! - `tutorial`: the `tutorial` module (the seed's demo page and procedures as an axum app).
 //! - `tls`: `wss://` and `https://` with rustls and the ring provider.
+//! - `metrics`: [`metrics::serve`], `/metrics` (OpenMetrics via prometheus-client, read from
+//!   [`Router::stats`]), `/healthz` and `/readyz` (adds prometheus-client; needs `axum`).
 //! - `bin`: the `wamp-server` binary (adds clap, tracing-subscriber and, on Unix, rustix).
 //!
 //! `wamp-server = { version = "…", default-features = false }` builds the router alone
@@ -101,6 +103,9 @@
 //!   bounds) and `axum_mount.rs` (axum) turn a connection into that seam; `app_server.rs`
 //!   serves an axum app on the same accept loop, `tls.rs` adds TLS to both. `handshake.rs`:
 //!   the upgrade rules. `close.rs`: close codes and [`SessionError`].
+//! - `stats.rs`: the router's counters as plain atomics and the [`RouterStats`] snapshot;
+//!   sessions, the broker, outboxes and transports count into it. `metrics.rs` (feature
+//!   `metrics`) serves it as OpenMetrics text with `/healthz` and `/readyz`.
 //!
 //! No module imports a module that imports it back, with two deliberate exceptions. The
 //! contexts handed to callbacks ([`CallContext`] in `handler.rs`, [`TopicContext`] in
@@ -119,6 +124,8 @@ mod broker;
 pub mod close;
 mod handler;
 pub mod handshake;
+#[cfg(feature = "metrics")]
+pub mod metrics;
 mod outbox;
 mod router;
 mod server;
