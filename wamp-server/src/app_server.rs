@@ -131,6 +131,9 @@ async fn http_connection<S, T>(
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(hyper_util::rt::TokioTimer::new())
         .header_read_timeout(router.options().handshake_timeout);
+    // The client's address for the handlers (axum's `ConnectInfo`, as
+    // `into_make_service_with_connect_info` gives it), so sessions log their peer.
+    let app = app.layer(axum::Extension(axum::extract::ConnectInfo(peer)));
     let service = hyper_util::service::TowerToHyperService::new(app);
     let connection = http
         .serve_connection(hyper_util::rt::TokioIo::new(io), service)

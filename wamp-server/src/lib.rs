@@ -144,7 +144,7 @@ pub use app_server::serve_app;
 pub use app_server::serve_app_tls;
 pub use auth::{AuthConfig, AuthProvider, AuthUser, InMemoryAuth, ProviderError};
 #[cfg(feature = "axum")]
-pub use axum_mount::axum_handler;
+pub use axum_mount::{axum_handler, axum_handler_with_peer};
 pub use close::SessionError;
 pub use handler::{typed_args, BoxFuture, CallContext, CallError, CallResult};
 pub use router::{ConnectionSlot, Options, Router, RouterBuilder, ShutdownClose};

@@ -46,8 +46,10 @@ pub(crate) struct SessionHandle {
     capacity: usize,
     /// The most bytes that may be queued ([`crate::Options::outbox_max_bytes`]).
     max_bytes: usize,
-    /// A close that must skip the queue (the queue is full, or the session must stop now).
-    abort: Mutex<Option<(u16, String)>>,
+    /// A close that must skip the queue (the queue is full, or the session must stop now),
+    /// with the close frame to send (`None` when the client closed: the WebSocket library
+    /// has answered its close frame already, and sending ours would fail).
+    abort: Mutex<Option<Option<(u16, String)>>>,
     /// Wakes the writer for an abort.
     abort_signal: Notify,
     /// Whether an abort was asked for, and the reader's wake-up for it.
@@ -182,7 +184,8 @@ impl SessionHandle {
         self.note_reason(kind, reason);
         let mut slot = self.abort.lock().expect("abort lock");
         if slot.is_none() {
-            *slot = Some((code, reason.to_string()));
+            let frame = (kind != CloseReason::Client).then(|| (code, reason.to_string()));
+            *slot = Some(frame);
             drop(slot);
             if code == close::NORMAL {
                 debug!(session = %self.id, code, reason, "closing session");
@@ -246,7 +249,7 @@ pub(crate) async fn write_loop<Si>(
     let ending = tokio::select! {
         biased;
         _ = handle.abort_signal.notified() => {
-            let close = handle.abort.lock().expect("abort lock").take();
+            let close = handle.abort.lock().expect("abort lock").take().flatten();
             // The socket may be full (that is often why the session is aborted): try the
             // close frame for a while, then give up and drop the connection.
             let _ = tokio::time::timeout(close_wait, async {
