@@ -7,8 +7,12 @@
 //! `--metrics-bind ADDR` (e.g. 127.0.0.1:9090; off by default): `/metrics`, `/healthz`,
 //! `/readyz` on their own listener.
 //! Logs: `RUST_LOG=debug` for every session's story; `--log-format json` for log shippers.
+//! With `--config router.toml` it is the standalone router instead (see [`standalone`]).
+
+mod standalone;
 
 use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
 
 use clap::Parser;
 use tracing::info;
@@ -17,14 +21,22 @@ use tracing::info;
 #[derive(Debug, Parser)]
 #[command(version, about)]
 struct Args {
-    /// Address to listen on.
-    #[arg(long, default_value = "127.0.0.1", env = "WAMP_BIND")]
-    bind: IpAddr,
-    /// Port to listen on (0 picks a free one).
-    #[arg(long, default_value_t = 8080, env = "WAMP_PORT")]
-    port: u16,
+    /// Address to listen on [default: 127.0.0.1; with --config: [server] bind].
+    #[arg(long, env = "WAMP_BIND")]
+    bind: Option<IpAddr>,
+    /// Port to listen on, 0 picks a free one [default: 8080; with --config: [server] port].
+    #[arg(long, env = "WAMP_PORT")]
+    port: Option<u16>,
+    /// Run the standalone router configured by this file (TOML, or JSON if it ends in .json)
+    /// instead of the tutorial. Flags and environment variables win over the file.
+    #[arg(long, env = "WAMP_CONFIG", value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Only validate the --config file, then exit (0 when it is valid).
+    #[arg(long, requires = "config")]
+    check: bool,
     /// Also accept browser pages from this origin (e.g. http://localhost:3000; `*` for any,
     /// `null` for sandboxed pages); repeatable. The page's own origin is always accepted.
+    /// With --config: replaces [server] allowed_origins.
     #[arg(
         long = "allow-origin",
         value_name = "ORIGIN",
@@ -162,6 +174,22 @@ async fn main() -> std::process::ExitCode {
             .init(),
         LogFormat::Json => logs.json().init(),
     }
+    if let Some(config) = &args.config {
+        #[allow(unused_mut)] // the TLS flags exist only with the `tls` feature
+        let mut overrides = standalone::config::Overrides {
+            bind: args.bind,
+            port: args.port,
+            allowed_origins: (!args.allow_origins.is_empty()).then(|| args.allow_origins.clone()),
+            ..Default::default()
+        };
+        #[cfg(feature = "tls")]
+        {
+            overrides.tls_cert = args.tls_cert.clone();
+            overrides.tls_key = args.tls_key.clone();
+        }
+        raise_open_file_limit();
+        return standalone::run(config, overrides, args.check, stop_signal()).await;
+    }
     #[cfg(feature = "tls")]
     let tls = match (&args.tls_cert, &args.tls_key) {
         (Some(cert), Some(key)) => match wamp_server::tls::TlsConfig::from_pem_files(cert, key) {
@@ -177,7 +205,10 @@ async fn main() -> std::process::ExitCode {
     let secure = tls.is_some();
     #[cfg(not(feature = "tls"))]
     let secure = false;
-    let addr = SocketAddr::new(args.bind, args.port);
+    let addr = SocketAddr::new(
+        args.bind.unwrap_or(IpAddr::from([127, 0, 0, 1])),
+        args.port.unwrap_or(8080),
+    );
     let listener = match tokio::net::TcpListener::bind(addr).await {
         Ok(l) => l,
         Err(e) => {

@@ -11,7 +11,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::Value;
 use tokio::sync::{watch, Notify};
-use wamp_proto::uri::Prefixes;
+use wamp_proto::uri::{Prefixes, UriTable};
 
 use crate::auth::AuthConfig;
 use crate::broker::Broker;
@@ -191,6 +191,8 @@ struct Inner {
     auth: Option<AuthConfig>,
     default_prefixes: Arc<HashMap<String, String>>,
     procedures: RwLock<HashMap<String, Procedure>>,
+    /// Procedures registered for every URI starting with a prefix (asked after the exact ones).
+    procedure_prefixes: RwLock<UriTable<Procedure>>,
     topics: RwLock<TopicTable>,
     broker: Broker,
     stats: Arc<Stats>,
@@ -229,6 +231,7 @@ pub struct RouterBuilder {
     auth: Option<AuthConfig>,
     default_prefixes: HashMap<String, String>,
     procedures: HashMap<String, Procedure>,
+    procedure_prefixes: UriTable<Procedure>,
     topics: TopicTable,
 }
 
@@ -241,6 +244,7 @@ impl Router {
             auth: None,
             default_prefixes: HashMap::new(),
             procedures: HashMap::new(),
+            procedure_prefixes: UriTable::new(),
             topics: TopicTable::default(),
         }
     }
@@ -284,10 +288,36 @@ impl Router {
         procs.remove(uri).is_some()
     }
 
-    /// The handler registered for a full procedure URI.
+    /// Registers a handler for every procedure URI that starts with `prefix` while the router
+    /// runs (see [`RouterBuilder::procedure_prefix`]). Returns `false` (and changes nothing) if
+    /// one is already registered under that prefix.
+    pub fn add_procedure_prefix<F, Fut>(&self, prefix: impl Into<String>, handler: F) -> bool
+    where
+        F: Fn(CallContext, Vec<Value>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = CallResult> + Send + 'static,
+    {
+        let prefix = prefix.into();
+        let mut table = self.inner.procedure_prefixes.write().expect("prefix lock");
+        match table.insert(prefix.clone(), true, boxed_procedure(handler)) {
+            // Already taken: put the first registration back.
+            Some(first) => {
+                table.insert(prefix, true, first);
+                false
+            }
+            None => true,
+        }
+    }
+
+    /// The handler for a full procedure URI: the exact registration, else the one with the
+    /// longest matching prefix.
     pub(crate) fn procedure(&self, uri: &str) -> Option<Procedure> {
         let procs = self.inner.procedures.read().expect("procedures lock");
-        procs.get(uri).cloned()
+        if let Some(p) = procs.get(uri) {
+            return Some(p.clone());
+        }
+        drop(procs);
+        let table = self.inner.procedure_prefixes.read().expect("prefix lock");
+        table.find(uri).cloned()
     }
 
     /// Sets (or replaces) the policy for a topic pattern while the router runs: an exact URI,
@@ -599,6 +629,31 @@ impl RouterBuilder {
         self
     }
 
+    /// Registers an async handler for every procedure URI that starts with `prefix` (a full
+    /// URI prefix, without `*`). A CALL is answered by the exact registration if there is one,
+    /// else by the prefix handler with the longest matching prefix; the handler learns which
+    /// procedure was called from [`CallContext::procedure`]. Permissions apply per called URI,
+    /// as for exact procedures.
+    ///
+    /// # Panics
+    ///
+    /// If a handler is already registered under `prefix`.
+    #[track_caller]
+    pub fn procedure_prefix<F, Fut>(mut self, prefix: impl Into<String>, handler: F) -> Self
+    where
+        F: Fn(CallContext, Vec<Value>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = CallResult> + Send + 'static,
+    {
+        let prefix = prefix.into();
+        assert!(
+            self.procedure_prefixes
+                .insert(prefix.clone(), true, boxed_procedure(handler))
+                .is_none(),
+            "procedure prefix {prefix} is registered twice"
+        );
+        self
+    }
+
     /// Sets the policy of a topic pattern: an exact URI, `prefix*` or `*`. The exact entry
     /// wins over wildcards (a deny too), then the longest prefix. A topic that no pattern
     /// matches is closed.
@@ -824,6 +879,7 @@ impl RouterBuilder {
                 auth: self.auth,
                 default_prefixes: Arc::new(self.default_prefixes),
                 procedures: RwLock::new(self.procedures),
+                procedure_prefixes: RwLock::new(self.procedure_prefixes),
                 topics: RwLock::new(self.topics),
                 broker: Broker::new(stats.clone()),
                 stats,

@@ -1,0 +1,196 @@
+//! The standalone router (`wamp-server --config router.toml`): composes a router from the
+//! configuration file with the library's public API, serves it, and runs the HTTP API and the
+//! RPC proxy beside it.
+
+pub mod api;
+pub mod config;
+pub mod proxy;
+
+use std::future::{Future, IntoFuture};
+use std::path::Path;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{State, WebSocketUpgrade};
+use axum::http::HeaderMap;
+use axum::routing::get;
+use tokio::sync::watch;
+use tracing::info;
+use wamp_server::Router;
+
+use config::{Overrides, Plan};
+
+/// The exit status of a configuration that does not validate.
+const BAD_CONFIG: u8 = 2;
+
+/// Builds the router of a plan: the file's settings plus the RPC proxies and the hooks the
+/// API's topic list needs.
+fn build(plan: Plan, topics: Arc<api::TopicSet>) -> Router {
+    let mut builder = plan.builder;
+    // One client for every backend: its connections are pooled and kept alive.
+    let client = reqwest::Client::builder()
+        .use_rustls_tls()
+        .tcp_nodelay(true)
+        .pool_idle_timeout(Duration::from_secs(60))
+        .build()
+        .expect("the HTTP client builds");
+    // The backend's answer becomes one WAMP message: the same size limit applies.
+    let max_body = plan.max_message_size;
+    for p in &plan.proxies {
+        let backend = Arc::new(proxy::Backend::new(client.clone(), p, max_body));
+        let handler = move |ctx, args| {
+            let backend = backend.clone();
+            async move { backend.call(ctx, args).await }
+        };
+        builder = if p.prefix {
+            builder.procedure_prefix(p.uri.clone(), handler)
+        } else {
+            builder.procedure(p.uri.clone(), handler)
+        };
+    }
+    let (added, removed) = (topics.clone(), topics);
+    builder
+        .on_subscribe(move |_, topic| added.add(topic))
+        .on_unsubscribe(move |_, topic| removed.remove(topic))
+        .build()
+}
+
+/// Validates the file and, unless `check_only`, runs the router until `stop` completes.
+pub async fn run(
+    path: &Path,
+    overrides: Overrides,
+    check_only: bool,
+    stop: impl Future<Output = ()>,
+) -> ExitCode {
+    let plan = match config::load(path, &overrides, |name| std::env::var(name).ok()) {
+        Ok(plan) => plan,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(BAD_CONFIG);
+        }
+    };
+    if check_only {
+        let topics = Arc::new(api::TopicSet::default());
+        drop(build(plan, topics));
+        println!("{}: the configuration is valid", path.display());
+        return ExitCode::SUCCESS;
+    }
+    // Poll the stop signal once now, so its handlers are installed before the listening line
+    // tells anyone that the router runs (a SIGTERM right after it must stop us gracefully).
+    tokio::pin!(stop);
+    let stopped_early = futures::poll!(stop.as_mut()).is_ready();
+    let listener = match tokio::net::TcpListener::bind(plan.listen).await {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!(
+                "error: cannot listen on {}: {e} (is another server using the port? set [server] port, --port or WAMP_PORT)",
+                plan.listen
+            );
+            return ExitCode::FAILURE;
+        }
+    };
+    let local = listener
+        .local_addr()
+        .expect("a bound listener has an address");
+    let api_listener = match &plan.api {
+        None => None,
+        Some(a) => match tokio::net::TcpListener::bind(a.bind).await {
+            Ok(l) => Some(l),
+            Err(e) => {
+                eprintln!(
+                    "error: cannot listen for the API on {}: {e} (set [api] bind)",
+                    a.bind
+                );
+                return ExitCode::FAILURE;
+            }
+        },
+    };
+    let (path_ws, page, api_plan) = (plan.path.clone(), plan.page, plan.api.clone());
+    #[cfg(feature = "tls")]
+    let tls = plan.tls.clone();
+    #[cfg(feature = "tls")]
+    let secure = tls.is_some();
+    #[cfg(not(feature = "tls"))]
+    let secure = false;
+    let topics = Arc::new(api::TopicSet::default());
+    let router = build(plan, topics.clone());
+
+    let app = if page {
+        wamp_server::tutorial::app(router.clone())
+    } else {
+        axum::Router::new()
+            .route(
+                &path_ws,
+                get(
+                    |State(r): State<Router>, headers: HeaderMap, ws: WebSocketUpgrade| async move {
+                        wamp_server::axum_handler(r, headers, ws)
+                    },
+                ),
+            )
+            .with_state(router.clone())
+    };
+    let (http, ws) = if secure {
+        ("https", "wss")
+    } else {
+        ("http", "ws")
+    };
+    let mut line = format!("wamp-server listening: WAMP {ws}://{local}{path_ws}");
+    if page {
+        line.push_str(&format!("  page {http}://{local}/"));
+    }
+
+    let shutting_down = Arc::new(AtomicBool::new(false));
+    let (stop_api, mut api_stopped) = watch::channel(false);
+    let api_task = match (api_listener, api_plan) {
+        (Some(l), Some(a)) => {
+            let api_local = l.local_addr().expect("a bound listener has an address");
+            line.push_str(&format!("  API http://{api_local}/api/"));
+            let state = api::ApiState {
+                router: router.clone(),
+                key: a.key,
+                max_body_size: a.max_body_size,
+                shutting_down: shutting_down.clone(),
+                topics,
+            };
+            let served = axum::serve(l, api::app(state))
+                .with_graceful_shutdown(async move {
+                    let _ = api_stopped.wait_for(|stopped| *stopped).await;
+                })
+                .into_future();
+            Some(tokio::spawn(served))
+        }
+        _ => None,
+    };
+    println!("{line}");
+    info!(%local, tls = secure, "listening");
+
+    // On the stop signal the API answers 503 while the sessions drain (serve_app shuts the
+    // router down and waits for them), then it stops too.
+    let flag = shutting_down.clone();
+    let shutdown = async move {
+        if !stopped_early {
+            stop.as_mut().await;
+        }
+        flag.store(true, Ordering::Release);
+    };
+    #[cfg(feature = "tls")]
+    let served = match tls {
+        Some(tls) => wamp_server::serve_app_tls(listener, router, app, tls, shutdown).await,
+        None => wamp_server::serve_app(listener, router, app, shutdown).await,
+    };
+    #[cfg(not(feature = "tls"))]
+    let served = wamp_server::serve_app(listener, router, app, shutdown).await;
+    let _ = stop_api.send(true);
+    if let Some(task) = api_task {
+        let _ = tokio::time::timeout(Duration::from_secs(2), task).await;
+    }
+    match served {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: server failed: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
