@@ -64,19 +64,20 @@ pub fn axum_handler_with_peer(
     headers: HeaderMap,
     ws: WebSocketUpgrade,
 ) -> Response {
+    let shown = || peer.map(|p| p.to_string()).unwrap_or_default();
     let offered = match handshake::check(&headers, router.options()) {
         Ok(offered) => offered,
         Err(refusal) => {
             let reason = RefusedReason::of(&refusal);
             router.counters().refused(reason);
-            tracing::info!(?peer, reason = reason.label(), status = %refusal.status, body = %refusal.body.trim_end(), "handshake refused");
+            tracing::info!(peer = %shown(), reason = reason.label(), status = %refusal.status, body = %refusal.body.trim_end(), "handshake refused");
             return (refusal.status, refusal.body).into_response();
         }
     };
     let Some(slot) = router.try_connection() else {
         router.counters().refused(RefusedReason::Limit);
         tracing::info!(
-            ?peer,
+            peer = %shown(),
             reason = "limit",
             "handshake refused: connection limit reached"
         );

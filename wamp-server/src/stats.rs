@@ -166,6 +166,22 @@ pub const CALL_DURATION_BUCKETS: [f64; 14] = [
 /// How many WAMP v1 message types there are (type ids 0 to 8).
 const MESSAGE_TYPES: usize = 9;
 
+/// The types a client sends, and the types a server sends.
+const CLIENT_TYPES: [u64; 5] = {
+    use wamp_proto::message::*;
+    [
+        TYPE_PREFIX,
+        TYPE_CALL,
+        TYPE_SUBSCRIBE,
+        TYPE_UNSUBSCRIBE,
+        TYPE_PUBLISH,
+    ]
+};
+const SERVER_TYPES: [u64; 4] = {
+    use wamp_proto::message::*;
+    [TYPE_WELCOME, TYPE_CALLRESULT, TYPE_CALLERROR, TYPE_EVENT]
+};
+
 fn counters<const N: usize>() -> [AtomicU64; N] {
     std::array::from_fn(|_| AtomicU64::new(0))
 }
@@ -305,12 +321,12 @@ impl Stats {
         subscriptions: usize,
     ) -> RouterStats {
         let load = |c: &AtomicU64| c.load(Relaxed);
-        let by_type = |counters: &[AtomicU64; MESSAGE_TYPES]| {
-            counters
+        let by_type = |counters: &[AtomicU64; MESSAGE_TYPES], types: &[u64]| {
+            types
                 .iter()
-                .enumerate()
-                .filter_map(|(id, c)| {
-                    wamp_proto::message::type_name(id as u64).map(|name| (name, load(c)))
+                .filter_map(|&id| {
+                    let name = wamp_proto::message::type_name(id)?;
+                    Some((name, load(&counters[id as usize])))
                 })
                 .collect()
         };
@@ -335,8 +351,8 @@ impl Stats {
                 .iter()
                 .map(|&r| (r, load(&self.refused[r as usize])))
                 .collect(),
-            messages_received: by_type(&self.received),
-            messages_sent: by_type(&self.sent),
+            messages_received: by_type(&self.received, &CLIENT_TYPES),
+            messages_sent: by_type(&self.sent, &SERVER_TYPES),
             received_bytes: load(&self.received_bytes),
             sent_bytes: load(&self.sent_bytes),
             calls: CallOutcome::ALL
@@ -388,11 +404,12 @@ pub struct RouterStats {
     pub sessions_closed: Vec<(CloseReason, u64)>,
     /// Connections refused before they became sessions, by why.
     pub connections_refused: Vec<(RefusedReason, u64)>,
-    /// Valid client messages read, by type name as the spec writes it (`"CALL"`); every
-    /// type is listed.
+    /// Valid client messages read, by type name as the spec writes it (`"CALL"`): PREFIX,
+    /// CALL, SUBSCRIBE, UNSUBSCRIBE, PUBLISH (a server type sent by a client closes the
+    /// session as a protocol error and is not counted here).
     pub messages_received: Vec<(&'static str, u64)>,
-    /// Messages queued for sending to sessions, by type name (WELCOME, CALLRESULT,
-    /// CALLERROR, EVENT; the others stay zero).
+    /// Messages queued for sending to sessions, by type name: WELCOME, CALLRESULT,
+    /// CALLERROR, EVENT.
     pub messages_sent: Vec<(&'static str, u64)>,
     /// Bytes of text frames read from clients (valid or not).
     pub received_bytes: u64,
