@@ -126,10 +126,14 @@ else
     finish
 fi
 
-if fg 1500 cargo build -q -p wamp-server --bin wamp-server >"$WORK/build-server.out" 2>&1; then
-    pass "setup: cargo build -p wamp-server"
+# One build for every step, the same as scripts/test's first step (a no-op after it): it
+# builds target/debug/wamp-server and wamp-cli, and the wamp-tests binaries of section 4
+# (which runs the workspace's #[ignore]d tests: only wamp-tests has any, as it must stay).
+BUILD=(cargo test -q --workspace --all-targets --no-run)
+if fg 1500 "${BUILD[@]}" >"$WORK/build-server.out" 2>&1; then
+    pass "setup: ${BUILD[*]}"
 else
-    fail "setup: cargo build -p wamp-server failed"
+    fail "setup: ${BUILD[*]} failed"
     tail -n 30 "$WORK/build-server.out" | indent
     finish
 fi
@@ -287,9 +291,9 @@ else
 fi
 
 # ------------------------------------------------------------------------------------------
-section "4. our client against the AutobahnPython and wamp.io servers (cargo test -p wamp-tests -- --ignored)"
+section "4. our client against the AutobahnPython and wamp.io servers (wamp-tests: cargo test --workspace ... -- --ignored)"
 WAMP_INTEROP_PYTHON="$PY" WAMP_INTEROP_NODE="$(command -v node)" RUST_BACKTRACE=0 \
-    fg 1500 cargo test -p wamp-tests --no-fail-fast -- --ignored --test-threads 2 \
+    fg 1500 cargo test --workspace --lib --bins --tests --no-fail-fast -- --ignored --test-threads 2 \
     >"$WORK/cargo-test.out" 2>&1
 rc=$?
 sed -n -e 's/^test \(.*\) \.\.\. ok$/PASS wamp-tests: \1/p' -e 's/^test \(.*\) \.\.\. FAILED$/FAIL wamp-tests: \1/p' "$WORK/cargo-test.out"
@@ -380,8 +384,8 @@ if [[ ! -f "$ROOT/wamp-cli/Cargo.toml" ]] || ! have_cli; then
         skip "wamp-cli vs AutobahnPython: $what: NO wamp-cli PACKAGE IN THE WORKSPACE, NOT TESTED"
     done
     echo "SKIP !!! wamp-cli is not a workspace package yet: its interop steps were NOT run !!!"
-elif ! fg 1500 cargo build -q -p wamp-cli >"$WORK/build-cli.out" 2>&1; then
-    fail "wamp-cli: cargo build -p wamp-cli failed"
+elif ! fg 1500 "${BUILD[@]}" >"$WORK/build-cli.out" 2>&1; then
+    fail "wamp-cli: ${BUILD[*]} failed"
     tail -n 30 "$WORK/build-cli.out" | indent
 else
     CLI="$TARGET_DIR/debug/wamp-cli"

@@ -1,7 +1,7 @@
 //! wamp-client against the AutobahnPython 0.8.15 server (`ab_server.py`): PubSub between two
 //! of our clients through Autobahn.
 //!
-//! Autobahn leaves the publisher out unless PUBLISH element 3 is `false` (WAMP1.md section 5
+//! Autobahn leaves the publisher out unless PUBLISH element 3 is `false` (`docs/PROTOCOL.md` section 5
 //! records this as the difference to our server, which includes it): a plain
 //! `Client::publish` (`[7, topic, event]`) therefore reaches the other subscriber only here.
 

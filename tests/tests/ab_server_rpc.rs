@@ -104,7 +104,7 @@ async fn prefix_then_curie_call_is_resolved_by_autobahn() {
             .expect("PREFIX");
         ab.expect_result(&c, "calc:rpc#echo", vec![json!("re")], json!("re"))
             .await;
-        // our client sends CURIEs as given (WAMP1.md 2: shortest form)
+        // our client sends CURIEs as given (docs/PROTOCOL.md section 2: shortest form)
         let sent: Vec<_> = ab
             .received(2)
             .into_iter()

@@ -87,6 +87,26 @@ pub fn parse_prefix(text: &str) -> Result<(String, String), String> {
     Ok((name.to_string(), uri.to_string()))
 }
 
+/// The server URL as given to `--url`, with `ws://` put in front when it names no scheme:
+/// `localhost:8080/ws` and `localhost:8080` mean `ws://localhost:8080/ws` and
+/// `ws://localhost:8080`. A URL with a scheme is left as it is (the client checks it).
+///
+/// ```
+/// use wamp_cli::args::with_scheme;
+/// assert_eq!(with_scheme("localhost:8080/ws"), "ws://localhost:8080/ws");
+/// assert_eq!(with_scheme("127.0.0.1:9000"), "ws://127.0.0.1:9000");
+/// assert_eq!(with_scheme("ws://h:1/ws"), "ws://h:1/ws");
+/// assert_eq!(with_scheme("http://h:1/ws"), "http://h:1/ws");
+/// ```
+pub fn with_scheme(url: &str) -> String {
+    let url = url.trim();
+    if url.contains("://") || url.is_empty() {
+        url.to_string()
+    } else {
+        format!("ws://{url}")
+    }
+}
+
 /// A duration as a person writes it: `300ms`, `10s`, `1.5s`.
 pub struct Human(pub Duration);
 
@@ -133,6 +153,15 @@ mod tests {
         assert_eq!(Human(Duration::from_millis(300)).to_string(), "300ms");
         assert_eq!(Human(Duration::from_secs(10)).to_string(), "10s");
         assert_eq!(Human(Duration::from_millis(1500)).to_string(), "1.5s");
+    }
+
+    #[test]
+    fn urls_without_a_scheme_are_ws() {
+        assert_eq!(with_scheme(" localhost:8080/ws "), "ws://localhost:8080/ws");
+        assert_eq!(with_scheme("[::1]:8080/ws"), "ws://[::1]:8080/ws");
+        assert_eq!(with_scheme("example.com/wamp"), "ws://example.com/wamp");
+        assert_eq!(with_scheme("wss://h/ws"), "wss://h/ws");
+        assert_eq!(with_scheme(""), "");
     }
 
     #[test]

@@ -28,10 +28,15 @@ Environment:
 Exit codes:
   0  success
   1  the server answered CALLERROR (URI, description and details on stderr), or the command failed
-  2  usage: bad flags or arguments, invalid URL, unknown CURIE prefix
+  2  usage: bad flags or arguments, invalid URL, a CURIE whose prefix is not declared
   3  connection: server unreachable, handshake refused, not a WAMP v1 server, connection lost
   4  authentication failed
-  5  timeout: connecting or a call took longer than --timeout";
+  5  timeout: connecting or a call took longer than --timeout
+
+URLs: ws://HOST:PORT/PATH; HOST:PORT/PATH without a scheme means ws://HOST:PORT/PATH.
+CURIEs: a name such as foo:bar needs its prefix declared (--prefix foo=URI); rpc and event
+(the tutorial server's) are known. Any other is refused, in every command, with exit 2.
+WAMP v1 has no acknowledgement for SUBSCRIBE and PUBLISH: nothing confirms them (-v says so).";
 
 const CALL_EXAMPLES: &str = "\
 Examples:
@@ -40,6 +45,7 @@ Examples:
   wamp-cli call rpc:add 1 2 3.5                # 6.5
   wamp-cli call rpc:echo -s 42                 # \"42\" (every ARG as a string)
   wamp-cli call rpc:echo -- -text              # \"-text\" (after --, nothing is a flag)
+  wamp-cli call rpc:echo hi --raw              # hi (a string result without JSON quotes)
   wamp-cli call rpc:throw                      # exit 1; URI, description and details on stderr
   wamp-cli --timeout 2s call http://example.com/slow#proc
   wamp-cli --prefix calc=http://example.com/simple/calc# call calc:square 23";
@@ -49,11 +55,15 @@ Examples:
   wamp-cli subscribe event:chat                     # {\"topic\":\"http://wamptutorial/event#chat\",\"event\":...}
   wamp-cli subscribe event:chat --raw               # the event only, one JSON value per line
   wamp-cli subscribe event:chat --count 1           # exit after the first event
+  wamp-cli sub event:chat --timestamps              # {\"time\":\"2026-12-01T10:00:00.000Z\",\"topic\":...}
   wamp-cli --prefix news=http://example.com/news# subscribe news:sports news:weather
   wamp-cli subscribe http://example.com/topic | jq .event
 
 A topic given as a CURIE is resolved with --prefix, else with the tutorial's rpc and event
-prefixes (WAMP v1 events carry full URIs). Stops cleanly on Ctrl-C.";
+prefixes (WAMP v1 events carry full URIs); any other prefix is refused (exit 2).
+WAMP v1 has no acknowledgement for SUBSCRIBE: nothing tells wamp-cli whether the server
+accepted the subscription, and a topic it refused simply stays quiet (-v says so).
+Stops cleanly on Ctrl-C.";
 
 const PUBLISH_EXAMPLES: &str = "\
 Examples:
@@ -64,13 +74,15 @@ Examples:
   wamp-cli publish event:chat 'not for you' --exclude SESSION_ID,OTHER_ID
   tail -f app.log | wamp-cli publish event:log --stdin     # one event per line
 
-Session ids are shown by `wamp-cli -v subscribe`.";
+Session ids are shown by `wamp-cli -v subscribe`.
+WAMP v1 has no acknowledgement for PUBLISH: exit 0 means the events were sent, not that the
+server accepted them or that anyone received them (-v says so).";
 
 const BENCH_EXAMPLES: &str = "\
 Examples:
   wamp-cli bench rpc                                          # 4 connections x 16 calls in flight, 10 s
   wamp-cli bench rpc -c 8 -i 32 -d 30s --size 1024 --procedure rpc:echo
-  wamp-cli bench fanout                                        # 4 subscribers, 1 publisher, 10 s
+  wamp-cli bench fanout                                        # 4 subscribers, 1 publisher, 10 s, on event:bench
   wamp-cli bench fanout --subscribers 16 --publishers 2 -d 10s --size 256 --json
   wamp-cli --prefix t=http://example.com/ bench fanout --topic t:bench
 
@@ -90,6 +102,8 @@ Examples:
   wamp-cli bench fanout --subscribers 16 --publishers 2 --duration 10s --size 256
   wamp-cli bench fanout --rate 1000 --json        # latency at 1000 events/s per publisher
 
+The default topic, event:bench, is the tutorial server's topic for benchmarks: its page does
+not show it, so a benchmark does not flood the chat. Against another server, choose --topic.
 Each event carries its publish time; latency is publish -> delivery to a subscriber. A publisher
 keeps at most --window events that some subscriber has not received yet, so the server is never
 flooded into closing slow subscribers.";
@@ -116,7 +130,7 @@ pub struct Cli {
 #[derive(Debug, Clone, Args)]
 #[command(next_help_heading = "Global options")]
 pub struct GlobalArgs {
-    /// WebSocket URL of the WAMP v1 server.
+    /// WebSocket URL of the WAMP v1 server (HOST:PORT/PATH without a scheme means ws://HOST:PORT/PATH).
     #[arg(
         short,
         long,
@@ -203,11 +217,11 @@ pub enum Command {
     /// Call a procedure and print its result as JSON.
     #[command(after_help = CALL_EXAMPLES)]
     Call(CallArgs),
-    /// Print the events of one or more topics, one JSON line each.
-    #[command(after_help = SUBSCRIBE_EXAMPLES)]
+    /// Print the events of one or more topics, one JSON line each (alias: sub).
+    #[command(visible_alias = "sub", after_help = SUBSCRIBE_EXAMPLES)]
     Subscribe(SubscribeArgs),
-    /// Publish an event (once, several times, or one per line of stdin).
-    #[command(after_help = PUBLISH_EXAMPLES)]
+    /// Publish an event (once, several times, or one per line of stdin) (alias: pub).
+    #[command(visible_alias = "pub", after_help = PUBLISH_EXAMPLES)]
     Publish(PublishArgs),
     /// Measure throughput and latency: RPC round trips or PubSub fan-out.
     #[command(after_help = BENCH_EXAMPLES)]
@@ -219,6 +233,23 @@ pub enum Command {
         #[arg(value_enum)]
         shell: Shell,
     },
+}
+
+impl Command {
+    /// The procedure and topic names the command will use, for the CURIE rule
+    /// ([`crate::curie::check`]).
+    pub fn uris(&self) -> Vec<&str> {
+        match self {
+            Command::Call(a) => vec![a.procedure.as_str()],
+            Command::Subscribe(a) => a.topics.iter().map(String::as_str).collect(),
+            Command::Publish(a) => vec![a.topic.as_str()],
+            Command::Bench(b) => match &b.mode {
+                BenchMode::Rpc(r) => vec![r.procedure.as_str()],
+                BenchMode::Fanout(f) => vec![f.topic.as_str()],
+            },
+            Command::Completions { .. } => Vec::new(),
+        }
+    }
 }
 
 /// `call PROC [ARG...]`.
@@ -236,6 +267,9 @@ pub struct CallArgs {
     /// Pretty-print the result.
     #[arg(long)]
     pub pretty: bool,
+    /// Print a string result as its text, without JSON quotes (other results stay JSON).
+    #[arg(long)]
+    pub raw: bool,
 }
 
 /// `subscribe TOPIC...`.
@@ -250,6 +284,10 @@ pub struct SubscribeArgs {
     /// Exit after this many events (all topics together).
     #[arg(short = 'n', long, value_name = "N")]
     pub count: Option<u64>,
+    /// Add the time each event arrived (UTC, ISO 8601, ms): a "time" field first, or with
+    /// --raw the time and a space before the event.
+    #[arg(long)]
+    pub timestamps: bool,
 }
 
 /// `publish TOPIC EVENT`.
@@ -365,8 +403,9 @@ pub struct FanoutBenchArgs {
     /// Publisher connections.
     #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1_000))]
     pub publishers: u32,
-    /// The topic (a full URI or a CURIE; resolved like `subscribe` does).
-    #[arg(long, value_name = "TOPIC", default_value = "event:chat")]
+    /// The topic (a full URI or a CURIE; resolved like `subscribe` does). The default is the
+    /// tutorial server's benchmark topic, which its page does not show.
+    #[arg(long, value_name = "TOPIC", default_value = "event:bench")]
     pub topic: String,
     /// Events a publisher may have out that some subscriber has not received yet.
     #[arg(short, long, value_name = "N", default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..))]

@@ -144,6 +144,26 @@ impl Failure {
 
     /// The server refused the WebSocket handshake: its HTTP status and body, and a hint.
     fn refused(error: Error) -> Self {
+        if let Error::HandshakeRefused { url, status, body } = &error {
+            if (200..300).contains(status) {
+                // A page where a WebSocket was expected: the path is wrong. The body (a
+                // whole HTML page, say) is no use on one line.
+                let what = if looks_like_html(body) {
+                    "a web page"
+                } else {
+                    "a plain HTTP response"
+                };
+                return Self::new(
+                    CONNECTION,
+                    format!(
+                        "{url} answered with {what} (HTTP {status}), not a WebSocket: this \
+                         is not the WAMP endpoint; try its WebSocket path, e.g. {} (the \
+                         tutorial server's)",
+                        suggest_ws_path(url)
+                    ),
+                );
+            }
+        }
         let hint = match error {
             Error::HandshakeRefused { status: 403, .. } => {
                 " (the server does not accept this client; check --url)"
@@ -190,6 +210,20 @@ impl Failure {
             ),
         )
     }
+}
+
+/// Whether a response body is an HTML page.
+fn looks_like_html(body: &str) -> bool {
+    let start: String = body.trim_start().chars().take(64).collect();
+    let start = start.to_ascii_lowercase();
+    start.starts_with("<!doctype html") || start.starts_with("<html") || start.contains("<head")
+}
+
+/// `url` with its path replaced by `/ws`.
+fn suggest_ws_path(url: &str) -> String {
+    let (scheme, rest) = url.split_once("://").unwrap_or(("ws", url));
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or(rest);
+    format!("{scheme}://{authority}/ws")
 }
 
 #[cfg(test)]
@@ -269,6 +303,59 @@ mod tests {
             },
         );
         assert_eq!(url.code(), USAGE);
+    }
+
+    #[test]
+    fn a_web_page_is_not_a_wamp_endpoint() {
+        let page = Failure::connecting(
+            "ws://localhost:8080",
+            None,
+            Error::HandshakeRefused {
+                url: "ws://localhost:8080".into(),
+                status: 200,
+                body: "<!DOCTYPE html>\n<html><head><title>x</title></head></html>".into(),
+            },
+        );
+        assert_eq!(page.code(), CONNECTION);
+        assert_eq!(
+            page.message(),
+            "ws://localhost:8080 answered with a web page (HTTP 200), not a WebSocket: this is \
+             not the WAMP endpoint; try its WebSocket path, e.g. ws://localhost:8080/ws (the \
+             tutorial server's)"
+        );
+        assert_eq!(suggest_ws_path("ws://h:1/index.html?x"), "ws://h:1/ws");
+        assert_eq!(suggest_ws_path("wss://h"), "wss://h/ws");
+        let refusal = |status: u16, body: &str| {
+            Failure::connecting(
+                "ws://h:1/x",
+                None,
+                Error::HandshakeRefused {
+                    url: "ws://h:1/x".into(),
+                    status,
+                    body: body.into(),
+                },
+            )
+        };
+        let plain = refusal(204, "");
+        assert!(
+            plain.message().starts_with(
+                "ws://h:1/x answered with a plain HTTP response (HTTP 204), not a WebSocket"
+            ),
+            "{}",
+            plain.message()
+        );
+        // An error page keeps the server's own words.
+        let missing = refusal(404, "<html>not found</html>");
+        assert!(
+            !missing.message().contains("web page"),
+            "{}",
+            missing.message()
+        );
+        assert!(
+            missing.message().contains("HTTP 404"),
+            "{}",
+            missing.message()
+        );
     }
 
     #[test]

@@ -56,7 +56,12 @@ pub async fn run(conn: &Connection, args: PublishArgs) -> Result<(), Failure> {
     let sent = publisher.sent;
     // Closing sends what is queued, then the WebSocket close: every event has left.
     client.close().await;
-    info!(topic = %args.topic, events = sent, "published");
+    info!(
+        topic = %args.topic,
+        events = sent,
+        "PUBLISH sent; WAMP v1 has no reply to PUBLISH, so nothing confirms that the server \
+         accepted it or that anyone received it"
+    );
     outcome
 }
 

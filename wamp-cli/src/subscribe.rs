@@ -16,11 +16,27 @@ use crate::output;
 /// How many events a subscription buffers for this process before the client drops some.
 const BUFFER: usize = 1 << 16;
 
-/// One output line: `{"topic":…,"event":…}`, in that order.
+/// One output line: `{"topic":…,"event":…}`, in that order, after `"time"` with
+/// `--timestamps`.
 #[derive(Serialize)]
 struct Line<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    time: Option<&'a str>,
     topic: &'a str,
     event: &'a Value,
+}
+
+/// The text of one event's line.
+fn render(topic: &str, event: &Value, raw: bool, time: Option<&str>) -> serde_json::Result<String> {
+    if raw {
+        let event = serde_json::to_string(event)?;
+        Ok(match time {
+            Some(time) => format!("{time} {event}"),
+            None => event,
+        })
+    } else {
+        serde_json::to_string(&Line { time, topic, event })
+    }
 }
 
 /// Runs `subscribe`.
@@ -46,10 +62,15 @@ pub async fn run(conn: &Connection, args: SubscribeArgs) -> Result<(), Failure> 
         subscriptions.push(sub);
     }
     let session = client.session_id().unwrap_or_default();
-    info!(topics = ?topics, %session, "subscribed");
+    info!(
+        topics = ?topics,
+        %session,
+        "SUBSCRIBE sent; WAMP v1 has no reply to SUBSCRIBE, so nothing confirms that the \
+         server accepted it (a refused subscription just receives nothing)"
+    );
     if std::io::stderr().is_terminal() {
         eprintln!(
-            "subscribed to {} as session {session}; Ctrl-C to stop",
+            "subscribed to {} as session {session} (WAMP v1 does not confirm it); Ctrl-C to stop",
             topics.join(", ")
         );
     }
@@ -71,11 +92,10 @@ pub async fn run(conn: &Connection, args: SubscribeArgs) -> Result<(), Failure> 
                     };
                     break Err(lost(conn.url(), &why));
                 };
-                let text = if args.raw {
-                    serde_json::to_string(&event.payload)
-                } else {
-                    serde_json::to_string(&Line { topic: &event.topic, event: &event.payload })
-                };
+                let time = args
+                    .timestamps
+                    .then(|| wamp_proto::cra::utc_timestamp(std::time::SystemTime::now()));
+                let text = render(&event.topic, &event.payload, args.raw, time.as_deref());
                 let text = text.map_err(|e| Failure::other(format!("cannot print an event: {e}")))?;
                 if !output::line(&text) {
                     break Ok(());
@@ -115,4 +135,29 @@ fn lost(url: &str, why: &str) -> Failure {
         &format!("the subscription on {url}"),
         wamp_client::Error::ConnectionLost(why.to_string()),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn lines_with_and_without_timestamps() {
+        let t = Some("2026-12-01T10:00:00.000Z");
+        let e = json!({"a": 1});
+        assert_eq!(
+            render("http://t", &e, false, None).unwrap(),
+            r#"{"topic":"http://t","event":{"a":1}}"#
+        );
+        assert_eq!(
+            render("http://t", &e, false, t).unwrap(),
+            r#"{"time":"2026-12-01T10:00:00.000Z","topic":"http://t","event":{"a":1}}"#
+        );
+        assert_eq!(render("http://t", &e, true, None).unwrap(), r#"{"a":1}"#);
+        assert_eq!(
+            render("http://t", &e, true, t).unwrap(),
+            r#"2026-12-01T10:00:00.000Z {"a":1}"#
+        );
+    }
 }

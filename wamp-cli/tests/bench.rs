@@ -97,7 +97,8 @@ fn bench_fanout_json_report() {
         ],
     );
     assert_eq!(report["mode"], "fanout");
-    assert_eq!(report["topic"], CHAT);
+    // The default topic is the tutorial's benchmark topic, not the chat.
+    assert_eq!(report["topic"], wamp_server::tutorial::BENCH);
     assert_eq!(report["subscribers"], 3);
     assert_eq!(report["publishers"], 2);
     let published = number(&report, "published");
@@ -115,7 +116,11 @@ fn bench_fanout_json_report() {
     assert_percentiles_ordered(&report);
     // The bench's sessions are gone.
     let deadline = std::time::Instant::now() + RUN_LIMIT;
-    while !server.router.subscribers(CHAT).is_empty() {
+    while !server
+        .router
+        .subscribers(wamp_server::tutorial::BENCH)
+        .is_empty()
+    {
         assert!(std::time::Instant::now() < deadline);
         std::thread::sleep(std::time::Duration::from_millis(20));
     }

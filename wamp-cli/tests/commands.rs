@@ -123,8 +123,13 @@ fn url_and_prefixes_from_flags_and_from_the_environment() {
     assert_code(&out, 0);
     assert_eq!(stdout(&out), "16.0\n");
 
-    // Without the prefix the server does not know the CURIE.
+    // Without the prefix the CURIE is refused before connecting (the CURIE rule, exit 2;
+    // the server would not know it either).
     let out = run(&mut server.cli(&["call", "calc:square", "3"]));
+    assert_code(&out, 2);
+    assert!(stderr(&out).contains("\"calc\" is not a declared prefix"));
+    // A full URI nobody registered is the server's #notfound.
+    let out = run(&mut server.cli(&["call", "http://example.com/calc#cube", "3"]));
     assert_code(&out, 1);
     assert!(stderr(&out).contains("#notfound"));
 }

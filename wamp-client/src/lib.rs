@@ -3,13 +3,13 @@
 //!
 //! A [`Client`] is a cheap, cloneable handle (`Clone + Send + Sync`) over a channel to one
 //! driver task, which [`Client::connect`] spawns and which alone owns the WebSocket. A
-//! [`Subscription`] is a [`Stream`](futures::Stream) of events; dropping it unsubscribes.
+//! [`Subscription`] is a [`Stream`](https://docs.rs/futures/0.3/futures/stream/trait.Stream.html) of events; dropping it unsubscribes.
 //! When the link drops, calls in flight fail with [`Error::ConnectionLost`], and the
 //! client reconnects as its [`ReconnectPolicy`] says, then sends its prefixes again,
 //! authenticates again if it had, and re-subscribes every live subscription.
 //!
-//! The wire format (messages, CURIEs, WAMP-CRA) comes from [`wamp_proto`]; the project's
-//! `spec/WAMP1.md` describes the protocol.
+//! The wire format (messages, CURIEs, WAMP-CRA) comes from the `wamp-proto` crate; the project's
+//! `docs/PROTOCOL.md` describes the protocol.
 //!
 //! # Connect
 //!
@@ -196,7 +196,7 @@
 //!
 //! # Logging
 //!
-//! The driver logs with [`tracing`] under a `wamp_client` span carrying the URL: connects
+//! The driver logs with [`tracing`](https://docs.rs/tracing) under a `wamp_client` span carrying the URL: connects
 //! and closes at info, lost connections and protocol errors from the server at warn, the
 //! rest at debug.
 //!

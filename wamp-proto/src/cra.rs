@@ -1,4 +1,4 @@
-//! WAMP-CRA crypto (spec/WAMP1.md section 6): signing, PBKDF2 key derivation, constant-time
+//! WAMP-CRA crypto (`docs/PROTOCOL.md` section 6): signing, PBKDF2 key derivation, constant-time
 //! verification and the challenge object.
 //!
 //! The signature over a challenge is `base64(HMAC-SHA256(key = secret, message = challenge))`,

@@ -8,7 +8,7 @@
 //! - [`Permissions`]: what a session may call, publish and subscribe to.
 //! - [`ids`]: session and call ids from a secure random source.
 //!
-//! This crate does no I/O. `spec/WAMP1.md` in the project's shared folder is the normative
+//! This crate does no I/O. The repository's `docs/PROTOCOL.md` is the normative
 //! description of everything here.
 //!
 //! ```

@@ -1,4 +1,4 @@
-//! The nine WAMP v1 messages and their JSON array encoding (spec/WAMP1.md section 2).
+//! The nine WAMP v1 messages and their JSON array encoding (`docs/PROTOCOL.md` section 2).
 
 use serde::ser::{Serialize, SerializeSeq, Serializer};
 use serde_json::Value;
@@ -99,7 +99,7 @@ pub enum Message {
     },
     /// `[7, topicUri, event(, exclude(, eligible))]`: publish an event.
     ///
-    /// The four forms of WAMP1.md section 2 map as follows: no element 3 is `exclude: None`;
+    /// The four forms of `docs/PROTOCOL.md` section 2 map as follows: no element 3 is `exclude: None`;
     /// a boolean is [`Exclude::Me`]; a list is [`Exclude::Sessions`]; element 4 is `eligible`.
     /// A `null` in element 3 or 4 reads as absent (AutobahnPython 0.8 sends
     /// `[7, topic, event, null]`); a `null` exclude before an eligible list reads as an empty

@@ -1,4 +1,4 @@
-//! Permissions (spec/WAMP1.md 6.5): which procedures a session may call and which topics it
+//! Permissions (`docs/PROTOCOL.md` section 6.6): which procedures a session may call and which topics it
 //! may publish and subscribe to, in AutobahnPython's JSON form.
 
 use serde::{Deserialize, Serialize};

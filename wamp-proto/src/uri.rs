@@ -26,7 +26,7 @@ pub struct WellKnownError {
 
 macro_rules! well_known_errors {
     ($($(#[$doc:meta])* $name:ident = $frag:literal, $desc:literal;)*) => {
-        /// The well-known CALLERRORs of spec/WAMP1.md sections 4 and 6.
+        /// The well-known CALLERRORs of `docs/PROTOCOL.md` sections 4 and 6.
         pub mod errors {
             use super::WellKnownError;
             $(

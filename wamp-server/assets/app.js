@@ -1,5 +1,8 @@
 // The tutorial demo page: connect, authenticate as guest, subscribe to event:chat, and log
-// every frame and result on the page and in the console.
+// every frame and result on the page and in the console. Long entries (the permissions JSON of
+// the WAMP-CRA exchange, say) show as one line that expands on click, so the connection and
+// WELCOME lines stay on the first screen; the log follows the newest frames unless the reader
+// has scrolled up, and then offers a jump back to them.
 import './wamp1.js'; // a classic script: defines globalThis.wamp1 (and ab)
 
 const { WampSession } = globalThis.wamp1;
@@ -9,10 +12,13 @@ const WS_URI = `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.ho
 const AUTH_KEY = 'guest';
 const AUTH_SECRET = 'secret-password';
 const MAX_LOG_ENTRIES = 1000;
+// Entries longer than this, or of several lines, start collapsed to one line.
+const COLLAPSE_OVER_CHARS = 120;
 
 const $ = (id) => document.getElementById(id);
 const statusEl = $('status');
 const logEl = $('log');
+const latestBtn = $('log-latest');
 const actionButtons = ['chat-btn', 'echo-btn', 'throw-btn', 'ping-btn'].map($);
 
 // --- log -------------------------------------------------------------------------------------
@@ -23,10 +29,26 @@ function timestamp() {
   return `${p(d.getHours())}:${p(d.getMinutes())}:${p(d.getSeconds())}.${p(d.getMilliseconds(), 3)}`;
 }
 
+const atBottom = () => logEl.scrollHeight - logEl.scrollTop - logEl.clientHeight < 24;
+
+function scrollToLatest() {
+  logEl.scrollTop = logEl.scrollHeight;
+  latestBtn.hidden = true;
+}
+
+/** Expands or collapses a long entry (its full text is always in the DOM). */
+function setExpanded(li, expanded) {
+  li.classList.toggle('collapsed', !expanded);
+  const toggle = li.querySelector('.toggle');
+  toggle.setAttribute('aria-expanded', String(expanded));
+  toggle.textContent = expanded ? '−' : '+';
+  toggle.title = expanded ? 'Collapse to one line' : `Show all ${li.dataset.length} characters`;
+}
+
 /** kind: send | recv | info | result | event | error */
 function log(kind, text) {
   console.log(`[${kind}] ${text}`);
-  const atBottom = logEl.scrollHeight - logEl.scrollTop - logEl.clientHeight < 24;
+  const following = atBottom();
   const li = document.createElement('li');
   li.className = `entry ${kind}`;
   li.dataset.kind = kind;
@@ -38,10 +60,29 @@ function log(kind, text) {
   const body = document.createElement('code');
   body.textContent = text;
   li.append(time, tag, body);
+  if (text.length > COLLAPSE_OVER_CHARS || text.includes('\n')) {
+    li.classList.add('long');
+    li.dataset.length = String(text.length);
+    const toggle = document.createElement('button');
+    toggle.type = 'button';
+    toggle.className = 'toggle';
+    li.append(toggle);
+    setExpanded(li, false);
+  }
   logEl.append(li);
   while (logEl.childElementCount > MAX_LOG_ENTRIES) logEl.firstElementChild.remove();
-  if (atBottom) logEl.scrollTop = logEl.scrollHeight;
+  if (following) scrollToLatest();
+  else latestBtn.hidden = false;
 }
+
+// A click on a long entry (not a text selection in it) expands or collapses it.
+logEl.addEventListener('click', (e) => {
+  const li = e.target.closest('li.long');
+  if (!li || (e.target.closest('code') && String(window.getSelection()).length > 0)) return;
+  setExpanded(li, li.classList.contains('collapsed'));
+});
+logEl.addEventListener('scroll', () => { if (atBottom()) latestBtn.hidden = true; });
+latestBtn.addEventListener('click', scrollToLatest);
 
 const json = (value) => JSON.stringify(value);
 
@@ -145,7 +186,7 @@ $('chat-btn').addEventListener('click', () => {
 $('echo-btn').addEventListener('click', () => call('rpc:echo', $('echo-text').value));
 $('throw-btn').addEventListener('click', () => call('rpc:throw'));
 $('ping-btn').addEventListener('click', () => call('rpc:ping'));
-$('clear-btn').addEventListener('click', () => logEl.replaceChildren());
+$('clear-btn').addEventListener('click', () => { logEl.replaceChildren(); latestBtn.hidden = true; });
 
 // For the console and for tests.
 window.wampSession = session;

@@ -1,5 +1,5 @@
 //! WAMP-CRA on the server: credential providers, the per-session state machine of `authreq`
-//! and `auth`, and the rules of spec/WAMP1.md section 6.
+//! and `auth`, and the rules of `docs/PROTOCOL.md` section 6.
 //!
 //! Security rules, all enforced here and in the session's single permission check:
 //! - Permissions take effect only when `auth` succeeds with a valid signature. Requesting a

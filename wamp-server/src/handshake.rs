@@ -1,4 +1,4 @@
-//! The WebSocket handshake rules of spec/WAMP1.md section 1: the `wamp` subprotocol and the
+//! The WebSocket handshake rules of `docs/PROTOCOL.md` section 1: the `wamp` subprotocol and the
 //! origin rules (same origin, or on the allow-list), shared by every transport.
 
 use http::{HeaderMap, HeaderValue, StatusCode};

@@ -2,7 +2,7 @@
 //!
 //! Build a [`Router`] with procedures and topic policies, then [`serve`] it on a listener (or
 //! mount it in an axum app with [`axum_handler`]). The wire behaviour follows the project's
-//! `spec/WAMP1.md`: every CALL gets exactly one reply, CURIEs resolve at the first colon,
+//! `docs/PROTOCOL.md`: every CALL gets exactly one reply, CURIEs resolve at the first colon,
 //! events reach (subscribers ∩ eligible) − exclude, and bad input closes only the session that
 //! sent it (see [`close`] for the codes).
 //!
@@ -52,6 +52,9 @@
 //!
 //! Every per-session resource has a bound in [`Options`] (defaults in parentheses, close
 //! code after the arrow):
+//! - [`Options::max_connections`] (10,000 sessions) → HTTP 503;
+//!   [`Options::handshake_timeout`] (10 s) and [`Options::max_pending_handshakes`] (1,024)
+//!   → the TCP connection is dropped;
 //! - outgoing queue: [`Options::outbox_capacity`] (4,096 frames) and
 //!   [`Options::outbox_max_bytes`] (4 MiB, also the largest frame sent and the bound on
 //!   pongs) → 1008; a close frame to a client that does not read gets
@@ -59,9 +62,10 @@
 //! - [`Options::max_prefixes`] (1,024), [`Options::max_subscriptions`] (10,000),
 //!   [`Options::max_uri_length`] (2 KiB) → 1008 with a reason naming the limit;
 //! - [`Options::max_message_size`] (1 MiB) → 1009;
-//! - [`Options::max_calls_in_flight`] (256): at the cap the socket is not read until a call
-//!   finishes (no close);
-//! - [`Options::policy_timeout`] (10 s) for topic policy callbacks (deny / drop);
+//! - [`Options::max_calls_in_flight`] (256, PubSub messages queued behind a topic policy
+//!   callback included): at the cap the socket is not read until one finishes (no close);
+//! - [`Options::policy_timeout`] (10 s) for topic policy callbacks (deny / drop; the
+//!   session keeps answering calls meanwhile, PubSub stays in order);
 //!   [`AuthConfig::lookup_timeout`] (10 s) for credential lookups (`#auth-permissions-error`);
 //!   [`AuthConfig::timeout`] (20 s) to authenticate → 4401.
 //!

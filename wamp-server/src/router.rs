@@ -47,8 +47,9 @@ pub struct Options {
     /// until they are flushed to the socket, so a client that pings but never reads is a slow
     /// consumer as well; the WebSocket layer's write buffer is bounded by this. Default 4 MiB.
     pub outbox_max_bytes: usize,
-    /// The most calls of one session running at once. At the cap the session's socket is not
-    /// read until a call finishes, so TCP pushes back on the client. Default 256.
+    /// The most calls of one session running at once; PubSub messages waiting their turn
+    /// behind a topic policy callback count too. At the cap the session's socket is not read
+    /// until one finishes, so TCP pushes back on the client. Default 256.
     pub max_calls_in_flight: usize,
     /// Keep a session's running calls going after the session ends (their replies go
     /// nowhere). By default (`false`) they are aborted, so a handler that never returns does
@@ -69,9 +70,10 @@ pub struct Options {
     pub close_wait: Duration,
     /// How long a topic policy callback ([`crate::Topic::on_subscribe`],
     /// [`crate::Topic::on_publish`]) may take; one that takes longer denies the SUBSCRIBE or
-    /// drops the PUBLISH (logged). Policies are awaited in the order of the session's
-    /// messages, so a PUBLISH after a SUBSCRIBE sees its outcome; shutdown and the auth
-    /// timeout still end the session while one waits. Default 10 s.
+    /// drops the PUBLISH (logged). While one waits the session goes on reading and answering
+    /// its calls; its PubSub messages queue behind it and are handled in order, so a PUBLISH
+    /// after a SUBSCRIBE sees its outcome (the queue counts toward
+    /// [`Options::max_calls_in_flight`]). Default 10 s.
     pub policy_timeout: Duration,
     /// How a graceful shutdown ends each session once its calls in flight have answered.
     /// Default [`ShutdownClose::Drop`].
@@ -135,7 +137,7 @@ impl Default for Options {
 /// [`Options::shutdown_grace`] passed).
 ///
 /// WAMP v1 has no goodbye message, so a client learns of a shutdown only from the
-/// connection's end (spec/WAMP1.md section 7, "server shutdown"). AutobahnJS 0.8, the client
+/// connection's end (`docs/PROTOCOL.md` section 7, "server shutdown"). AutobahnJS 0.8, the client
 /// of deployed v1 pages, reconnects only after an *unclean* close: after a clean close
 /// handshake (`wasClean` true) it reports "closed by the app" and never retries. So the
 /// default ends the TCP connection without a close frame, which every client treats as a

@@ -1,7 +1,7 @@
 //! One session: its private state, the reader loop and THE dispatch `match` over client
 //! messages. What others hold of a session (its outbox and writer) is in `outbox.rs`.
 
-use std::collections::HashSet;
+use std::collections::{HashSet, VecDeque};
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,7 +17,7 @@ use wamp_proto::{Exclude, Message, Permissions};
 
 use crate::auth::{self, AuthState, AuthUser, AuthreqStep, ProviderError};
 use crate::close::SessionError;
-use crate::handler::{CallContext, CallError};
+use crate::handler::{BoxFuture, CallContext, CallError};
 use crate::outbox::{write_loop, AbortOnDrop, SessionHandle};
 use crate::router::{Router, ShutdownClose};
 use crate::stats::{AuthResult, CallOutcome, CloseReason};
@@ -92,6 +92,7 @@ where
         auth: AuthState::default(),
         calls: JoinSet::new(),
         opened: std::time::Instant::now(),
+        pubsub: PubSubQueue::default(),
     };
     router.register_session(handle.clone());
     router.counters().session_opened();
@@ -113,22 +114,13 @@ where
             let auth_timer =
                 sleep_until_some(auth_deadline.filter(|_| !session.auth.is_authenticated()));
             let fatal: Option<SessionError> = tokio::select! {
-                // At the cap of calls in flight the socket is not read, so TCP pushes back
-                // on the client.
-                inbound = stream.next(), if session.calls.len() < max_calls => match inbound {
+                // At the cap of calls in flight (PubSub messages waiting on a topic policy
+                // count too) the socket is not read, so TCP pushes back on the client.
+                inbound = stream.next(), if session.in_flight() < max_calls => match inbound {
+                    // Never waits: a slow call or topic policy goes on beside the reader.
                     Some(Inbound::Text(text)) => {
                         router.counters().received_bytes(text.len());
-                        // A message may wait on a topic policy callback (in order, bounded by
-                        // policy_timeout); shutdown and the auth timer still apply meanwhile.
-                        let auth_at = auth_deadline.filter(|_| !session.auth.is_authenticated());
-                        // Biased to the message: one that needs no wait (most) is handled on
-                        // the first poll, and the other two are never polled.
-                        tokio::select! {
-                            biased;
-                            handled = session.handle_text(&text) => handled.err(),
-                            _ = shutdown.changed() => break End::Shutdown,
-                            _ = sleep_until_some(auth_at) => Some(SessionError::AuthTimeout),
-                        }
+                        session.handle_text(&text).err()
                     }
                     Some(Inbound::Binary) => Some(SessionError::Binary),
                     Some(Inbound::TooBig) => Some(SessionError::TooBig(options.max_message_size)),
@@ -147,6 +139,9 @@ where
                     }
                     None
                 }
+                // The topic policy the oldest PubSub message waited on decided: apply it, go
+                // on with the messages queued behind it.
+                decided = session.pubsub.decided() => session.decided(decided).err(),
                 _ = &mut writer.0 => {
                     writer_done = true;
                     break End::Lost;
@@ -226,6 +221,65 @@ struct Session {
     calls: JoinSet<Done>,
     /// When the session opened, for the close log line.
     opened: std::time::Instant,
+    /// SUBSCRIBE, UNSUBSCRIBE and PUBLISH behind a topic policy callback being awaited.
+    pubsub: PubSubQueue,
+}
+
+/// A session's PubSub messages in the order they came: each is handled once those before it
+/// are, so a PUBLISH after a SUBSCRIBE sees its outcome, while the session's reader goes on
+/// with its calls. Most need no wait and never queue.
+#[derive(Default)]
+struct PubSubQueue {
+    waiting: VecDeque<PubSub>,
+    /// The topic policy callback of the oldest message, under `policy_timeout`.
+    pending: Option<BoxFuture<Decided>>,
+}
+
+impl PubSubQueue {
+    fn len(&self) -> usize {
+        self.waiting.len() + usize::from(self.pending.is_some())
+    }
+
+    /// The pending callback's decision; never resolves without one. Cancel-safe: the
+    /// callback stays here until it decides.
+    async fn decided(&mut self) -> Decided {
+        let Some(pending) = self.pending.as_mut() else {
+            return std::future::pending().await;
+        };
+        let decided = pending.await;
+        self.pending = None;
+        decided
+    }
+}
+
+/// A PubSub message resolved, with the permissions and key in force when it came.
+enum PubSub {
+    Subscribe {
+        uri: String,
+        permitted: bool,
+        auth_key: Option<Arc<str>>,
+    },
+    Unsubscribe {
+        uri: String,
+    },
+    Publish {
+        uri: String,
+        permitted: bool,
+        auth_key: Option<Arc<str>>,
+        publication: Publication,
+    },
+}
+
+/// What a topic policy callback decided.
+enum Decided {
+    Subscribe {
+        uri: String,
+        allowed: bool,
+    },
+    Publish {
+        uri: String,
+        publication: Option<Publication>,
+    },
 }
 
 /// What a task of the session finished.
@@ -304,8 +358,14 @@ impl Session {
         Ok(resolved)
     }
 
-    /// Parses one text frame and does what it says.
-    async fn handle_text(&mut self, text: &str) -> Result<(), SessionError> {
+    /// Calls running plus PubSub messages waiting (for [`crate::Options::max_calls_in_flight`]).
+    fn in_flight(&self) -> usize {
+        self.calls.len() + self.pubsub.len()
+    }
+
+    /// Parses one text frame and does what it says, without waiting: what may take time (a
+    /// call, a topic policy) goes on beside the reader.
+    fn handle_text(&mut self, text: &str) -> Result<(), SessionError> {
         let msg = Message::from_json(text).map_err(SessionError::Protocol)?;
         self.router.counters().received(msg.type_id());
         match msg {
@@ -314,18 +374,27 @@ impl Session {
                 call_id,
                 proc_uri,
                 args,
-            } => self.on_call(call_id, &proc_uri, args).await?,
-            Message::Subscribe { topic_uri } => self.on_subscribe(&topic_uri).await?,
-            Message::Unsubscribe { topic_uri } => self.on_unsubscribe(&topic_uri)?,
+            } => self.on_call(call_id, &proc_uri, args)?,
+            Message::Subscribe { topic_uri } => {
+                let uri = self.resolve(&topic_uri)?.into_owned();
+                let permitted = self.permissions().is_none_or(|p| p.may_subscribe(&uri));
+                let auth_key = self.auth.key();
+                self.pubsub(PubSub::Subscribe {
+                    uri,
+                    permitted,
+                    auth_key,
+                })?
+            }
+            Message::Unsubscribe { topic_uri } => {
+                let uri = self.resolve(&topic_uri)?.into_owned();
+                self.pubsub(PubSub::Unsubscribe { uri })?
+            }
             Message::Publish {
                 topic_uri,
                 event,
                 exclude,
                 eligible,
-            } => {
-                self.on_publish(&topic_uri, event, exclude, eligible)
-                    .await?
-            }
+            } => self.on_publish(&topic_uri, event, exclude, eligible)?,
             other => return Err(SessionError::ServerMessage(other.name())),
         }
         Ok(())
@@ -368,7 +437,7 @@ impl Session {
         reply(&self.handle, call_id, result);
     }
 
-    async fn on_call(
+    fn on_call(
         &mut self,
         call_id: String,
         proc_uri: &str,
@@ -425,7 +494,7 @@ impl Session {
                 return Ok(());
             }
         }
-        // Not found before unauthorized (spec/WAMP1.md section 4): a typo in a procedure name
+        // Not found before unauthorized (docs/PROTOCOL.md section 4): a typo in a procedure name
         // should say so, whatever the session's permissions.
         let Some(procedure) = self.router.procedure(&uri) else {
             self.router.counters().call_refused(CallOutcome::NotFound);
@@ -471,63 +540,13 @@ impl Session {
         // right here, saving a task spawn and a hop between tasks. One that waits goes on in
         // its own task, so it never holds up this session's other messages.
         let mut call = Box::pin(call.in_current_span());
-        if futures::poll!(call.as_mut()).is_pending() {
+        if call.as_mut().now_or_never().is_none() {
             self.calls.spawn(call);
         }
         Ok(())
     }
 
-    async fn on_subscribe(&mut self, topic_uri: &str) -> Result<(), SessionError> {
-        let uri = self.resolve(topic_uri)?.into_owned();
-        if self.subscriptions.contains(&uri) {
-            return Ok(());
-        }
-        let max = self.router.options().max_subscriptions;
-        if self.subscriptions.len() >= max {
-            return Err(SessionError::Limit {
-                what: "too many subscriptions",
-                name: "max_subscriptions",
-                limit: max,
-            });
-        }
-        if self.permissions().is_some_and(|p| !p.may_subscribe(&uri)) {
-            debug!(topic = %uri, "subscribe denied by permissions");
-            return Ok(());
-        }
-        let allowed = match self.router.topic_policy(&uri).map(|t| t.subscribe) {
-            None | Some(SubscribePolicy::Deny) => false,
-            Some(SubscribePolicy::Allow) => true,
-            Some(SubscribePolicy::Check(check)) => {
-                let timeout = self.router.options().policy_timeout;
-                match tokio::time::timeout(timeout, check(self.topic_context(&uri))).await {
-                    Ok(allowed) => allowed,
-                    Err(_) => {
-                        warn!(topic = %uri, ?timeout, "subscribe policy timed out: denied");
-                        false
-                    }
-                }
-            }
-        };
-        if !allowed {
-            debug!(topic = %uri, "subscribe denied by topic policy");
-            return Ok(());
-        }
-        self.router.add_subscription(&uri, &self.handle);
-        debug!(topic = %uri, "subscribed");
-        self.subscriptions.insert(uri);
-        Ok(())
-    }
-
-    fn on_unsubscribe(&mut self, topic_uri: &str) -> Result<(), SessionError> {
-        let uri = self.resolve(topic_uri)?;
-        if self.subscriptions.remove(uri.as_ref()) {
-            self.router.remove_subscription(&uri, &self.handle.id);
-            debug!(topic = %uri, "unsubscribed");
-        }
-        Ok(())
-    }
-
-    async fn on_publish(
+    fn on_publish(
         &mut self,
         topic_uri: &str,
         event: Value,
@@ -535,14 +554,7 @@ impl Session {
         eligible: Option<Vec<String>>,
     ) -> Result<(), SessionError> {
         let uri = self.resolve(topic_uri)?.into_owned();
-        if self.permissions().is_some_and(|p| !p.may_publish(&uri)) {
-            debug!(topic = %uri, "publish denied by permissions");
-            return Ok(());
-        }
-        let Some(policy) = self.router.topic_policy(&uri).map(|t| t.publish) else {
-            debug!(topic = %uri, "publish to a topic no policy opens");
-            return Ok(());
-        };
+        let permitted = self.permissions().is_none_or(|p| p.may_publish(&uri));
         let receives_own = self.router.options().publisher_receives_own_events;
         let (mut exclude, exclude_me) = match exclude {
             None => (Vec::new(), !receives_own),
@@ -557,28 +569,148 @@ impl Session {
             exclude,
             eligible,
         };
-        let publication = match policy {
-            PublishPolicy::Deny => None,
-            PublishPolicy::Allow => Some(publication),
-            PublishPolicy::Broker(broker) => {
-                let timeout = self.router.options().policy_timeout;
-                let decided = broker(self.topic_context(&uri), publication);
-                match tokio::time::timeout(timeout, decided).await {
-                    Ok(publication) => publication,
-                    Err(_) => {
-                        warn!(topic = %uri, ?timeout, "publish policy timed out: dropped");
-                        None
-                    }
+        let auth_key = self.auth.key();
+        self.pubsub(PubSub::Publish {
+            uri,
+            permitted,
+            auth_key,
+            publication,
+        })
+    }
+
+    /// Queues a PubSub message behind those waiting, and handles what may go now.
+    fn pubsub(&mut self, message: PubSub) -> Result<(), SessionError> {
+        self.pubsub.waiting.push_back(message);
+        self.pump()
+    }
+
+    /// Handles queued PubSub messages in order until one waits on a topic policy callback.
+    fn pump(&mut self) -> Result<(), SessionError> {
+        while self.pubsub.pending.is_none() {
+            let Some(message) = self.pubsub.waiting.pop_front() else {
+                break;
+            };
+            if let Some(mut wait) = self.start(message)? {
+                // A callback that answers at once (most) is applied right here.
+                match (&mut wait).now_or_never() {
+                    Some(decided) => self.apply(decided),
+                    None => self.pubsub.pending = Some(wait),
                 }
             }
-        };
-        let Some(p) = publication else {
-            debug!(topic = %uri, "publish dropped by topic policy");
-            return Ok(());
-        };
-        let n = self.router.relay(&self.handle.id, &uri, &p);
-        debug!(topic = %uri, recipients = n, "published");
+        }
         Ok(())
+    }
+
+    /// A topic policy callback decided: applies it and goes on with the queue.
+    fn decided(&mut self, decided: Decided) -> Result<(), SessionError> {
+        self.apply(decided);
+        self.pump()
+    }
+
+    /// Handles one PubSub message; returns the policy callback to await, if it needs one.
+    fn start(&mut self, message: PubSub) -> Result<Option<BoxFuture<Decided>>, SessionError> {
+        let timeout = self.router.options().policy_timeout;
+        match message {
+            PubSub::Subscribe {
+                uri,
+                permitted,
+                auth_key,
+            } => {
+                if self.subscriptions.contains(&uri) {
+                    return Ok(None);
+                }
+                let max = self.router.options().max_subscriptions;
+                if self.subscriptions.len() >= max {
+                    return Err(SessionError::Limit {
+                        what: "too many subscriptions",
+                        name: "max_subscriptions",
+                        limit: max,
+                    });
+                }
+                if !permitted {
+                    debug!(topic = %uri, "subscribe denied by permissions");
+                    return Ok(None);
+                }
+                let allowed = match self.router.topic_policy(&uri).map(|t| t.subscribe) {
+                    None | Some(SubscribePolicy::Deny) => false,
+                    Some(SubscribePolicy::Allow) => true,
+                    Some(SubscribePolicy::Check(check)) => {
+                        let checked = check(self.topic_context(&uri, auth_key));
+                        return Ok(Some(Box::pin(async move {
+                            let allowed = tokio::time::timeout(timeout, checked)
+                                .await
+                                .unwrap_or_else(|_| {
+                                    warn!(topic = %uri, ?timeout, "subscribe policy timed out: denied");
+                                    false
+                                });
+                            Decided::Subscribe { uri, allowed }
+                        })));
+                    }
+                };
+                self.apply(Decided::Subscribe { uri, allowed });
+            }
+            PubSub::Unsubscribe { uri } => {
+                if self.subscriptions.remove(&uri) {
+                    self.router.remove_subscription(&uri, &self.handle.id);
+                    debug!(topic = %uri, "unsubscribed");
+                }
+            }
+            PubSub::Publish {
+                uri,
+                permitted,
+                auth_key,
+                publication,
+            } => {
+                if !permitted {
+                    debug!(topic = %uri, "publish denied by permissions");
+                    return Ok(None);
+                }
+                let Some(policy) = self.router.topic_policy(&uri).map(|t| t.publish) else {
+                    debug!(topic = %uri, "publish to a topic no policy opens");
+                    return Ok(None);
+                };
+                let publication = match policy {
+                    PublishPolicy::Deny => None,
+                    PublishPolicy::Allow => Some(publication),
+                    PublishPolicy::Broker(broker) => {
+                        let decided = broker(self.topic_context(&uri, auth_key), publication);
+                        return Ok(Some(Box::pin(async move {
+                            let publication = tokio::time::timeout(timeout, decided)
+                                .await
+                                .unwrap_or_else(|_| {
+                                    warn!(topic = %uri, ?timeout, "publish policy timed out: dropped");
+                                    None
+                                });
+                            Decided::Publish { uri, publication }
+                        })));
+                    }
+                };
+                self.apply(Decided::Publish { uri, publication });
+            }
+        }
+        Ok(None)
+    }
+
+    /// Does what a policy decided: subscribes, or relays the publication.
+    fn apply(&mut self, decided: Decided) {
+        match decided {
+            Decided::Subscribe { uri, allowed: true } => {
+                self.router.add_subscription(&uri, &self.handle);
+                debug!(topic = %uri, "subscribed");
+                self.subscriptions.insert(uri);
+            }
+            Decided::Subscribe { uri, .. } => {
+                debug!(topic = %uri, "subscribe denied by topic policy")
+            }
+            Decided::Publish {
+                uri,
+                publication: Some(p),
+            } => {
+                let n = self.router.relay(&self.handle.id, &uri, &p);
+                debug!(topic = %uri, recipients = n, "published");
+            }
+            Decided::Publish { uri, .. } => debug!(topic = %uri, "publish dropped by topic policy"),
+        }
     }
 
     /// Answers an `authreq` whose credential lookup finished.
@@ -599,10 +731,10 @@ impl Session {
         self.reply(&call_id, result);
     }
 
-    fn topic_context(&self, uri: &str) -> TopicContext {
+    fn topic_context(&self, uri: &str, auth_key: Option<Arc<str>>) -> TopicContext {
         TopicContext {
             session_id: self.handle.id.clone(),
-            auth_key: self.auth.key(),
+            auth_key,
             topic: Arc::from(uri),
             router: self.router.clone(),
         }

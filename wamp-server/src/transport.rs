@@ -132,6 +132,12 @@ pub(crate) fn error_to_inbound(e: &tungstenite::Error) -> Inbound {
             close::INVALID_DATA,
             "invalid UTF-8 in a text message or close reason".into(),
         ),
+        // The peer dropped the TCP connection without a close frame: a lost connection (a
+        // browser tab closed, a network failure), not a protocol violation to warn about.
+        E::Protocol(tungstenite::error::ProtocolError::ResetWithoutClosingHandshake) => {
+            tracing::debug!("connection ended without a close handshake");
+            Inbound::Close
+        }
         E::Protocol(p) => {
             let mut reason = format!("WebSocket protocol violation: {p}");
             close::truncate_reason(&mut reason);
@@ -160,6 +166,18 @@ pub(crate) fn to_tungstenite(o: Outbound) -> tungstenite::Message {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_reset_is_a_lost_connection_not_a_violation() {
+        use tungstenite::error::ProtocolError;
+        let reset = tungstenite::Error::Protocol(ProtocolError::ResetWithoutClosingHandshake);
+        assert_eq!(error_to_inbound(&reset), Inbound::Close);
+        let unmasked = tungstenite::Error::Protocol(ProtocolError::UnmaskedFrameFromClient);
+        assert!(matches!(
+            error_to_inbound(&unmasked),
+            Inbound::Violation(close::PROTOCOL_ERROR, _)
+        ));
+    }
 
     #[test]
     fn text_round_trips_without_copying() {

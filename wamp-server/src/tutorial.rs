@@ -1,8 +1,10 @@
-//! The tutorial server of spec/WAMP1.md section 8: the seed's demo, as the canonical example
+//! The tutorial server of `docs/PROTOCOL.md` section 8: the seed's demo, as the canonical example
 //! of this library. `cargo run --release -p wamp-server` runs it on `http://localhost:8080/`.
 //!
 //! - Procedures (base `http://wamptutorial/rpc#`): `echo`, `add`, `throw`, `whoami`, `ping`.
 //! - Topic `http://wamptutorial/event#chat`, open, relayed as-is.
+//! - Topic `http://wamptutorial/event#bench`, open the same way, for `wamp-cli bench fanout`;
+//!   the page does not subscribe to it, so benchmarks never reach the chat.
 //! - Default prefixes `rpc` and `event`, so `rpc:echo` works without a PREFIX message.
 //! - WAMP-CRA users: `guest` / `secret-password`, and `salted` / `secret` (a PBKDF2-salted
 //!   secret, for clients that derive keys). Before authenticating a session may use echo, add,
@@ -26,6 +28,8 @@ pub const RPC: &str = "http://wamptutorial/rpc#";
 pub const EVENT: &str = "http://wamptutorial/event#";
 /// The chat topic.
 pub const CHAT: &str = "http://wamptutorial/event#chat";
+/// The benchmark topic (`wamp-cli bench fanout`'s default), kept apart from the chat.
+pub const BENCH: &str = "http://wamptutorial/event#bench";
 
 /// The tutorial's router: procedures, the chat topic, default prefixes and WAMP-CRA users.
 pub fn router() -> Router {
@@ -40,7 +44,8 @@ pub fn builder() -> crate::RouterBuilder {
         .allow_call(rpc("echo"))
         .allow_call(rpc("add"))
         .allow_call(rpc("throw"))
-        .allow_pubsub(CHAT, true, true);
+        .allow_pubsub(CHAT, true, true)
+        .allow_pubsub(BENCH, true, true);
     let guest = open.clone().allow_call(rpc("whoami"));
     let users = InMemoryAuth::new()
         .user("guest", AuthUser::new("secret-password", guest.clone()))
@@ -77,6 +82,7 @@ pub fn builder() -> crate::RouterBuilder {
         // ping: registered, but no permission set allows it, so callers see #unauthorized.
         .procedure(rpc("ping"), |_, _| async move { Ok(Value::from("pong")) })
         .topic(CHAT, Topic::open())
+        .topic(BENCH, Topic::open())
         .auth(
             AuthConfig::new(users)
                 .unauthenticated_permissions(open)

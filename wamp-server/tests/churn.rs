@@ -1,4 +1,4 @@
-//! Connection churn (spec/WAMP1.md section 7): sessions that end in every abrupt way, in
+//! Connection churn (`docs/PROTOCOL.md` section 7): sessions that end in every abrupt way, in
 //! their thousands, and not one panic in the server. This test binary counts every panic of
 //! the process with a panic hook, so it holds no test that panics on purpose.
 

@@ -1,4 +1,4 @@
-//! Bad input, limits, slow consumers, the handshake rules and shutdown (spec/WAMP1.md
+//! Bad input, limits, slow consumers, the handshake rules and shutdown (`docs/PROTOCOL.md`
 //! sections 1 and 7). Each misbehaving client is followed by a check that others still work.
 
 mod common;

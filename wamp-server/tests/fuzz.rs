@@ -1,4 +1,4 @@
-//! Hostile sequences (spec/WAMP1.md section 7): a property test drives real sessions over
+//! Hostile sequences (`docs/PROTOCOL.md` section 7): a property test drives real sessions over
 //! sockets with random sequences of client messages, valid and invalid, and checks the
 //! invariants after each: every CALL is answered exactly once unless the session was closed
 //! with a documented code (then at most once); no panic anywhere in the process; once the

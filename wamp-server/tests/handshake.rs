@@ -1,4 +1,4 @@
-//! The handshake rules of spec/WAMP1.md section 1 over real sockets, on both transports
+//! The handshake rules of `docs/PROTOCOL.md` section 1 over real sockets, on both transports
 //! (`serve` and the axum mount), and the tutorial binary's `--allow-origin` flag.
 
 mod common;

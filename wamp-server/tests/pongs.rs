@@ -1,5 +1,5 @@
 //! Pings from a client that never reads its pongs: the pongs count against the session's
-//! outbox byte bound (spec/WAMP1.md section 7, "pongs included"), so the session is closed
+//! outbox byte bound (`docs/PROTOCOL.md` section 7, "pongs included"), so the session is closed
 //! as a slow consumer and the server does not grow; a client that reads its pongs may ping
 //! as much as it likes. Alone in its test binary, because it measures the process's resident
 //! memory.

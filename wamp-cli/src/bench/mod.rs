@@ -11,7 +11,7 @@
 //!   subscribe to; deliveries/s and publish-to-delivery latency, measured with a timestamp in
 //!   each event.
 //!
-//! Latencies are recorded in nanoseconds in [`hdrhistogram`] histograms (3 significant
+//! Latencies are recorded in nanoseconds in [`hdrhistogram`](https://docs.rs/hdrhistogram) histograms (3 significant
 //! digits) and reported in microseconds.
 
 pub mod fanout;

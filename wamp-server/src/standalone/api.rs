@@ -1,4 +1,4 @@
-//! The HTTP API of the standalone router (spec/WAMP1.md section 10): `POST /api/publish`,
+//! The HTTP API of the standalone router (docs/PROTOCOL.md section 10): `POST /api/publish`,
 //! `GET /api/info` and `POST /api/close`, each with the `X-API-Key` header, on a listener of
 //! its own.
 

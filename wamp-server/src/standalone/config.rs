@@ -200,7 +200,7 @@ struct User {
     permissions: Perms,
 }
 
-/// Permissions in spec/WAMP1.md 6.5's shape.
+/// Permissions in docs/PROTOCOL.md section 6.5's shape.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Perms {

@@ -1,6 +1,6 @@
 //! The RPC proxy: a CALL to a configured URI is POSTed to an HTTP backend as
 //! `{"session", "authkey", "procedure", "args"}`, and its `{"result"}` or `{"error"}` answer
-//! becomes the CALLRESULT or CALLERROR (spec/WAMP1.md section 10).
+//! becomes the CALLRESULT or CALLERROR (docs/PROTOCOL.md section 10).
 
 use std::time::Duration;
 
