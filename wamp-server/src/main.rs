@@ -180,6 +180,7 @@ async fn main() -> std::process::ExitCode {
             bind: args.bind,
             port: args.port,
             allowed_origins: (!args.allow_origins.is_empty()).then(|| args.allow_origins.clone()),
+            metrics_bind: args.metrics_bind,
             ..Default::default()
         };
         #[cfg(feature = "tls")]

@@ -264,3 +264,43 @@ impl<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin> NextFrame
             .expect("the connection did not end")
     }
 }
+
+#[tokio::test]
+async fn the_standalone_router_serves_metrics_too() {
+    let dir = std::env::temp_dir().join(format!("wamp-metrics-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = dir.join("router.toml");
+    std::fs::write(&config, "[server]\nport = 0\n").unwrap();
+    let mut child = Command::new(BIN)
+        .arg("--config")
+        .arg(&config)
+        .args(["--metrics-bind", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let line = next_line(&mut lines).await;
+    let metrics = line
+        .split_whitespace()
+        .find(|w| w.starts_with("http://") && w.ends_with("/metrics"))
+        .unwrap_or_else(|| panic!("no metrics URL in {line:?}"))
+        .to_string();
+    let ws = line
+        .split_whitespace()
+        .find(|w| w.starts_with("ws://"))
+        .unwrap()
+        .to_string();
+    let _c = Client::connect(&ws).await;
+    let (status, _, body) = get(&metrics).await;
+    assert_eq!(status, 200);
+    let scrape = parse(&body);
+    assert_eq!(scrape.get("wamp_sessions"), 1.0);
+    assert_eq!(scrape.get("wamp_sessions_opened_total"), 1.0);
+    let ready = metrics.replace("/metrics", "/readyz");
+    assert_eq!(get(&ready).await.0, 200);
+    let _ = child.start_kill();
+    let _ = child.wait().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
