@@ -14,6 +14,8 @@ use tracing::{debug, info, warn};
 
 use crate::router::Router;
 use crate::server::accept_loop;
+#[cfg(feature = "tls")]
+use crate::stats::RefusedReason;
 
 /// Serves an axum app (pages beside a WAMP endpoint made with [`crate::axum_handler`]) with
 /// the same bounds as [`crate::serve`]: each HTTP connection must send a complete request head
@@ -80,15 +82,18 @@ pub async fn serve_app_tls(
     let connections = accept_loop(listener, &router, shutdown, move |tcp, peer, permit| {
         let acceptor = tls.acceptor().clone();
         let timeout = r.options().handshake_timeout;
+        let counters = r.counters().clone();
         http_connection(r.clone(), app.clone(), peer, permit, async move {
             match tokio::time::timeout(timeout, acceptor.accept(tcp)).await {
                 Ok(Ok(tls)) => Some(tls),
                 Ok(Err(e)) => {
-                    debug!(%peer, error = %e, "TLS handshake failed");
+                    counters.refused(RefusedReason::Tls);
+                    info!(%peer, error = %e, "TLS handshake failed");
                     None
                 }
                 Err(_) => {
-                    debug!(%peer, ?timeout, "TLS handshake not completed in time; dropping the connection");
+                    counters.refused(RefusedReason::HandshakeTimeout);
+                    info!(%peer, ?timeout, "TLS handshake not completed in time; dropping the connection");
                     None
                 }
             }

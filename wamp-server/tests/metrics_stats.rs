@@ -3,6 +3,8 @@
 //! refused handshakes and authentication results.
 
 mod common;
+#[cfg(feature = "tls")]
+mod tls_support;
 
 use std::time::Duration;
 
@@ -239,4 +241,49 @@ async fn auth_timeout_limit_and_handshake_timeout() {
     assert_eq!(s.refused(RefusedReason::Limit), 1);
     assert_eq!(s.sessions_opened, 1);
     assert_eq!(s.closed(CloseReason::Client), 0);
+}
+
+/// TLS refusals on both TLS accept paths: a plain client on the TLS port (a failed TLS
+/// handshake) and a silent one (the handshake timeout).
+#[cfg(feature = "tls")]
+#[tokio::test]
+async fn tls_refusals_on_serve_tls_and_serve_app_tls() {
+    let certs = tls_support::TestCerts::new();
+    for app in [false, true] {
+        let tls = wamp_server::tls::TlsConfig::from_pem(
+            certs.cert_pem.as_bytes(),
+            certs.key_pem.as_bytes(),
+        )
+        .unwrap();
+        let router = test_router()
+            .handshake_timeout(Duration::from_millis(300))
+            .build();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let r = router.clone();
+        let never = std::future::pending::<()>();
+        tokio::spawn(async move {
+            if app {
+                let page = wamp_server::tutorial::app(r.clone());
+                wamp_server::serve_app_tls(listener, r, page, tls, never).await
+            } else {
+                wamp_server::serve_tls(listener, r, tls, never).await
+            }
+        });
+        let plain = tokio_tungstenite::connect_async(format!("ws://{addr}/ws")).await;
+        assert!(plain.is_err(), "app {app}");
+        let _silent = tokio::net::TcpStream::connect(addr).await.unwrap();
+        eventually("both refusals counted", || {
+            let s = router.stats();
+            s.refused(RefusedReason::Tls) == 1 && s.refused(RefusedReason::HandshakeTimeout) == 1
+        })
+        .await;
+        let s = router.stats();
+        assert_eq!(
+            s.connections_refused.iter().map(|(_, n)| n).sum::<u64>(),
+            2,
+            "app {app}"
+        );
+        assert_eq!(s.sessions_opened, 0);
+    }
 }
