@@ -48,6 +48,10 @@
 //!
 //! Authentication: [`AuthConfig`] (WAMP-CRA; the security rules are in [`mod@auth`]).
 //!
+//! Observability: [`Router::stats`] (counters and gauges as plain atomics, see [`RouterStats`]);
+//! with the `metrics` feature, `metrics::serve` exposes them as OpenMetrics text beside
+//! `/healthz` and `/readyz`. Every session's log span carries its `id` and `peer`.
+//!
 //! # Limits and how sessions end
 //!
 //! Every per-session resource has a bound in [`Options`] (defaults in parentheses, close
