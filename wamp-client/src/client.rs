@@ -14,7 +14,7 @@ use tracing::Instrument;
 use wamp_proto::cra::CraStyle;
 use wamp_proto::Permissions;
 
-use crate::connect::{self, Caller};
+use crate::connect::{self, Caller, Target};
 use crate::driver::{self, Command, Control, Driver};
 use crate::error::{Error, Result};
 use crate::options::{ConnectOptions, ConnectionState, Credentials, PublishOptions};
@@ -105,31 +105,28 @@ impl Client {
     /// with [`ConnectOptions::auth`], authentication has succeeded; the first attempt is not
     /// retried (the reconnect policy applies to connections that were up).
     pub async fn connect_with(url: &str, options: ConnectOptions) -> Result<Client> {
-        check_url(url)?;
+        let target = check_url(url)?;
         #[cfg(feature = "tls")]
         let options = {
             let mut options = options;
-            if url.starts_with("wss:") {
+            if target.tls {
                 options.tls.config = Some(crate::tls::client_config(&options.tls)?);
             }
             options
         };
         let options = Arc::new(options);
         let span = tracing::info_span!("wamp_client", url = %url);
-        let (ws, welcome) = connect::establish(
-            url.to_string(),
-            options.clone(),
-            options.credentials.clone(),
-        )
-        .instrument(span.clone())
-        .await?;
+        let (ws, welcome) =
+            connect::establish(target.clone(), options.clone(), options.credentials.clone())
+                .instrument(span.clone())
+                .await?;
         let (cmd_tx, cmd_rx) = mpsc::channel(driver::COMMAND_CAPACITY);
         let (ctl_tx, ctl_rx) = mpsc::unbounded_channel();
         let (state_tx, state_rx) = watch::channel(ConnectionState::Connected {
             session_id: welcome.session_id.clone(),
             server_ident: welcome.server_ident.clone(),
         });
-        let driver = Driver::new(url.to_string(), options.clone(), cmd_rx, ctl_rx, state_tx);
+        let driver = Driver::new(target, options.clone(), cmd_rx, ctl_rx, state_tx);
         tokio::spawn(driver.run(ws, welcome).instrument(span));
         Ok(Client {
             shared: Arc::new(Shared {
@@ -464,16 +461,18 @@ impl Drop for ForgetCall<'_> {
 }
 
 /// Rejects URLs the client cannot use before trying the network.
-fn check_url(url: &str) -> Result<()> {
+/// Checks `url` and parses it once into where to connect.
+fn check_url(url: &str) -> Result<Target> {
     let invalid = |reason: &str| Error::InvalidUrl {
         url: url.to_string(),
         reason: reason.to_string(),
     };
     let parsed = url::Url::parse(url).map_err(|e| invalid(&e.to_string()))?;
-    match parsed.scheme() {
-        "ws" => {}
+    // The url crate lower-cases the scheme: `WSS://h` is `wss`.
+    let tls = match parsed.scheme() {
+        "ws" => false,
         #[cfg(feature = "tls")]
-        "wss" => {}
+        "wss" => true,
         #[cfg(not(feature = "tls"))]
         "wss" => {
             return Err(invalid(
@@ -486,11 +485,17 @@ fn check_url(url: &str) -> Result<()> {
                 "the scheme must be ws or wss, not {other}"
             )))
         }
-    }
-    if parsed.host_str().is_none_or(str::is_empty) {
-        return Err(invalid("no host"));
-    }
-    Ok(())
+    };
+    let host = match parsed.host_str() {
+        Some(host) if !host.is_empty() => host.to_string(),
+        _ => return Err(invalid("no host")),
+    };
+    Ok(Target {
+        url: url.to_string(),
+        request: parsed.to_string(),
+        tls,
+        host,
+    })
 }
 
 /// Turns typed call arguments into positional JSON arguments.

@@ -33,6 +33,21 @@ pub(crate) type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 /// JSON text, at trace level.
 pub(crate) const WIRE: &str = "wamp_client::wire";
 
+/// Where to connect, parsed once from the URL the application gave.
+#[derive(Debug, Clone)]
+pub(crate) struct Target {
+    /// The URL as given: what errors and logs name.
+    pub(crate) url: String,
+    /// The URL as parsed (scheme lower-cased): what the WebSocket handshake is given.
+    pub(crate) request: String,
+    /// Whether the scheme is `wss`.
+    #[cfg_attr(not(feature = "tls"), allow(dead_code))]
+    pub(crate) tls: bool,
+    /// The host, for TLS errors (the name a certificate must carry).
+    #[cfg_attr(not(feature = "tls"), allow(dead_code))]
+    pub(crate) host: String,
+}
+
 /// What the session a connection got: the contents of its WELCOME.
 #[derive(Debug, Clone)]
 pub(crate) struct Welcome {
@@ -47,11 +62,15 @@ pub(crate) fn frame(msg: &Message) -> WsMessage {
     WsMessage::text(text)
 }
 
-/// A close frame with `reason` cut to what fits in one (123 bytes).
+/// The longest reason a close frame carries: a control frame's payload is at most 125 bytes
+/// (RFC 6455 section 5.5), two of them the code.
+const MAX_CLOSE_REASON: usize = 123;
+
+/// A close frame with `reason` cut to what fits in one ([`MAX_CLOSE_REASON`] bytes).
 pub(crate) fn close_frame(code: CloseCode, reason: &str) -> WsMessage {
     WsMessage::Close(Some(CloseFrame {
         code,
-        reason: truncate(reason, 123).into(),
+        reason: truncate(reason, MAX_CLOSE_REASON).into(),
     }))
 }
 
@@ -143,14 +162,14 @@ fn parse_permissions(value: Value) -> Result<Permissions> {
 /// credentials, WAMP-CRA. All of it within the connect timeout. Owns its inputs so the
 /// driver can keep answering commands while it runs.
 pub(crate) async fn establish(
-    url: String,
+    target: Target,
     opts: Arc<ConnectOptions>,
     credentials: Option<Credentials>,
 ) -> Result<(Ws, Welcome)> {
     let limit = opts.connect_timeout;
     let attempt = async {
         let started = Instant::now();
-        let mut ws = open(&url, &opts).await?;
+        let mut ws = open(&target, &opts).await?;
         let opened = started.elapsed();
         let welcome = read_welcome(&mut ws).await?;
         let welcomed = started.elapsed();
@@ -169,30 +188,33 @@ pub(crate) async fn establish(
 }
 
 /// The WebSocket handshake (over TLS for `wss://`).
-async fn open(url: &str, opts: &ConnectOptions) -> Result<Ws> {
+async fn open(target: &Target, opts: &ConnectOptions) -> Result<Ws> {
     let config = WebSocketConfig::default()
         .max_message_size(Some(opts.max_message_size))
         .max_frame_size(Some(opts.max_message_size));
-    match handshake(url, opts, config, true).await {
+    match handshake(target, opts, config, true).await {
         Err(Error::Subprotocol(why)) if opts.skip_subprotocol_check => {
             debug!(%why, "the server did not select `wamp`; connecting without offering it");
-            handshake(url, opts, config, false).await
+            handshake(target, opts, config, false).await
         }
         other => other,
     }
 }
 
 async fn handshake(
-    url: &str,
+    target: &Target,
     opts: &ConnectOptions,
     config: WebSocketConfig,
     offer_wamp: bool,
 ) -> Result<Ws> {
+    let url = target.url.as_str();
     let invalid = |reason: String| Error::InvalidUrl {
         url: url.to_string(),
         reason,
     };
-    let mut request = url
+    let mut request = target
+        .request
+        .as_str()
         .into_client_request()
         .map_err(|e| invalid(e.to_string()))?;
     if offer_wamp {
@@ -213,7 +235,7 @@ async fn handshake(
                 // Always our own connector: tokio-tungstenite's default would pick a provider
                 // itself.
                 let connector = match &opts.tls.config {
-                    Some(config) if url.starts_with("wss:") => Connector::Rustls(config.clone()),
+                    Some(config) if target.tls => Connector::Rustls(config.clone()),
                     _ => Connector::Plain,
                 };
                 tokio_tungstenite::client_async_tls_with_config(
@@ -235,7 +257,7 @@ async fn handshake(
                 .await
             };
             if connected.is_ok() {
-                let step = if url.starts_with("wss:") {
+                let step = if target.tls {
                     "tls+websocket"
                 } else {
                     "websocket"
@@ -267,12 +289,8 @@ async fn handshake(
         }
         #[cfg(feature = "tls")]
         Err(tungstenite::Error::Io(e)) if crate::tls::rustls_error(&e).is_some() => {
-            let host = url::Url::parse(url)
-                .ok()
-                .and_then(|u| u.host_str().map(str::to_string))
-                .unwrap_or_default();
             let failure =
-                crate::tls::failure(crate::tls::rustls_error(&e).expect("checked"), &host);
+                crate::tls::failure(crate::tls::rustls_error(&e).expect("checked"), &target.host);
             Err(Error::Tls {
                 url: url.to_string(),
                 failure,
@@ -281,7 +299,7 @@ async fn handshake(
         }
         #[cfg(feature = "tls")]
         Err(tungstenite::Error::Io(e))
-            if url.starts_with("wss:") && e.kind() == std::io::ErrorKind::UnexpectedEof =>
+            if target.tls && e.kind() == std::io::ErrorKind::UnexpectedEof =>
         {
             Err(Error::Tls {
                 url: url.to_string(),
@@ -295,13 +313,11 @@ async fn handshake(
         }
         #[cfg(feature = "tls")]
         Err(tungstenite::Error::Tls(e)) => {
-            let host = url::Url::parse(url)
-                .ok()
-                .and_then(|u| u.host_str().map(str::to_string))
-                .unwrap_or_default();
             let failure = match &e {
-                tungstenite::error::TlsError::Rustls(inner) => crate::tls::failure(inner, &host),
-                _ => crate::error::TlsFailure::InvalidServerName(host),
+                tungstenite::error::TlsError::Rustls(inner) => {
+                    crate::tls::failure(inner, &target.host)
+                }
+                _ => crate::error::TlsFailure::InvalidServerName(target.host.clone()),
             };
             Err(Error::Tls {
                 url: url.to_string(),

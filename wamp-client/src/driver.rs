@@ -38,7 +38,7 @@ use tokio_tungstenite::tungstenite::{self, Message as WsMessage};
 use tracing::{debug, info, trace, warn, Instrument};
 use wamp_proto::Message;
 
-use crate::connect::{self, close_frame, establish, Welcome, Ws, CLOSE_GRACE, WIRE};
+use crate::connect::{self, close_frame, establish, Target, Welcome, Ws, CLOSE_GRACE, WIRE};
 use crate::error::{Error, Result};
 use crate::options::{ConnectOptions, ConnectionState, Credentials, PublishOptions};
 use crate::registry::{CallReply, LocalSub, Registry};
@@ -150,6 +150,12 @@ impl Link {
         self.queue(Outgoing::Frame(frame)).await
     }
 
+    /// Queues a close frame if the writer's queue has room, without waiting: a writer blocked
+    /// on a server that does not read must not stall the driver. False if it was not queued.
+    fn try_close(&mut self, frame: WsMessage) -> bool {
+        self.out.try_send(Outgoing::Frame(frame)).is_ok()
+    }
+
     /// Queues for the writer; fails with the writer's error if it has stopped.
     async fn queue(&mut self, out: Outgoing) -> Result<()> {
         if self.out.send(out).await.is_ok() {
@@ -209,7 +215,7 @@ async fn write_loop(
 
 /// The driver: state that outlives any one connection.
 pub(crate) struct Driver {
-    url: String,
+    target: Target,
     opts: Arc<ConnectOptions>,
     cmd_rx: mpsc::Receiver<Command>,
     ctl_rx: mpsc::UnboundedReceiver<Control>,
@@ -224,14 +230,14 @@ pub(crate) struct Driver {
 
 impl Driver {
     pub(crate) fn new(
-        url: String,
+        target: Target,
         opts: Arc<ConnectOptions>,
         cmd_rx: mpsc::Receiver<Command>,
         ctl_rx: mpsc::UnboundedReceiver<Control>,
         state: watch::Sender<ConnectionState>,
     ) -> Self {
         Driver {
-            url,
+            target,
             credentials: opts.credentials.clone(),
             registry: Registry::new(&opts.prefixes),
             opts,
@@ -509,7 +515,9 @@ impl Driver {
             Error::InvalidMessage(why) => why.to_string(),
             other => other.to_string(),
         };
-        let _ = link.send_frame(close_frame(code, &reason)).await;
+        if !link.try_close(close_frame(code, &reason)) {
+            debug!("the writer's queue is full; dropping the connection without a close frame");
+        }
         drain(stream).await;
         Some(SessionEnd::Lost(fault))
     }
@@ -605,7 +613,7 @@ impl Driver {
             debug!(attempt, ?delay, "reconnecting after a delay");
             self.idle_until(tokio::time::sleep(delay)).await?;
             let attempt_fut = establish(
-                self.url.clone(),
+                self.target.clone(),
                 self.opts.clone(),
                 self.credentials.clone(),
             );

@@ -312,24 +312,4 @@ mod tests {
         assert!(matches!(rx.try_recv().unwrap(), Err(Error::NotConnected)));
         assert_eq!(r.pending_calls(), 0);
     }
-
-    #[test]
-    fn curies_are_told_from_full_uris() {
-        assert_eq!(curie_prefix("event:chat"), Some("event"));
-        assert_eq!(curie_prefix("api:a:b"), Some("api"));
-        assert_eq!(curie_prefix("x:"), Some("x"));
-        for uri in [
-            "http://wamptutorial/event#chat",
-            "HTTPS://x/y",
-            "ws://h/t",
-            "custom://h/t",
-            "urn:x:y",
-            "tag:example.com,2024:t",
-            "plain",
-            ":empty",
-            "",
-        ] {
-            assert_eq!(curie_prefix(uri), None, "{uri}");
-        }
-    }
 }

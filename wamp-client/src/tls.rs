@@ -170,6 +170,13 @@ pub(crate) fn failure(e: &rustls::Error, host: &str) -> TlsFailure {
     };
     match cert {
         CertificateError::UnknownIssuer => TlsFailure::UnknownIssuer,
+        // webpki says this when a trusted CA carries the issuer's name but not its key, e.g. a
+        // self-signed `CN=localhost` certificate while Debian's ssl-cert-snakeoil.pem (also
+        // `CN=localhost`) is in the OS store: for the user the issuer is not trusted.
+        CertificateError::BadSignature
+        | CertificateError::UnsupportedSignatureAlgorithmForPublicKeyContext { .. } => {
+            TlsFailure::UnknownIssuer
+        }
         CertificateError::NotValidForName => TlsFailure::NameMismatch {
             host: host.to_string(),
             presented: Vec::new(),
@@ -203,6 +210,8 @@ mod tests {
     #[test]
     fn rustls_errors_map_to_failures() {
         let e = rustls::Error::InvalidCertificate(CertificateError::UnknownIssuer);
+        assert_eq!(failure(&e, "h"), TlsFailure::UnknownIssuer);
+        let e = rustls::Error::InvalidCertificate(CertificateError::BadSignature);
         assert_eq!(failure(&e, "h"), TlsFailure::UnknownIssuer);
         let e = rustls::Error::InvalidCertificate(CertificateError::Expired);
         assert_eq!(failure(&e, "h"), TlsFailure::Expired);

@@ -301,3 +301,33 @@ async fn insecure_mode_connects_to_an_untrusted_server_and_warns() {
     let err = refusal(ConnectOptions::new(), &proxy.url("localhost")).await;
     assert!(matches!(err, Error::Tls { .. }), "{err:?}");
 }
+
+#[tokio::test]
+async fn an_upper_case_wss_scheme_is_tls_too() {
+    let ca = TestCa::new();
+    let ca_file = temp_file("ca-upper.pem", &ca.pem());
+    let (server, proxy) = tls_server(&ca.issue(&["localhost"], Validity::Now)).await;
+    let url = proxy.url("localhost").replacen("wss://", "WSS://", 1);
+    assert!(url.starts_with("WSS://"), "{url}");
+    let client = within(
+        "a WSS:// connect",
+        ConnectOptions::new().ca_file(&ca_file).connect(&url),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{url}: {e}"));
+    assert_eq!(client.url(), url);
+    assert_eq!(
+        client.call("rpc:echo", vec![json!("upper")]).await.unwrap(),
+        json!("upper")
+    );
+    client.close().await;
+    // A certificate for another name is refused by that name, however the scheme is spelt.
+    let other = ca.issue(&["elsewhere.example"], Validity::Now);
+    let proxy = TlsProxy::start(server.addr, &other).await;
+    let url = proxy.url("localhost").replacen("wss://", "Wss://", 1);
+    let err = refusal(ConnectOptions::new().ca_file(&ca_file), &url).await;
+    assert!(
+        matches!(tls_failure(&err), TlsFailure::NameMismatch { host, .. } if host == "localhost"),
+        "{err:?}"
+    );
+}

@@ -598,3 +598,44 @@ async fn events_arrive_while_the_client_cannot_write() {
         (json!(7), json!("http://x/other"))
     );
 }
+
+#[tokio::test]
+async fn a_protocol_error_while_the_server_does_not_read_still_ends_the_session() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    let mut fake = FakeServer::start(true).await;
+    let every = Duration::from_millis(200);
+    let (client, mut conn) = fake
+        .connect(no_reconnect().ping_interval(Some(every)), "S")
+        .await;
+    // The client publishes until the server's unread socket and the writer's queue are full.
+    let published = Arc::new(AtomicUsize::new(0));
+    let publisher = tokio::spawn({
+        let (client, published) = (client.clone(), published.clone());
+        async move {
+            let big = "x".repeat(16 * 1024);
+            while client.publish("http://x/t", &big).await.is_ok() {
+                published.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    });
+    // The server never reads; it keeps sending so the client's pings see it alive, and the
+    // pings fill the queue's last slots.
+    let mut last = usize::MAX;
+    let mut stalled_for = 0;
+    while stalled_for < 10 {
+        conn.send(r#"[8,"http://x/other","alive"]"#).await;
+        tokio::time::sleep(every / 2).await;
+        let now = published.load(Ordering::Relaxed);
+        stalled_for = if now == last { stalled_for + 1 } else { 0 };
+        last = now;
+    }
+    assert!(matches!(client.state(), ConnectionState::Connected { .. }));
+    // A protocol error: the driver cannot queue its close frame, and must not wait for room.
+    conn.ws.send(Ws::binary(vec![1u8])).await.unwrap();
+    wait_until("the session to end", || {
+        !matches!(client.state(), ConnectionState::Connected { .. })
+    })
+    .await;
+    publisher.abort();
+}

@@ -4,17 +4,16 @@
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
-use std::time::Duration;
+use std::sync::Arc;
 
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
-use tokio::sync::OwnedSemaphorePermit;
+use tokio::sync::{Notify, OwnedSemaphorePermit};
 use tokio::task::JoinSet;
 use tracing::{debug, info, warn};
 
 use crate::router::Router;
 use crate::server::accept_loop;
-#[cfg(feature = "tls")]
 use crate::stats::RefusedReason;
 
 /// Serves an axum app (pages beside a WAMP endpoint made with [`crate::axum_handler`]) with
@@ -23,8 +22,9 @@ use crate::stats::RefusedReason;
 /// [`crate::Options::max_pending_handshakes`] HTTP connections that are not (yet) WebSocket
 /// sessions are open at once, and the session slot is taken by [`crate::axum_handler`] once
 /// the upgrade request is complete. When `shutdown` completes: stops accepting, closes the
-/// HTTP connections, shuts the router down and waits (up to the grace period) for its
-/// sessions.
+/// HTTP connections, shuts the router down and waits for its sessions to end (past the
+/// shutdown grace, close wait and writer wait, the ones left are aborted first); it returns
+/// only once every session has ended.
 ///
 /// ```no_run
 /// # async fn run() -> std::io::Result<()> {
@@ -56,7 +56,8 @@ pub async fn serve_app(
 }
 
 /// [`serve_app`] over TLS (`https://` and `wss://`): the TLS handshake runs in the
-/// connection's task under [`crate::Options::handshake_timeout`], ALPN `http/1.1`.
+/// connection's task, ALPN `http/1.1`; it and the first request head share one
+/// [`crate::Options::handshake_timeout`] from accept.
 ///
 /// ```no_run
 /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
@@ -80,24 +81,16 @@ pub async fn serve_app_tls(
 ) -> io::Result<()> {
     let r = router.clone();
     let connections = accept_loop(listener, &router, shutdown, move |tcp, peer, permit| {
-        let acceptor = tls.acceptor().clone();
-        let timeout = r.options().handshake_timeout;
+        let handshake = tls.accept(tcp, peer);
         let counters = r.counters().clone();
-        http_connection(r.clone(), app.clone(), peer, permit, async move {
-            match tokio::time::timeout(timeout, acceptor.accept(tcp)).await {
-                Ok(Ok(tls)) => Some(tls),
-                Ok(Err(e)) => {
-                    counters.refused(RefusedReason::Tls);
-                    info!(%peer, error = %e, "TLS handshake failed");
-                    None
-                }
-                Err(_) => {
-                    counters.refused(RefusedReason::HandshakeTimeout);
-                    info!(%peer, ?timeout, "TLS handshake not completed in time; dropping the connection");
-                    None
-                }
+        let counted = async move {
+            let tls = handshake.await;
+            if tls.is_none() {
+                counters.refused(RefusedReason::Tls);
             }
-        })
+            tls
+        };
+        http_connection(r.clone(), app.clone(), peer, permit, counted)
     })
     .await;
     drain_app(&router, connections).await;
@@ -110,12 +103,19 @@ async fn drain_app(router: &Router, mut connections: JoinSet<()>) {
     info!(sessions = router.session_count(), "shutting down");
     connections.abort_all();
     router.shutdown();
-    let deadline = router.options().shutdown_grace + Duration::from_secs(5);
+    // The sessions run in axum's tasks, which this function cannot abort: it aborts their
+    // outboxes after the deadline, then waits for them to end (none outlives the server).
+    let deadline = router.shutdown_deadline();
     if tokio::time::timeout(deadline, router.closed())
         .await
         .is_err()
     {
-        warn!("sessions still open after the grace period");
+        warn!(
+            ?deadline,
+            "sessions still open after the shutdown deadline; aborting them"
+        );
+        router.abort_all_sessions();
+        router.closed().await;
     }
     while connections.join_next().await.is_some() {}
 }
@@ -132,19 +132,63 @@ async fn http_connection<S, T>(
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     T: Future<Output = Option<S>> + Send,
 {
-    let Some(io) = transport.await else { return };
+    // One deadline from accept for the transport's handshake (TLS) and the first request's
+    // headers (spec section 1); hyper's header timeout then bounds the idle time between
+    // later requests.
+    let timeout = router.options().handshake_timeout;
+    let deadline = tokio::time::Instant::now() + timeout;
+    let late = || {
+        router.counters().refused(RefusedReason::HandshakeTimeout);
+        info!(%peer, ?timeout, "handshake not completed in time; dropping the connection");
+    };
+    let io = match tokio::time::timeout_at(deadline, transport).await {
+        Ok(Some(io)) => io,
+        Ok(None) => return,
+        Err(_) => return late(),
+    };
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(hyper_util::rt::TokioTimer::new())
-        .header_read_timeout(router.options().handshake_timeout);
-    // The client's address for the handlers (axum's `ConnectInfo`, as
-    // `into_make_service_with_connect_info` gives it), so sessions log their peer.
-    let app = app.layer(axum::Extension(axum::extract::ConnectInfo(peer)));
-    let service = hyper_util::service::TowerToHyperService::new(app);
+        .header_read_timeout(timeout);
+    let first_request = Arc::new(Notify::new());
+    let service = FirstRequest {
+        // The client's address for the handlers (axum's `ConnectInfo`, as
+        // `into_make_service_with_connect_info` gives it), so sessions log their peer.
+        inner: hyper_util::service::TowerToHyperService::new(
+            app.layer(axum::Extension(axum::extract::ConnectInfo(peer))),
+        ),
+        seen: first_request.clone(),
+    };
     let connection = http
         .serve_connection(hyper_util::rt::TokioIo::new(io), service)
         .with_upgrades();
-    if let Err(e) = connection.await {
+    tokio::pin!(connection);
+    let ended = tokio::select! {
+        ended = &mut connection => ended,
+        () = first_request.notified() => connection.await,
+        () = tokio::time::sleep_until(deadline) => return late(),
+    };
+    if let Err(e) = ended {
         debug!(%peer, error = %e, "HTTP connection ended with an error");
     }
     drop(permit);
+}
+
+/// A hyper service that says when its first request's headers are in.
+struct FirstRequest<S> {
+    inner: S,
+    seen: Arc<Notify>,
+}
+
+impl<S, R> hyper::service::Service<R> for FirstRequest<S>
+where
+    S: hyper::service::Service<R>,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = S::Future;
+
+    fn call(&self, req: R) -> Self::Future {
+        self.seen.notify_one();
+        self.inner.call(req)
+    }
 }

@@ -108,6 +108,14 @@ impl SessionError {
     }
 }
 
+/// Whether `code` may be sent in a close frame (RFC 6455 section 7.4 and the IANA registry):
+/// 1000-1003, 1007-1014 and 3000-4999. Not 1004 (reserved), 1005, 1006 and 1015 (never sent:
+/// they stand for "no code", "no close frame" and "TLS failure"), 1016-2999 (reserved), nor
+/// anything outside 1000-4999.
+pub fn may_send(code: u16) -> bool {
+    matches!(code, 1000..=1003 | 1007..=1014 | 3000..=4999)
+}
+
 /// Shortens a close reason to at most [`MAX_REASON`] bytes, at a character boundary.
 pub(crate) fn truncate_reason(s: &mut String) {
     if s.len() > MAX_REASON {
@@ -122,6 +130,30 @@ pub(crate) fn truncate_reason(s: &mut String) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_codes_a_close_frame_may_carry_are_sendable() {
+        for code in [
+            1000, 1001, 1002, 1003, 1007, 1008, 1011, 1014, 3000, 4000, 4999,
+        ] {
+            assert!(may_send(code), "{code}");
+        }
+        for code in [
+            0,
+            999,
+            1004,
+            1005,
+            1006,
+            1015,
+            1016,
+            2000,
+            2999,
+            5000,
+            u16::MAX,
+        ] {
+            assert!(!may_send(code), "{code}");
+        }
+    }
 
     #[test]
     fn every_reason_fits_a_close_frame_and_names_its_limit() {

@@ -44,6 +44,16 @@ pub fn allows_any_origin(allowed: &[String]) -> bool {
     allowed.iter().any(|a| a.trim() == ANY_ORIGIN)
 }
 
+/// An allow-list entry as a browser would send the origin: trimmed, lower-cased, without a
+/// trailing slash ([`crate::RouterBuilder::allowed_origins`] stores entries so, once).
+pub(crate) fn normalise_origin(entry: &str) -> String {
+    let mut lower = entry.trim().to_ascii_lowercase();
+    if lower.contains("://") && lower.ends_with('/') {
+        lower.pop();
+    }
+    lower
+}
+
 /// Checks one allow-list entry as a user typed it (a flag, an environment variable) and
 /// returns it lower-cased: `*`, `null`, or `scheme://host[:port]` with no path, user or
 /// trailing slash (browsers send origins exactly so, and entries match exactly).
@@ -88,27 +98,31 @@ fn check_origin(headers: &HeaderMap, allowed: &[String]) -> Result<(), Refusal> 
     let Some(origin) = origins.next() else {
         return Ok(());
     };
-    let quoted = shown(origin);
     if origins.next().is_some() {
         return Err(forbidden(format!(
-            "the request carries more than one Origin header; a browser sends one (first: {quoted})"
+            "the request carries more than one Origin header; a browser sends one (first: {})",
+            shown(origin)
         )));
     }
     let Ok(text) = origin.to_str() else {
         return Err(forbidden(format!(
-            "the Origin header {quoted} is not an origin"
+            "the Origin header {} is not an origin",
+            shown(origin)
         )));
     };
-    let lower = text.to_ascii_lowercase();
+    // The builder normalised the entries (normalise_origin); an entry set directly in
+    // Options still matches regardless of case.
     if allowed
         .iter()
-        .any(|a| a.trim() == ANY_ORIGIN || a.trim().eq_ignore_ascii_case(&lower))
+        .any(|a| a == ANY_ORIGIN || a.eq_ignore_ascii_case(text))
     {
         return Ok(());
     }
+    let lower = text.to_ascii_lowercase();
     if same_origin(&lower, headers) {
         return Ok(());
     }
+    let quoted = shown(origin);
     let host = headers
         .get(http::header::HOST)
         .map_or_else(|| "none".to_string(), shown);
@@ -435,6 +449,26 @@ mod tests {
         // The bracket trick on IPv6.
         assert!(origin("http://[::1]:8080", "[::2]:8080", &[]).is_err());
         assert!(origin("http://[::1]x:8080", "[::1]:8080", &[]).is_err());
+    }
+
+    #[test]
+    fn builder_entries_are_normalised_once() {
+        for (entry, stored) in [
+            (" HTTPS://App.Example/ ", "https://app.example"),
+            ("http://localhost:3000", "http://localhost:3000"),
+            (" * ", "*"),
+            ("NULL", "null"),
+        ] {
+            assert_eq!(normalise_origin(entry), stored, "{entry}");
+        }
+        let router = crate::Router::builder()
+            .allowed_origins([" HTTPS://App.Example/ "])
+            .build();
+        let allowed = &router.options().allowed_origins;
+        assert_eq!(allowed, &["https://app.example".to_string()]);
+        let mut h = headers(&[("origin", b"https://app.example")]);
+        h.append("host", HeaderValue::from_static("localhost:8080"));
+        assert!(check_origin(&h, allowed).is_ok());
     }
 
     #[test]

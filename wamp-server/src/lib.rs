@@ -39,6 +39,11 @@
 //! [`CallContext::router`]): [`Router::publish`], [`Router::publish_excluding`],
 //! [`Router::publish_to`], [`Router::subscribers`], [`Router::close_session`].
 //!
+//! Cluster mode: routers in one process ([`InProcessHub`]) or in several (feature `redis`,
+//! `backplane::redis::RedisBackplane`) share their PubSub through a [`Backplane`]
+//! ([`RouterBuilder::backplane`]; [`Router::backplane_status`],
+//! [`Router::cluster_subscribers`], [`Router::cluster_close_session`]).
+//!
 //! An axum app with pages beside the WAMP endpoint: [`serve_app`]. TLS (`wss://`,
 //! `https://`; cargo feature `tls`, on by default, rustls with the ring provider):
 //! `serve_tls` and `serve_app_tls` with a `tls::TlsConfig` from PEM files or your own rustls
@@ -90,6 +95,8 @@
 //! - `metrics`: [`metrics::serve`], `/metrics` (OpenMetrics via prometheus-client, read from
 //!   [`Router::stats`]), `/healthz` and `/readyz` (adds prometheus-client; needs `axum`).
 //! - `bin`: the `wamp-server` binary (adds clap, tracing-subscriber and, on Unix, rustix).
+//! - `redis` (off by default): cluster mode, `backplane::redis::RedisBackplane` and the
+//!   binary's `--redis-url` (adds the `redis` crate).
 //!
 //! `wamp-server = { version = "…", default-features = false }` builds the router alone
 //! ([`serve`] over tokio-tungstenite, [`run_session`] for other transports), without axum,
@@ -106,6 +113,8 @@
 //!   session.
 //! - `broker.rs`: subscriptions and fan-out. `topic.rs`: topic policies. `handler.rs`:
 //!   procedures and the call context. `auth.rs`: WAMP-CRA on the server.
+//! - `backplane.rs`: the seam to other router nodes ([`Backplane`]), the in-process hub, and
+//!   (feature `redis`) the Redis backplane; it reaches the router only through [`backplane::LocalNode`].
 //! - `transport.rs`: the seam a session reads and writes ([`transport::Text`] in shared
 //!   bytes), with the tokio-tungstenite adapter; `server.rs` (the accept loop, handshake
 //!   bounds) and `axum_mount.rs` (axum) turn a connection into that seam; `app_server.rs`
@@ -128,6 +137,7 @@ mod app_server;
 pub mod auth;
 #[cfg(feature = "axum")]
 mod axum_mount;
+pub mod backplane;
 mod broker;
 pub mod close;
 mod handler;
@@ -153,6 +163,7 @@ pub use app_server::serve_app_tls;
 pub use auth::{AuthConfig, AuthProvider, AuthUser, InMemoryAuth, ProviderError};
 #[cfg(feature = "axum")]
 pub use axum_mount::{axum_handler, axum_handler_with_peer};
+pub use backplane::{Backplane, BackplaneStatus, ClusterAnswer, InProcessHub};
 pub use close::SessionError;
 pub use handler::{typed_args, BoxFuture, CallContext, CallError, CallResult};
 pub use router::{ConnectionSlot, Options, Router, RouterBuilder, ShutdownClose};

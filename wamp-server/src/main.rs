@@ -3,7 +3,8 @@
 //! Run with: `cargo run --release -p wamp-server` (then open http://localhost:8080/).
 //! Flags: `--bind ADDR` (default 127.0.0.1), `--port N` (default 8080; 0 picks a free port),
 //! `--allow-origin ORIGIN` (repeatable; browsers on other origins than the page's own),
-//! `--tls-cert FILE --tls-key FILE` (PEM; serves https:// and wss://).
+//! `--tls-cert FILE --tls-key FILE` (PEM; serves https:// and wss://),
+//! `--redis-url URL [--node-name NAME] [--redis-prefix P]` (cluster mode; feature `redis`).
 //! `--metrics-bind ADDR` (e.g. 127.0.0.1:9090; off by default): `/metrics`, `/healthz`,
 //! `/readyz` on their own listener.
 //! Logs: `RUST_LOG=debug` for every session's story; `--log-format json` for log shippers.
@@ -67,6 +68,52 @@ struct Args {
         env = "WAMP_LOG_FORMAT"
     )]
     log_format: LogFormat,
+    #[command(flatten)]
+    cluster: ClusterArgs,
+}
+
+/// Cluster mode: several servers share their PubSub through Redis.
+#[derive(Debug, clap::Args)]
+struct ClusterArgs {
+    /// Join a cluster through this Redis server (e.g. redis://127.0.0.1:6379/): events
+    /// published on any node reach the subscribers of every node. Needs the `redis` feature.
+    #[arg(long, value_name = "URL", env = "WAMP_REDIS_URL")]
+    redis_url: Option<String>,
+    /// This node's name in the cluster (a random suffix is added per start).
+    #[arg(long, default_value = "node", env = "WAMP_NODE_NAME")]
+    node_name: String,
+    /// The prefix of the cluster's Redis channel names; every node of a cluster uses the same.
+    #[arg(long, default_value = "wamp", env = "WAMP_REDIS_PREFIX")]
+    redis_prefix: String,
+}
+
+/// The Redis backplane when `--redis-url` is given.
+fn cluster_backplane(
+    args: &ClusterArgs,
+) -> Result<Option<std::sync::Arc<dyn wamp_server::Backplane>>, String> {
+    let Some(url) = &args.redis_url else {
+        return Ok(None);
+    };
+    #[cfg(feature = "redis")]
+    {
+        use wamp_server::backplane::redis::{RedisBackplane, RedisConfig};
+        let config = RedisConfig::new(url.as_str())
+            .node_name(args.node_name.as_str())
+            .prefix(args.redis_prefix.as_str());
+        let backplane = RedisBackplane::new(config)
+            .map_err(|e| format!("--redis-url {url}: {e} (expected redis://HOST:PORT/)"))?;
+        info!(node = backplane.node_id(), redis = %url, prefix = %args.redis_prefix, "cluster mode");
+        Ok(Some(backplane))
+    }
+    #[cfg(not(feature = "redis"))]
+    {
+        let _ = (url, &args.node_name, &args.redis_prefix);
+        Err(
+            "--redis-url needs cluster mode, which this build does not have: rebuild with \
+             `cargo build --release -p wamp-server --features redis`"
+                .to_string(),
+        )
+    }
 }
 
 /// How logs are written.
@@ -175,6 +222,10 @@ async fn main() -> std::process::ExitCode {
         LogFormat::Json => logs.json().init(),
     }
     if let Some(config) = &args.config {
+        if args.cluster.redis_url.is_some() {
+            eprintln!("error: --redis-url works with the tutorial server only for now: drop --config (or --redis-url)");
+            return std::process::ExitCode::FAILURE;
+        }
         #[allow(unused_mut)] // the TLS flags exist only with the `tls` feature
         let mut overrides = standalone::config::Overrides {
             bind: args.bind,
@@ -225,9 +276,16 @@ async fn main() -> std::process::ExitCode {
     if !args.allow_origins.is_empty() {
         info!(origins = ?args.allow_origins, "browser origins allowed beside the page's own");
     }
-    let router = fit_limits(wamp_server::tutorial::builder())
-        .allowed_origins(args.allow_origins)
-        .build();
+    let mut builder = fit_limits(wamp_server::tutorial::builder());
+    match cluster_backplane(&args.cluster) {
+        Ok(Some(backplane)) => builder = builder.backplane(backplane),
+        Ok(None) => {}
+        Err(e) => {
+            eprintln!("error: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    }
+    let router = builder.allowed_origins(args.allow_origins).build();
     let app = wamp_server::tutorial::app(router.clone());
     let host = if local.ip().is_loopback() {
         "localhost".to_string()

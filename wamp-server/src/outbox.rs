@@ -93,6 +93,10 @@ impl SessionHandle {
     /// because its queue is full. Frames larger than [`SessionHandle::max_frame`] are for
     /// the caller to keep out (they would close the session).
     pub(crate) fn send(&self, frame: Text) -> bool {
+        if self.aborted.load(Ordering::Acquire) {
+            // The writer has stopped taking frames: queueing would only count them as sent.
+            return false;
+        }
         let len = frame.len();
         let frames = self.queued.fetch_add(1, Ordering::Relaxed);
         let bytes = self.queued_bytes.fetch_add(len, Ordering::Relaxed)
@@ -153,17 +157,18 @@ impl SessionHandle {
     }
 
     /// Closes after the frames already queued (the application asked: counted as killed).
+    /// The reason is cut to fit a close frame ([`close::MAX_REASON`] bytes).
     pub(crate) fn close(&self, code: u16, reason: &str) {
         self.close_as(CloseReason::Killed, code, reason);
     }
 
     /// Closes after the frames already queued, counted under `kind`.
     pub(crate) fn close_as(&self, kind: CloseReason, code: u16, reason: &str) {
-        self.note_reason(kind, reason);
+        let mut reason = reason.to_string();
+        close::truncate_reason(&mut reason);
+        self.note_reason(kind, &reason);
         // The queue has no hard limit, so a close always fits behind the frames before it.
-        let _ = self
-            .tx
-            .send(Outgoing::Close(Box::new((code, reason.to_string()))));
+        let _ = self.tx.send(Outgoing::Close(Box::new((code, reason))));
     }
 
     /// Closes after the frames already queued, with the error's code and reason.
@@ -179,23 +184,31 @@ impl SessionHandle {
     }
 
     /// Closes now, dropping whatever is queued; interrupts a write that waits on a full
-    /// socket.
-    fn abort(&self, kind: CloseReason, code: u16, reason: &str) {
-        self.note_reason(kind, reason);
-        let mut slot = self.abort.lock().expect("abort lock");
-        if slot.is_none() {
-            let frame = (kind != CloseReason::Client).then(|| (code, reason.to_string()));
-            *slot = Some(frame);
-            drop(slot);
-            if code == close::NORMAL {
-                debug!(session = %self.id, code, reason, "closing session");
-            } else {
-                warn!(session = %self.id, code, reason, "closing session");
-            }
-            self.aborted.store(true, Ordering::Release);
-            self.abort_signal.notify_one();
-            self.reader_signal.notify_waiters();
+    /// socket. Only the first abort counts (and logs). The reason is cut to fit a close
+    /// frame ([`close::MAX_REASON`] bytes).
+    #[cfg(test)]
+    pub(crate) fn abort(&self, code: u16, reason: &str) {
+        self.abort_as(CloseReason::Killed, code, reason);
+    }
+
+    /// [`SessionHandle::abort`], counted under `kind`. When the client closed, no close
+    /// frame is sent: the WebSocket library has answered the client's already.
+    fn abort_as(&self, kind: CloseReason, code: u16, reason: &str) {
+        if self.aborted.swap(true, Ordering::AcqRel) {
+            return;
         }
+        let mut reason = reason.to_string();
+        close::truncate_reason(&mut reason);
+        self.note_reason(kind, &reason);
+        if code == close::NORMAL {
+            debug!(session = %self.id, code, reason, "closing session");
+        } else {
+            warn!(session = %self.id, code, reason, "closing session");
+        }
+        let frame = (kind != CloseReason::Client).then_some((code, reason));
+        *self.abort.lock().expect("abort lock") = Some(frame);
+        self.abort_signal.notify_one();
+        self.reader_signal.notify_waiters();
     }
 
     /// Completes once the session is aborted (the reader loop stops then).
@@ -214,7 +227,7 @@ impl SessionHandle {
 
     /// Closes now with the error's code and reason.
     pub(crate) fn abort_for(&self, e: &SessionError) {
-        self.abort(CloseReason::of(e), e.code(), &e.reason());
+        self.abort_as(CloseReason::of(e), e.code(), &e.reason());
     }
 
     /// Takes a frame's share of the bound when the writer takes it from the queue.
@@ -226,8 +239,10 @@ impl SessionHandle {
 
 /// How the writer's queue ended.
 enum Ending {
-    /// Send this close frame (or a bare close when `None`), then close the sink.
-    Close(Option<(u16, String)>),
+    /// Send this close frame, then close the sink.
+    Close(u16, String),
+    /// Close the sink without a close frame of ours (the close handshake is done).
+    Closed,
     /// Drop the sink without a close frame.
     Drop,
     /// The socket failed.
@@ -249,32 +264,34 @@ pub(crate) async fn write_loop<Si>(
     let ending = tokio::select! {
         biased;
         _ = handle.abort_signal.notified() => {
-            let close = handle.abort.lock().expect("abort lock").take().flatten();
-            // The socket may be full (that is often why the session is aborted): try the
-            // close frame for a while, then give up and drop the connection.
-            let _ = tokio::time::timeout(close_wait, async {
-                if let Some((code, reason)) = close {
-                    let _ = sink.send(Outbound::Close(code, reason)).await;
-                }
-                let _ = sink.close().await;
-            })
-            .await;
-            return;
+            match handle.abort.lock().expect("abort lock").take() {
+                Some(Some((code, reason))) => Ending::Close(code, reason),
+                Some(None) => Ending::Closed,
+                None => Ending::Drop,
+            }
         }
         ending = drain(&mut sink, &mut rx, &handle) => ending,
     };
     match ending {
-        Ending::Close(close) => {
-            let _ = tokio::time::timeout(close_wait, async {
-                if let Some((code, reason)) = close {
-                    let _ = sink.send(Outbound::Close(code, reason)).await;
-                }
-                let _ = sink.close().await;
-            })
-            .await;
+        Ending::Close(code, reason) => send_close(&mut sink, code, reason, close_wait).await,
+        Ending::Closed => {
+            let _ = tokio::time::timeout(close_wait, sink.close()).await;
         }
         Ending::Drop | Ending::Failed => {}
     }
+}
+
+/// Sends a close frame and closes the sink, for at most `close_wait`: the socket may be full
+/// (that is often why the session is aborted), and then the connection is just dropped.
+async fn send_close<Si>(sink: &mut Si, code: u16, reason: String, close_wait: Duration)
+where
+    Si: Sink<Outbound> + Unpin,
+{
+    let _ = tokio::time::timeout(close_wait, async {
+        let _ = sink.send(Outbound::Close(code, reason)).await;
+        let _ = sink.close().await;
+    })
+    .await;
 }
 
 async fn drain<Si>(
@@ -288,14 +305,18 @@ where
     /// Frames fed before a flush, at most.
     const BATCH: usize = 64;
     loop {
+        // The handle holds a sender, and this task the handle: the queue never closes.
         let Some(first) = rx.recv().await else {
-            return Ending::Close(None);
+            return Ending::Drop;
         };
         let mut next = first;
         let mut fed = 0;
         loop {
             match next {
-                Outgoing::Close(close) => return Ending::Close(Some(*close)),
+                Outgoing::Close(close) => {
+                    let (code, reason) = *close;
+                    return Ending::Close(code, reason);
+                }
                 Outgoing::End => {
                     return match flush(sink, handle).await {
                         Ok(()) => Ending::Drop,
@@ -386,5 +407,40 @@ mod tests {
         handle.taken(100);
         assert!(handle.send(text(100)));
         assert!(handle.close_reason().is_none());
+    }
+
+    #[test]
+    fn an_aborted_outbox_takes_no_frames_and_aborts_once() {
+        let (handle, mut rx) = SessionHandle::new(Arc::from("s"), 10, 100, Arc::default());
+        assert!(handle.send(text(1)));
+        handle.abort(close::KILLED, "first");
+        assert!(!handle.send(text(1)), "a frame after the abort");
+        assert_eq!(handle.queued.load(Ordering::Relaxed), 1);
+        // The writer takes the abort; a later overflow must not abort again.
+        let taken = handle.abort.lock().unwrap().take();
+        assert_eq!(taken, Some(Some((close::KILLED, "first".to_string()))));
+        handle.abort_for(&SessionError::SlowConsumer);
+        assert!(handle.abort.lock().unwrap().is_none());
+        assert_eq!(handle.close_reason().as_deref(), Some("first"));
+        assert!(matches!(rx.try_recv(), Ok(Outgoing::Frame(_))));
+        assert!(rx.try_recv().is_err());
+    }
+
+    #[test]
+    fn close_reasons_are_cut_to_fit_a_close_frame() {
+        let long = "é".repeat(100);
+        let (handle, mut rx) = SessionHandle::new(Arc::from("s"), 10, 100, Arc::default());
+        handle.close(close::NORMAL, &long);
+        match rx.try_recv() {
+            Ok(Outgoing::Close(close)) => {
+                assert_eq!(close.1, "é".repeat(61));
+                assert_eq!(close.1.len(), 122);
+            }
+            _ => panic!("expected a close"),
+        }
+        let (handle, _rx) = SessionHandle::new(Arc::from("s"), 10, 100, Arc::default());
+        handle.abort(close::KILLED, &"x".repeat(200));
+        let (_, reason) = handle.abort.lock().unwrap().take().flatten().unwrap();
+        assert_eq!(reason, "x".repeat(close::MAX_REASON));
     }
 }

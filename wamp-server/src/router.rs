@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex, RwLock, Weak};
 use std::time::Duration;
 
 use serde::de::DeserializeOwned;
@@ -14,6 +14,9 @@ use tokio::sync::{watch, Notify};
 use wamp_proto::uri::{Prefixes, UriTable};
 
 use crate::auth::AuthConfig;
+use crate::backplane::{
+    self, Backplane, BackplaneStatus, ClusterAnswer, ClusterRequest, LocalNode, RemoteEvent,
+};
 use crate::broker::Broker;
 use crate::handler::{
     boxed_procedure, typed_procedure, CallContext, CallError, CallResult, Procedure,
@@ -21,6 +24,7 @@ use crate::handler::{
 use crate::outbox::SessionHandle;
 use crate::stats::{RouterStats, Stats};
 use crate::topic::{Publication, Topic, TopicTable};
+use crate::transport::Text;
 
 /// Router-wide settings. Every field has a default; set them through [`RouterBuilder`].
 #[derive(Debug, Clone)]
@@ -198,6 +202,8 @@ struct Inner {
     topics: RwLock<TopicTable>,
     broker: Broker,
     stats: Arc<Stats>,
+    /// Other router nodes, if this router is one of several ([`RouterBuilder::backplane`]).
+    backplane: Option<Arc<dyn Backplane>>,
     sessions: Mutex<HashMap<Arc<str>, Arc<SessionHandle>>>,
     connections: AtomicUsize,
     shutdown: watch::Sender<bool>,
@@ -235,6 +241,17 @@ pub struct RouterBuilder {
     procedures: HashMap<String, Procedure>,
     procedure_prefixes: UriTable<Procedure>,
     topics: TopicTable,
+    backplane: Option<Arc<dyn Backplane>>,
+}
+
+/// A router that does not keep it alive (what a backplane holds).
+#[derive(Clone)]
+pub(crate) struct WeakRouter(Weak<Inner>);
+
+impl WeakRouter {
+    pub(crate) fn upgrade(&self) -> Option<Router> {
+        self.0.upgrade().map(|inner| Router { inner })
+    }
 }
 
 impl Router {
@@ -248,6 +265,7 @@ impl Router {
             procedures: HashMap::new(),
             procedure_prefixes: UriTable::new(),
             topics: TopicTable::default(),
+            backplane: None,
         }
     }
 
@@ -343,13 +361,15 @@ impl Router {
     }
 
     /// Sends an event to every subscriber of `topic` (a full URI, or a CURIE of the default
-    /// prefixes). Returns how many sessions it was sent to. Topic policies do not apply to
-    /// the server's own publishing.
+    /// prefixes). Returns how many sessions of this node it was sent to (with a backplane the
+    /// event goes to the other nodes' subscribers too, uncounted). Topic policies do not
+    /// apply to the server's own publishing.
     pub fn publish(&self, topic: &str, event: impl Serialize) -> usize {
         self.publish_filtered(topic, event, &[], None)
     }
 
-    /// Sends an event to every subscriber of `topic` except the listed sessions.
+    /// Sends an event to every subscriber of `topic` except the listed sessions (on every node,
+    /// with a backplane). Returns how many sessions of this node it was sent to.
     pub fn publish_excluding(
         &self,
         topic: &str,
@@ -359,7 +379,9 @@ impl Router {
         self.publish_filtered(topic, event, exclude, None)
     }
 
-    /// Sends an event only to those of the listed sessions that subscribe to `topic`.
+    /// Sends an event only to those of the listed sessions that subscribe to `topic` (on any
+    /// node, with a backplane; nothing is forwarded when all of them are on this node).
+    /// Returns how many sessions of this node it was sent to.
     pub fn publish_to(&self, topic: &str, event: impl Serialize, eligible: &[String]) -> usize {
         self.publish_filtered(topic, event, &[], Some(eligible))
     }
@@ -372,9 +394,112 @@ impl Router {
         eligible: Option<&[String]>,
     ) -> usize {
         let event = serde_json::to_value(event).unwrap_or(Value::Null);
-        self.inner
-            .broker
-            .publish(&self.resolve(topic), &event, exclude, eligible)
+        self.fan_out(&self.resolve(topic), &event, exclude, eligible)
+    }
+
+    /// Delivers to local subscribers, then (with a backplane) hands the same frame to the
+    /// other nodes without waiting.
+    fn fan_out(
+        &self,
+        topic: &str,
+        event: &Value,
+        exclude: &[String],
+        eligible: Option<&[String]>,
+    ) -> usize {
+        let Some(bp) = &self.inner.backplane else {
+            return self.inner.broker.publish(topic, event, exclude, eligible);
+        };
+        let frame = Text::from(wamp_proto::message::event_json(topic, event));
+        let n = self.inner.broker.deliver(topic, &frame, exclude, eligible);
+        let all_local = eligible.is_some_and(|ids| {
+            let sessions = self.inner.sessions.lock().expect("sessions lock");
+            ids.iter().all(|id| sessions.contains_key(id.as_str()))
+        });
+        if !all_local {
+            bp.forward(RemoteEvent {
+                topic: Arc::from(topic),
+                frame,
+                exclude: exclude.to_vec(),
+                eligible: eligible.map(<[String]>::to_vec),
+            });
+        }
+        n
+    }
+
+    /// Another node's event, for this node's sessions (see [`LocalNode::deliver`]).
+    pub(crate) fn deliver_remote(
+        &self,
+        topic: &str,
+        frame: &Text,
+        exclude: &[String],
+        eligible: Option<&[String]>,
+    ) -> usize {
+        self.inner.broker.deliver(topic, frame, exclude, eligible)
+    }
+
+    /// Whether the topic has subscribers on this node.
+    pub(crate) fn has_local_subscribers(&self, topic: &str) -> bool {
+        self.inner.broker.has_subscribers(topic)
+    }
+
+    /// The topics with subscribers on this node.
+    pub(crate) fn local_topics(&self) -> Vec<String> {
+        self.inner.broker.topics()
+    }
+
+    /// The backplane's state and counters; `None` without a backplane.
+    pub fn backplane_status(&self) -> Option<BackplaneStatus> {
+        self.inner.backplane.as_ref().map(|bp| bp.status())
+    }
+
+    /// The subscribers of `topic` on every node (sorted). Asks the other nodes and waits up to
+    /// `timeout` for their answers; [`ClusterAnswer::complete`] says whether every node known
+    /// to be alive answered. Without a backplane: this node's, complete.
+    pub async fn cluster_subscribers(
+        &self,
+        topic: &str,
+        timeout: Duration,
+    ) -> ClusterAnswer<Vec<String>> {
+        let topic = self.resolve(topic);
+        let local = self.inner.broker.subscribers(&topic);
+        let replies = match &self.inner.backplane {
+            Some(bp) => {
+                bp.request(ClusterRequest::Subscribers { topic }, timeout)
+                    .await
+            }
+            None => backplane::ClusterReplies {
+                replies: Vec::new(),
+                complete: true,
+            },
+        };
+        backplane::merge_subscribers(local, replies)
+    }
+
+    /// Closes a session on whichever node holds it (see [`Router::close_session`]); the value
+    /// says whether any node had it. Waits up to `timeout` for the other nodes' answers.
+    pub async fn cluster_close_session(
+        &self,
+        session_id: &str,
+        code: u16,
+        reason: &str,
+        timeout: Duration,
+    ) -> ClusterAnswer<bool> {
+        let local = self.close_session(session_id, code, reason);
+        let replies = match (&self.inner.backplane, local) {
+            (Some(bp), false) => {
+                let request = ClusterRequest::CloseSession {
+                    session_id: session_id.to_string(),
+                    code,
+                    reason: reason.to_string(),
+                };
+                bp.request(request, timeout).await
+            }
+            _ => backplane::ClusterReplies {
+                replies: Vec::new(),
+                complete: true,
+            },
+        };
+        backplane::merge_closed(local, replies)
     }
 
     /// The ids of the sessions subscribed to `topic`.
@@ -394,8 +519,23 @@ impl Router {
     }
 
     /// Closes a session with a WebSocket close code and reason, after the frames already
-    /// queued for it. Returns whether the session existed.
+    /// queued for it. The reason is cut to [`close::MAX_REASON`](crate::close::MAX_REASON)
+    /// bytes (at a character boundary) to fit a close frame.
+    ///
+    /// Returns whether the session was closed: `false` if it does not exist, or if `code`
+    /// may not be sent in a close frame ([`close::may_send`](crate::close::may_send): 1000-1003,
+    /// 1007-1014 and 3000-4999 may; 1004-1006, 1015, the reserved 1016-2999 and anything
+    /// outside 1000-4999 may not), in which case the session is left open.
     pub fn close_session(&self, session_id: &str, code: u16, reason: &str) -> bool {
+        if !crate::close::may_send(code) {
+            tracing::warn!(
+                session = %session_id,
+                code,
+                "close_session refused: the code may not be sent in a close frame; the \
+                 session stays open (use 1000, or 3000-4999 for an application's own)"
+            );
+            return false;
+        }
         let handle = {
             let sessions = self.inner.sessions.lock().expect("sessions lock");
             sessions.get(session_id).cloned()
@@ -452,6 +592,28 @@ impl Router {
         &self.inner.stats
     }
 
+    /// How long a session stopping for a shutdown may take, at most: calls in flight get
+    /// [`Options::shutdown_grace`], then its writer [`Options::close_wait`] and a bit more to
+    /// send what is queued (session.rs), plus a second of slack. A server's drain waits this
+    /// long before it cuts sessions off.
+    pub(crate) fn shutdown_deadline(&self) -> Duration {
+        let o = self.options();
+        o.shutdown_grace + o.close_wait + crate::session::WRITER_WAIT + Duration::from_secs(1)
+    }
+
+    /// Aborts every session still registered: each stops reading at once and its writer
+    /// gets [`Options::close_wait`] for the close frame. A drain's last resort, after
+    /// [`Router::shutdown_deadline`].
+    pub(crate) fn abort_all_sessions(&self) {
+        let handles: Vec<Arc<SessionHandle>> = {
+            let sessions = self.inner.sessions.lock().expect("sessions lock");
+            sessions.values().cloned().collect()
+        };
+        for handle in handles {
+            handle.abort_for(&crate::close::SessionError::ShuttingDown);
+        }
+    }
+
     /// What the session loop watches for a shutdown.
     pub(crate) fn shutdown_signal(&self) -> watch::Receiver<bool> {
         self.inner.shutdown.subscribe()
@@ -464,7 +626,10 @@ impl Router {
 
     /// Subscribes a session (the broker) and runs the `on_subscribe` hook.
     pub(crate) fn add_subscription(&self, topic: &str, session: &Arc<SessionHandle>) {
-        self.inner.broker.subscribe(topic, session);
+        let (_, first) = self.inner.broker.subscribe(topic, session);
+        if let (true, Some(bp)) = (first, &self.inner.backplane) {
+            bp.interest_changed(topic);
+        }
         if let Some(hook) = &self.inner.hooks.subscribed {
             hook(&session.id, topic);
         }
@@ -473,7 +638,10 @@ impl Router {
     /// Unsubscribes a session and runs the `on_unsubscribe` hook (a panic in the hook is
     /// logged: this also runs while a session task unwinds).
     pub(crate) fn remove_subscription(&self, topic: &str, session_id: &str) {
-        self.inner.broker.unsubscribe(topic, session_id);
+        let (_, last) = self.inner.broker.unsubscribe(topic, session_id);
+        if let (true, Some(bp)) = (last, &self.inner.backplane) {
+            bp.interest_changed(topic);
+        }
         if let Some(hook) = &self.inner.hooks.unsubscribed {
             guarded("on_unsubscribe", || hook(session_id, topic));
         }
@@ -482,10 +650,7 @@ impl Router {
     /// Relays a client's publication (already through the topic policy) and runs the
     /// `on_publish` hook. Returns how many sessions it was sent to.
     pub(crate) fn relay(&self, publisher: &str, topic: &str, p: &Publication) -> usize {
-        let n = self
-            .inner
-            .broker
-            .publish(topic, &p.event, &p.exclude, p.eligible.as_deref());
+        let n = self.fan_out(topic, &p.event, &p.exclude, p.eligible.as_deref());
         if let Some(hook) = &self.inner.hooks.published {
             hook(publisher, topic, &p.event);
         }
@@ -778,14 +943,18 @@ impl RouterBuilder {
     }
 
     /// Also accept browser requests from these origins (exact match after lower-casing; `*`
-    /// for any, logged as a warning); the request's own origin is always accepted. See
-    /// [`Options::allowed_origins`].
+    /// for any, logged as a warning); the request's own origin is always accepted. Entries
+    /// are stored trimmed, lower-cased and without a trailing slash, as browsers send
+    /// origins. See [`Options::allowed_origins`].
     pub fn allowed_origins<I, S>(mut self, origins: I) -> Self
     where
         I: IntoIterator<Item = S>,
         S: Into<String>,
     {
-        self.options.allowed_origins = origins.into_iter().map(Into::into).collect();
+        self.options.allowed_origins = origins
+            .into_iter()
+            .map(|o| crate::handshake::normalise_origin(&o.into()))
+            .collect();
         if crate::handshake::allows_any_origin(&self.options.allowed_origins) {
             tracing::warn!(
                 "allowed origins include '*': pages from ANY web site may open WAMP sessions here \
@@ -871,10 +1040,19 @@ impl RouterBuilder {
         self
     }
 
+    /// Makes this router one node of several: publications reach the other nodes'
+    /// subscribers through the backplane (see [`crate::backplane`]). Build the router inside
+    /// a tokio runtime: the backplane starts its tasks then.
+    pub fn backplane(mut self, backplane: Arc<dyn Backplane>) -> Self {
+        self.backplane = Some(backplane);
+        self
+    }
+
     /// Finishes the router.
     pub fn build(self) -> Router {
         let stats = Arc::new(Stats::default());
-        Router {
+        let backplane = self.backplane.clone();
+        let router = Router {
             inner: Arc::new(Inner {
                 options: self.options,
                 hooks: self.hooks,
@@ -885,11 +1063,16 @@ impl RouterBuilder {
                 topics: RwLock::new(self.topics),
                 broker: Broker::new(stats.clone()),
                 stats,
+                backplane: self.backplane,
                 sessions: Mutex::new(HashMap::new()),
                 connections: AtomicUsize::new(0),
                 shutdown: watch::Sender::new(false),
                 idle: Notify::new(),
             }),
+        };
+        if let Some(bp) = backplane {
+            bp.attach(LocalNode::new(WeakRouter(Arc::downgrade(&router.inner))));
         }
+        router
     }
 }

@@ -76,17 +76,14 @@ pub async fn serve_tls(
 ) -> io::Result<()> {
     let r = router.clone();
     let connections = accept_loop(listener, &router, shutdown, move |tcp, peer, permit| {
-        let acceptor = tls.acceptor().clone();
+        let handshake = tls.accept(tcp, peer);
         let counters = r.counters().clone();
         websocket_connection(r.clone(), peer, permit, async move {
-            acceptor
-                .accept(tcp)
-                .await
-                .map_err(|e| {
-                    counters.refused(RefusedReason::Tls);
-                    info!(%peer, error = %e, "TLS handshake failed");
-                })
-                .ok()
+            let tls = handshake.await;
+            if tls.is_none() {
+                counters.refused(RefusedReason::Tls);
+            }
+            tls
         })
     })
     .await;
@@ -144,15 +141,30 @@ where
 async fn drain(router: &Router, mut connections: JoinSet<()>) {
     info!(sessions = router.session_count(), "shutting down");
     router.shutdown();
-    let deadline = router.options().shutdown_grace + Duration::from_secs(5);
-    let drained = tokio::time::timeout(deadline, async {
-        while connections.join_next().await.is_some() {}
-    })
-    .await;
-    if drained.is_err() {
-        warn!("sessions still open after the grace period; aborting them");
-        connections.abort_all();
+    let deadline = router.shutdown_deadline();
+    if tokio::time::timeout(deadline, join_all(&mut connections))
+        .await
+        .is_err()
+    {
+        warn!(
+            ?deadline,
+            "sessions still open after the shutdown deadline; aborting them"
+        );
+        router.abort_all_sessions();
+        let wait = router.options().close_wait + Duration::from_secs(1);
+        if tokio::time::timeout(wait, join_all(&mut connections))
+            .await
+            .is_err()
+        {
+            connections.abort_all();
+            join_all(&mut connections).await;
+        }
     }
+}
+
+/// Waits for every task of `set`.
+async fn join_all(set: &mut JoinSet<()>) {
+    while set.join_next().await.is_some() {}
 }
 
 /// The tungstenite configuration for a router: message size limit and buffer sizes.

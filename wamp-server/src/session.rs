@@ -26,7 +26,7 @@ use crate::transport::{Inbound, Outbound, Text};
 
 /// How long a session waits for its writer to finish after the reader loop ended, beyond
 /// [`crate::Options::close_wait`].
-const WRITER_WAIT: Duration = Duration::from_secs(5);
+pub(crate) const WRITER_WAIT: Duration = Duration::from_secs(5);
 
 /// Where a connection came from, for logs.
 #[derive(Debug, Clone, Default)]

@@ -132,8 +132,24 @@ impl TlsConfig {
         Ok(Self::from_server_config(config))
     }
 
-    pub(crate) fn acceptor(&self) -> &TlsAcceptor {
-        &self.acceptor
+    /// The TLS handshake of one accepted connection; `None` (logged at debug) if it fails.
+    /// The caller bounds it: it is part of the connection's handshake deadline.
+    pub(crate) fn accept(
+        &self,
+        tcp: tokio::net::TcpStream,
+        peer: std::net::SocketAddr,
+    ) -> impl std::future::Future<
+        Output = Option<tokio_rustls::server::TlsStream<tokio::net::TcpStream>>,
+    > + Send
+           + 'static {
+        let acceptor = self.acceptor.clone();
+        async move {
+            acceptor
+                .accept(tcp)
+                .await
+                .map_err(|e| tracing::debug!(%peer, error = %e, "TLS handshake failed"))
+                .ok()
+        }
     }
 }
 

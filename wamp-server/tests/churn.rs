@@ -5,34 +5,15 @@
 mod common;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, Once};
+use std::sync::{Arc, Mutex};
 
-use common::{client_frame, eventually, raw_ws, test_router, Client, TestServer};
+use common::{
+    assert_no_panic, client_frame, count_panics, eventually, raw_ws, test_router, Client,
+    TestServer,
+};
 use futures::SinkExt;
 use tokio::io::AsyncWriteExt;
 use tokio_tungstenite::tungstenite::Message as Ws;
-
-static PANICS: AtomicUsize = AtomicUsize::new(0);
-
-/// Counts every panic in this process from now on (and still prints it).
-fn count_panics() {
-    static INSTALL: Once = Once::new();
-    INSTALL.call_once(|| {
-        let default = std::panic::take_hook();
-        std::panic::set_hook(Box::new(move |info| {
-            PANICS.fetch_add(1, Ordering::SeqCst);
-            default(info);
-        }));
-    });
-}
-
-fn assert_no_panic() {
-    assert_eq!(
-        PANICS.load(Ordering::SeqCst),
-        0,
-        "the server panicked (see the test output)"
-    );
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_thousand_sessions_that_call_and_close_at_once_panic_nothing() {

@@ -348,3 +348,55 @@ async fn aborting_serve_closes_every_connection_and_session() {
     assert_eq!(server.router.session_count(), 0);
     assert!(server.router.subscribers("http://test/event#t").is_empty());
 }
+
+#[tokio::test]
+async fn serve_app_returns_only_once_every_session_has_ended_even_one_that_never_reads() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    let ended = Arc::new(AtomicUsize::new(0));
+    let counter = ended.clone();
+    // The session's writer will be stuck on a full socket: it ends close_wait plus a few
+    // seconds after the shutdown, later than the old drain deadline (grace + 5 s).
+    let router = test_router()
+        .shutdown_grace(Duration::from_millis(10))
+        .close_wait(Duration::from_secs(2))
+        .outbox_capacity(1 << 20)
+        .outbox_max_bytes(256 << 20)
+        .on_session_close(move |_, _| {
+            counter.fetch_add(1, Ordering::SeqCst);
+        })
+        .build();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(wamp_server::serve_app(
+        listener,
+        router.clone(),
+        wamp_server::tutorial::app(router.clone()),
+        async move {
+            let _ = stopped.await;
+        },
+    ));
+    let topic = "http://test/event#t";
+    let mut c = Client::connect(&format!("ws://{addr}/ws")).await;
+    c.send_json(json!([5, topic])).await;
+    common::eventually("the subscription", || router.subscribers(topic).len() == 1).await;
+    // The client reads nothing from now on: 25 MB of events fill the socket both ways.
+    let big = "x".repeat(64 * 1024);
+    for _ in 0..400 {
+        assert_eq!(router.publish(topic, &big), 1);
+    }
+    stop.send(()).unwrap();
+    tokio::time::timeout(Duration::from_secs(60), server)
+        .await
+        .expect("serve_app returns")
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        ended.load(Ordering::SeqCst),
+        1,
+        "serve_app returned while a session was still running"
+    );
+    assert_eq!(router.session_count(), 0);
+    drop(c);
+}

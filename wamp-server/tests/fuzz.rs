@@ -12,29 +12,15 @@ mod common;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Once;
 use std::time::Duration;
 
-use common::{test_router, Client, TestServer, WAIT};
+use common::{count_panics, eventually_every, panics, test_router, Client, TestServer, WAIT};
 use futures::{SinkExt, StreamExt};
 use proptest::prelude::*;
 use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite::Message as Ws;
 use wamp_proto::Permissions;
 use wamp_server::{AuthConfig, AuthUser, InMemoryAuth, Router, Topic};
-
-static PANICS: AtomicUsize = AtomicUsize::new(0);
-
-fn count_panics() {
-    static INSTALL: Once = Once::new();
-    INSTALL.call_once(|| {
-        let default = std::panic::take_hook();
-        std::panic::set_hook(Box::new(move |info| {
-            PANICS.fetch_add(1, Ordering::SeqCst);
-            default(info);
-        }));
-    });
-}
 
 /// One thing a client may send.
 #[derive(Debug, Clone)]
@@ -231,19 +217,6 @@ async fn drive(
     (sent, answers, close)
 }
 
-/// Polls `condition` every millisecond until it holds, for up to [`WAIT`] (sessions end within
-/// a few milliseconds of their socket, and there are thousands of cases).
-async fn settled(what: &str, mut condition: impl FnMut() -> bool) {
-    let deadline = tokio::time::Instant::now() + WAIT * 2;
-    while !condition() {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting until {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(1)).await;
-    }
-}
-
 #[test]
 fn random_client_sequences_keep_the_invariants() {
     count_panics();
@@ -281,7 +254,7 @@ fn random_client_sequences_keep_the_invariants() {
                     }
                 }
             }
-            settled("the router holds nothing of the session", || {
+            eventually_every(Duration::from_millis(1), "the router holds nothing of the session", || {
                 server.router.session_count() == 0
                     && TOPICS.iter().all(|t| {
                         server.router.subscribers(t).is_empty()
@@ -293,7 +266,7 @@ fn random_client_sequences_keep_the_invariants() {
                     && LIVE.load(Ordering::SeqCst) == 0
             })
             .await;
-            assert_eq!(PANICS.load(Ordering::SeqCst), 0, "a panic: {ops:?}");
+            assert_eq!(panics(), 0, "a panic: {ops:?}");
         });
     });
 }

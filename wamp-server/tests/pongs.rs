@@ -11,11 +11,16 @@ use std::sync::{Arc, Mutex};
 use common::{client_frame, eventually, raw_ws, test_router, TestServer};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-/// The resident set size of this process, in bytes (Linux).
+/// The resident set size of this process, in bytes (Linux): `VmRSS` of /proc/self/status,
+/// which is in kB whatever the page size.
 fn rss() -> usize {
-    let statm = std::fs::read_to_string("/proc/self/statm").expect("Linux /proc");
-    let pages: usize = statm.split_whitespace().nth(1).unwrap().parse().unwrap();
-    pages * 4096
+    let status = std::fs::read_to_string("/proc/self/status").expect("Linux /proc");
+    let line = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .expect("a VmRSS line in /proc/self/status");
+    let kb: usize = line.trim().trim_end_matches("kB").trim().parse().unwrap();
+    kb * 1024
 }
 
 fn pings(n: usize) -> Vec<u8> {

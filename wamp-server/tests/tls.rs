@@ -222,3 +222,48 @@ fn tls_config_errors_name_the_file_and_the_fix() {
     }
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+/// TLS completed late, then a request head trickled in: the connection is dropped one
+/// handshake timeout after it was accepted, not a TLS timeout and then a header timeout.
+#[tokio::test]
+async fn serve_app_tls_gives_tls_and_the_request_head_one_deadline() {
+    let certs = TestCerts::new();
+    let timeout = Duration::from_secs(2);
+    let router = test_router().handshake_timeout(timeout).build();
+    let addr = start_app_tls(router, tls_of(&certs)).await;
+    let started = Instant::now();
+    let tcp = TcpStream::connect(addr).await.unwrap();
+    // The client waits 0.7 of the timeout before its ClientHello.
+    tokio::time::sleep(timeout * 7 / 10).await;
+    let name = rustls_pki_types::ServerName::try_from("localhost").unwrap();
+    let mut tls = tokio_rustls::TlsConnector::from(certs.client_config())
+        .connect(name, tcp)
+        .await
+        .expect("the TLS handshake, within the timeout");
+    // Then a request head, one byte every 100 ms, never finished.
+    let head = format!("GET /ws HTTP/1.1\r\nHost: {addr}\r\nX-Slow: ");
+    let mut bytes = head.into_bytes().into_iter().chain(std::iter::repeat(b'x'));
+    let end = tokio::time::timeout(Duration::from_secs(15), async {
+        loop {
+            if tls.write_all(&[bytes.next().unwrap()]).await.is_err() {
+                return;
+            }
+            let mut buf = [0u8; 64];
+            match tokio::time::timeout(Duration::from_millis(100), tls.read(&mut buf)).await {
+                Ok(Ok(0)) | Ok(Err(_)) => return,
+                Ok(Ok(_)) | Err(_) => continue,
+            }
+        }
+    })
+    .await;
+    assert!(end.is_ok(), "the connection was kept past 15 s");
+    let waited = started.elapsed();
+    assert!(
+        waited >= timeout,
+        "dropped after {waited:?}, before {timeout:?}"
+    );
+    assert!(
+        waited < timeout * 3 / 2,
+        "dropped after {waited:?}: more than one handshake timeout ({timeout:?}) from accept"
+    );
+}

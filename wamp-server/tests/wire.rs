@@ -493,6 +493,24 @@ async fn close_a_session_from_the_server() {
 }
 
 #[tokio::test]
+async fn close_session_cuts_long_reasons_and_refuses_codes_a_close_frame_may_not_carry() {
+    let server = TestServer::start(test_router().build()).await;
+    let mut a = server.client().await;
+    for code in [0, 999, 1004, 1005, 1006, 1015, 1016, 2999, 5000] {
+        assert!(
+            !server.router.close_session(&a.session_id, code, "no"),
+            "{code}"
+        );
+    }
+    a.assert_alive().await;
+    // 200 bytes of reason: the close frame carries the first 123 (a control frame's 125
+    // bytes, less the code).
+    let reason = "r".repeat(200);
+    assert!(server.router.close_session(&a.session_id, 4000, &reason));
+    assert_eq!(a.expect_close().await, (4000, "r".repeat(123)));
+}
+
+#[tokio::test]
 async fn procedures_and_topics_change_at_runtime() {
     let server = TestServer::start(test_router().build()).await;
     let mut c = server.client().await;

@@ -4,6 +4,8 @@
 #![allow(dead_code)] // each test file uses a different part of this module
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Once;
 use std::time::Duration;
 
 use futures::{SinkExt, StreamExt};
@@ -228,16 +230,48 @@ impl Client {
     }
 }
 
-/// Polls `condition` until it holds, for up to [`WAIT`] (a loaded machine may be slow).
-pub async fn eventually(what: &str, mut condition: impl FnMut() -> bool) {
+/// Polls `condition` every 10 ms until it holds, for up to twice [`WAIT`] (a loaded machine
+/// may be slow).
+pub async fn eventually(what: &str, condition: impl FnMut() -> bool) {
+    eventually_every(Duration::from_millis(10), what, condition).await
+}
+
+/// [`eventually`], polling every `interval`.
+pub async fn eventually_every(interval: Duration, what: &str, mut condition: impl FnMut() -> bool) {
     let deadline = tokio::time::Instant::now() + WAIT * 2;
     while !condition() {
         assert!(
             tokio::time::Instant::now() < deadline,
             "timed out waiting until {what}"
         );
-        tokio::time::sleep(Duration::from_millis(10)).await;
+        tokio::time::sleep(interval).await;
     }
+}
+
+/// Panics in this process since [`count_panics`] was first called.
+static PANICS: AtomicUsize = AtomicUsize::new(0);
+
+/// Counts every panic in this process from now on (and still prints it). For test binaries
+/// that hold no test that panics on purpose.
+pub fn count_panics() {
+    static INSTALL: Once = Once::new();
+    INSTALL.call_once(|| {
+        let default = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            PANICS.fetch_add(1, Ordering::SeqCst);
+            default(info);
+        }));
+    });
+}
+
+/// How many panics [`count_panics`] has counted.
+pub fn panics() -> usize {
+    PANICS.load(Ordering::SeqCst)
+}
+
+/// Fails the test if anything in the process panicked since [`count_panics`].
+pub fn assert_no_panic() {
+    assert_eq!(panics(), 0, "the server panicked (see the test output)");
 }
 
 /// A raw TCP connection that has completed the WebSocket handshake (offering `wamp`): the
