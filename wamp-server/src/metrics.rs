@@ -66,6 +66,8 @@ async fn metrics(State(state): AppState) -> impl IntoResponse {
 async fn ready(State(state): AppState) -> impl IntoResponse {
     if state.0.is_shutting_down() {
         (StatusCode::SERVICE_UNAVAILABLE, "shutting down\n")
+    } else if state.0.backplane_status().is_some_and(|b| !b.connected) {
+        (StatusCode::SERVICE_UNAVAILABLE, "backplane not connected\n")
     } else {
         (StatusCode::OK, "ready\n")
     }
@@ -268,6 +270,69 @@ impl Collector for StatsCollector {
             "The most bytes any session's outgoing queue held at once.",
             s.outbox_bytes_high_water,
         )?;
+        if let Some(b) = self.0.backplane_status() {
+            let connected = usize::from(b.connected);
+            gauge(
+                e,
+                "wamp_backplane_connected",
+                "1 while the backplane (cluster mode) is connected.",
+                connected,
+            )?;
+            gauge(
+                e,
+                "wamp_backplane_nodes",
+                "Other nodes seen alive recently.",
+                b.nodes_seen,
+            )?;
+            gauge(
+                e,
+                "wamp_backplane_queue_depth",
+                "Events waiting to go to other nodes.",
+                b.queue_depth,
+            )?;
+            counter(
+                e,
+                "wamp_backplane_published",
+                "Events sent to other nodes.",
+                None,
+                b.published,
+            )?;
+            counter(
+                e,
+                "wamp_backplane_received",
+                "Events received from other nodes.",
+                None,
+                b.received,
+            )?;
+            let dropped = [
+                ("queue_full", b.dropped_queue_full),
+                ("disconnected", b.dropped_disconnected),
+                ("malformed", b.dropped_malformed),
+                ("echo", b.echoes_dropped),
+            ];
+            counter_family(
+                e,
+                "wamp_backplane_dropped",
+                "Backplane events dropped, by why.",
+                "reason",
+                &dropped,
+                str::to_string,
+            )?;
+            counter(
+                e,
+                "wamp_backplane_sequence_gaps",
+                "Events from other nodes known to be missing.",
+                None,
+                b.sequence_gaps,
+            )?;
+            counter(
+                e,
+                "wamp_backplane_reconnects",
+                "Backplane connections re-established after a failure.",
+                None,
+                b.reconnects,
+            )?;
+        }
         Ok(())
     }
 }

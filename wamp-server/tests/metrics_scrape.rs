@@ -230,3 +230,36 @@ async fn scrape_after_traffic_then_readiness_at_shutdown() {
     assert!(logs.contains("reason=\"slow_consumer\""), "{logs}");
     assert!(!logs.contains(" ERROR "), "an error line:\n{logs}");
 }
+
+/// With a backplane (cluster mode) its state and counters are in the scrape; without one
+/// there are no backplane samples.
+#[tokio::test]
+async fn backplane_metrics_when_there_is_one() {
+    let hub = wamp_server::InProcessHub::new();
+    for with in [true, false] {
+        let mut builder = test_router();
+        if with {
+            builder = builder.backplane(hub.backplane("a"));
+        }
+        let router = builder.build();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(wamp_server::metrics::serve(
+            router.clone(),
+            listener,
+            std::future::pending(),
+        ));
+        let s = parse(&get(&format!("{base}/metrics")).await.2);
+        if with {
+            assert_eq!(s.get("wamp_backplane_connected"), 1.0);
+            assert_eq!(s.get("wamp_backplane_published_total"), 0.0);
+            assert_eq!(
+                s.get("wamp_backplane_dropped_total{reason=\"queue_full\"}"),
+                0.0
+            );
+        } else {
+            assert!(s.matching("wamp_backplane").is_empty(), "{:?}", s.samples);
+        }
+        assert_eq!(get(&format!("{base}/readyz")).await.0, 200);
+    }
+}
