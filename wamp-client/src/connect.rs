@@ -5,6 +5,7 @@
 
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::time::Instant;
 
 use futures::{SinkExt, StreamExt};
 use serde_json::Value;
@@ -167,10 +168,16 @@ pub(crate) async fn establish(
 ) -> Result<(Ws, Welcome)> {
     let limit = opts.connect_timeout;
     let attempt = async {
+        let started = Instant::now();
         let mut ws = open(&target, &opts).await?;
+        let opened = started.elapsed();
         let welcome = read_welcome(&mut ws).await?;
+        let welcomed = started.elapsed();
+        debug!(step = "welcome", took = ?(welcomed - opened), total = ?welcomed, "WELCOME received");
         if let Some(credentials) = &credentials {
             authenticate(&mut Inline(&mut ws), credentials).await?;
+            debug!(step = "auth", took = ?(started.elapsed() - welcomed), total = ?started.elapsed(),
+                "authenticated");
         }
         Ok((ws, welcome))
     };
@@ -215,26 +222,51 @@ async fn handshake(
             .headers_mut()
             .insert(SEC_WEBSOCKET_PROTOCOL, HeaderValue::from_static("wamp"));
     }
-    #[cfg(feature = "tls")]
-    let connected = {
-        use tokio_tungstenite::Connector;
-        // Always our own connector: tokio-tungstenite's default would pick a provider itself.
-        let connector = match &opts.tls.config {
-            Some(config) if target.tls => Connector::Rustls(config.clone()),
-            _ => Connector::Plain,
-        };
-        tokio_tungstenite::connect_async_tls_with_config(
-            request,
-            Some(config),
-            true,
-            Some(connector),
-        )
-        .await
-    };
-    #[cfg(not(feature = "tls"))]
-    let connected = {
-        let _ = opts;
-        tokio_tungstenite::connect_async_with_config(request, Some(config), true).await
+    // TCP first on its own, so `-v` shows how long each step took.
+    let started = Instant::now();
+    let connected = match tcp_connect(&request).await {
+        Err(e) => Err(e),
+        Ok(tcp) => {
+            let tcp_took = started.elapsed();
+            debug!(step = "tcp", took = ?tcp_took, "TCP connected");
+            #[cfg(feature = "tls")]
+            let connected = {
+                use tokio_tungstenite::Connector;
+                // Always our own connector: tokio-tungstenite's default would pick a provider
+                // itself.
+                let connector = match &opts.tls.config {
+                    Some(config) if target.tls => Connector::Rustls(config.clone()),
+                    _ => Connector::Plain,
+                };
+                tokio_tungstenite::client_async_tls_with_config(
+                    request,
+                    tcp,
+                    Some(config),
+                    Some(connector),
+                )
+                .await
+            };
+            #[cfg(not(feature = "tls"))]
+            let connected = {
+                let _ = opts;
+                tokio_tungstenite::client_async_with_config(
+                    request,
+                    MaybeTlsStream::Plain(tcp),
+                    Some(config),
+                )
+                .await
+            };
+            if connected.is_ok() {
+                let step = if target.tls {
+                    "tls+websocket"
+                } else {
+                    "websocket"
+                };
+                debug!(step, took = ?(started.elapsed() - tcp_took), total = ?started.elapsed(),
+                    "WebSocket handshake done");
+            }
+            connected
+        }
     };
     match connected {
         // tungstenite has checked that an offered subprotocol was selected.
@@ -298,6 +330,31 @@ async fn handshake(
             reason: e.to_string(),
         }),
     }
+}
+
+/// The TCP connection to the request's host and port (80 for ws://, 443 for wss://), without
+/// Nagle's algorithm; errors as tungstenite gives them, so they map the same way.
+async fn tcp_connect(
+    request: &tungstenite::handshake::client::Request,
+) -> tungstenite::Result<TcpStream> {
+    use tungstenite::error::UrlError;
+    let uri = request.uri();
+    let host = uri
+        .host()
+        .ok_or(tungstenite::Error::Url(UrlError::NoHostName))?;
+    let port = uri
+        .port_u16()
+        .or(match uri.scheme_str() {
+            Some("wss") => Some(443),
+            Some("ws") => Some(80),
+            _ => None,
+        })
+        .ok_or(tungstenite::Error::Url(UrlError::UnsupportedUrlScheme))?;
+    let tcp = TcpStream::connect(format!("{host}:{port}"))
+        .await
+        .map_err(tungstenite::Error::Io)?;
+    tcp.set_nodelay(true)?;
+    Ok(tcp)
 }
 
 /// Reads the next WAMP message during connection setup (pings are answered by tungstenite).

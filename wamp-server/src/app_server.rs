@@ -14,6 +14,7 @@ use tracing::{debug, info, warn};
 
 use crate::router::Router;
 use crate::server::accept_loop;
+use crate::stats::RefusedReason;
 
 /// Serves an axum app (pages beside a WAMP endpoint made with [`crate::axum_handler`]) with
 /// the same bounds as [`crate::serve`]: each HTTP connection must send a complete request head
@@ -80,7 +81,16 @@ pub async fn serve_app_tls(
 ) -> io::Result<()> {
     let r = router.clone();
     let connections = accept_loop(listener, &router, shutdown, move |tcp, peer, permit| {
-        http_connection(r.clone(), app.clone(), peer, permit, tls.accept(tcp, peer))
+        let handshake = tls.accept(tcp, peer);
+        let counters = r.counters().clone();
+        let counted = async move {
+            let tls = handshake.await;
+            if tls.is_none() {
+                counters.refused(RefusedReason::Tls);
+            }
+            tls
+        };
+        http_connection(r.clone(), app.clone(), peer, permit, counted)
     })
     .await;
     drain_app(&router, connections).await;
@@ -127,8 +137,10 @@ async fn http_connection<S, T>(
     // later requests.
     let timeout = router.options().handshake_timeout;
     let deadline = tokio::time::Instant::now() + timeout;
-    let late =
-        || debug!(%peer, ?timeout, "handshake not completed in time; dropping the connection");
+    let late = || {
+        router.counters().refused(RefusedReason::HandshakeTimeout);
+        info!(%peer, ?timeout, "handshake not completed in time; dropping the connection");
+    };
     let io = match tokio::time::timeout_at(deadline, transport).await {
         Ok(Some(io)) => io,
         Ok(None) => return,
@@ -139,7 +151,11 @@ async fn http_connection<S, T>(
         .header_read_timeout(timeout);
     let first_request = Arc::new(Notify::new());
     let service = FirstRequest {
-        inner: hyper_util::service::TowerToHyperService::new(app),
+        // The client's address for the handlers (axum's `ConnectInfo`, as
+        // `into_make_service_with_connect_info` gives it), so sessions log their peer.
+        inner: hyper_util::service::TowerToHyperService::new(
+            app.layer(axum::Extension(axum::extract::ConnectInfo(peer))),
+        ),
         seen: first_request.clone(),
     };
     let connection = http

@@ -13,6 +13,7 @@ use tokio_tungstenite::tungstenite;
 use crate::handshake;
 use crate::router::Router;
 use crate::session::{run_session, ConnectionInfo};
+use crate::stats::RefusedReason;
 use crate::transport::{self, Inbound, Outbound, Text};
 
 /// An axum handler body that upgrades the request to a WAMP v1 session on `router`, with the
@@ -36,11 +37,50 @@ use crate::transport::{self, Inbound, Outbound, Text};
 /// # }
 /// ```
 pub fn axum_handler(router: Router, headers: HeaderMap, ws: WebSocketUpgrade) -> Response {
+    axum_handler_with_peer(router, None, headers, ws)
+}
+
+/// [`axum_handler`] with the client's address for the session's logs, from axum's
+/// `ConnectInfo` (which [`crate::serve_app`] provides, as does axum's
+/// `into_make_service_with_connect_info`):
+///
+/// ```no_run
+/// use std::net::SocketAddr;
+/// use axum::extract::{connect_info::ConnectInfo, State, WebSocketUpgrade};
+/// use axum::{http::HeaderMap, routing::get, Extension};
+/// # fn app(router: wamp_server::Router) -> axum::Router {
+/// axum::Router::new()
+///     .route("/ws", get(|State(r): State<wamp_server::Router>,
+///                        peer: Option<Extension<ConnectInfo<SocketAddr>>>,
+///                        headers: HeaderMap, ws: WebSocketUpgrade| async move {
+///         wamp_server::axum_handler_with_peer(r, peer.map(|p| p.0 .0), headers, ws)
+///     }))
+///     .with_state(router)
+/// # }
+/// ```
+pub fn axum_handler_with_peer(
+    router: Router,
+    peer: Option<std::net::SocketAddr>,
+    headers: HeaderMap,
+    ws: WebSocketUpgrade,
+) -> Response {
+    let shown = || peer.map(|p| p.to_string()).unwrap_or_default();
     let offered = match handshake::check(&headers, router.options()) {
         Ok(offered) => offered,
-        Err(refusal) => return (refusal.status, refusal.body).into_response(),
+        Err(refusal) => {
+            let reason = RefusedReason::of(&refusal);
+            router.counters().refused(reason);
+            tracing::info!(peer = %shown(), reason = reason.label(), status = %refusal.status, body = %refusal.body.trim_end(), "handshake refused");
+            return (refusal.status, refusal.body).into_response();
+        }
     };
     let Some(slot) = router.try_connection() else {
+        router.counters().refused(RefusedReason::Limit);
+        tracing::info!(
+            peer = %shown(),
+            reason = "limit",
+            "handshake refused: connection limit reached"
+        );
         return (
             axum::http::StatusCode::SERVICE_UNAVAILABLE,
             "connection limit reached: try again later",
@@ -65,7 +105,7 @@ pub fn axum_handler(router: Router, headers: HeaderMap, ws: WebSocketUpgrade) ->
         let sink = sink.with(|o: Outbound| async move { Ok::<_, axum::Error>(outbound(o)) });
         run_session(
             router,
-            ConnectionInfo::default(),
+            ConnectionInfo { peer },
             Box::pin(stream),
             Box::pin(sink),
         )

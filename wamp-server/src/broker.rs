@@ -7,19 +7,34 @@ use std::sync::{Arc, Mutex};
 use serde_json::Value;
 
 use crate::outbox::SessionHandle;
+use crate::stats::Stats;
 use crate::transport::Text;
 
 /// Subscribers by topic. One short-held lock: publishing copies the recipients' handles out
 /// and sends after releasing it, so a publish never waits on a subscriber.
-#[derive(Default)]
 pub(crate) struct Broker {
     topics: Mutex<HashMap<String, Subscribers>>,
+    stats: Arc<Stats>,
 }
 
 /// One topic's subscribers by session id.
 type Subscribers = HashMap<Arc<str>, Arc<SessionHandle>>;
 
 impl Broker {
+    /// An empty broker that counts its publications into `stats`.
+    pub(crate) fn new(stats: Arc<Stats>) -> Broker {
+        Broker {
+            topics: Mutex::default(),
+            stats,
+        }
+    }
+
+    /// `(topics, subscriptions)` now, for [`crate::Router::stats`].
+    pub(crate) fn counts(&self) -> (usize, usize) {
+        let topics = self.topics.lock().expect("broker lock");
+        (topics.len(), topics.values().map(HashMap::len).sum())
+    }
+
     /// Adds a subscription: whether it is new, and whether it is the topic's first.
     pub(crate) fn subscribe(&self, topic: &str, session: &Arc<SessionHandle>) -> (bool, bool) {
         let mut topics = self.topics.lock().expect("broker lock");
@@ -76,10 +91,11 @@ impl Broker {
     ) -> usize {
         let recipients = self.recipients(topic, exclude, eligible);
         if recipients.is_empty() {
-            return 0;
+            return self.stats.published(0, 0);
         }
         let frame = Text::from(wamp_proto::message::event_json(topic, event));
-        send_all(&recipients, topic, &frame)
+        self.stats
+            .published(send_all(&recipients, topic, &frame), frame.len())
     }
 
     /// Queues an EVENT frame already serialised (here or by another node) for (subscribers ∩
@@ -91,7 +107,8 @@ impl Broker {
         exclude: &[String],
         eligible: Option<&[String]>,
     ) -> usize {
-        send_all(&self.recipients(topic, exclude, eligible), topic, frame)
+        let n = send_all(&self.recipients(topic, exclude, eligible), topic, frame);
+        self.stats.published(n, frame.len())
     }
 
     fn recipients(

@@ -53,6 +53,10 @@
 //!
 //! Authentication: [`AuthConfig`] (WAMP-CRA; the security rules are in [`mod@auth`]).
 //!
+//! Observability: [`Router::stats`] (counters and gauges as plain atomics, see [`RouterStats`]);
+//! with the `metrics` feature, `metrics::serve` exposes them as OpenMetrics text beside
+//! `/healthz` and `/readyz`. Every session's log span carries its `id` and `peer`.
+//!
 //! # Limits and how sessions end
 //!
 //! Every per-session resource has a bound in [`Options`] (defaults in parentheses, close
@@ -88,6 +92,8 @@
 //!   (adds axum, hyper, hyper-util).
 //! - `tutorial`: the `tutorial` module (the seed's demo page and procedures as an axum app).
 //! - `tls`: `wss://` and `https://` with rustls and the ring provider.
+//! - `metrics`: [`metrics::serve`], `/metrics` (OpenMetrics via prometheus-client, read from
+//!   [`Router::stats`]), `/healthz` and `/readyz` (adds prometheus-client; needs `axum`).
 //! - `bin`: the `wamp-server` binary (adds clap, tracing-subscriber and, on Unix, rustix).
 //! - `redis` (off by default): cluster mode, `backplane::redis::RedisBackplane` and the
 //!   binary's `--redis-url` (adds the `redis` crate).
@@ -114,6 +120,9 @@
 //!   bounds) and `axum_mount.rs` (axum) turn a connection into that seam; `app_server.rs`
 //!   serves an axum app on the same accept loop, `tls.rs` adds TLS to both. `handshake.rs`:
 //!   the upgrade rules. `close.rs`: close codes and [`SessionError`].
+//! - `stats.rs`: the router's counters as plain atomics and the [`RouterStats`] snapshot;
+//!   sessions, the broker, outboxes and transports count into it. `metrics.rs` (feature
+//!   `metrics`) serves it as OpenMetrics text with `/healthz` and `/readyz`.
 //!
 //! No module imports a module that imports it back, with two deliberate exceptions. The
 //! contexts handed to callbacks ([`CallContext`] in `handler.rs`, [`TopicContext`] in
@@ -133,10 +142,13 @@ mod broker;
 pub mod close;
 mod handler;
 pub mod handshake;
+#[cfg(feature = "metrics")]
+pub mod metrics;
 mod outbox;
 mod router;
 mod server;
 mod session;
+pub mod stats;
 #[cfg(feature = "tls")]
 pub mod tls;
 mod topic;
@@ -150,7 +162,7 @@ pub use app_server::serve_app;
 pub use app_server::serve_app_tls;
 pub use auth::{AuthConfig, AuthProvider, AuthUser, InMemoryAuth, ProviderError};
 #[cfg(feature = "axum")]
-pub use axum_mount::axum_handler;
+pub use axum_mount::{axum_handler, axum_handler_with_peer};
 pub use backplane::{Backplane, BackplaneStatus, ClusterAnswer, InProcessHub};
 pub use close::SessionError;
 pub use handler::{typed_args, BoxFuture, CallContext, CallError, CallResult};
@@ -159,4 +171,5 @@ pub use server::serve;
 #[cfg(feature = "tls")]
 pub use server::serve_tls;
 pub use session::{run_session, ConnectionInfo};
+pub use stats::RouterStats;
 pub use topic::{Publication, PublishPolicy, SubscribePolicy, Topic, TopicContext};

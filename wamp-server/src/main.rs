@@ -5,7 +5,9 @@
 //! `--allow-origin ORIGIN` (repeatable; browsers on other origins than the page's own),
 //! `--tls-cert FILE --tls-key FILE` (PEM; serves https:// and wss://),
 //! `--redis-url URL [--node-name NAME] [--redis-prefix P]` (cluster mode; feature `redis`).
-//! Logs: `RUST_LOG=debug` for every session's story.
+//! `--metrics-bind ADDR` (e.g. 127.0.0.1:9090; off by default): `/metrics`, `/healthz`,
+//! `/readyz` on their own listener.
+//! Logs: `RUST_LOG=debug` for every session's story; `--log-format json` for log shippers.
 //! With `--config router.toml` it is the standalone router instead (see [`standalone`]).
 
 mod standalone;
@@ -53,6 +55,19 @@ struct Args {
     #[cfg(feature = "tls")]
     #[arg(long, value_name = "FILE", env = "WAMP_TLS_KEY", requires = "tls_cert")]
     tls_key: Option<std::path::PathBuf>,
+    /// Serve Prometheus metrics (`/metrics`, OpenMetrics text) and health checks (`/healthz`,
+    /// `/readyz`) on this address, usually 127.0.0.1:9090 (port 0 picks a free one). Off by
+    /// default; keep it off public interfaces.
+    #[arg(long, value_name = "ADDR", env = "WAMP_METRICS_BIND")]
+    metrics_bind: Option<SocketAddr>,
+    /// Log format on stderr: `text` for people, `json` (one object a line) for log shippers.
+    #[arg(
+        long,
+        value_name = "FORMAT",
+        default_value = "text",
+        env = "WAMP_LOG_FORMAT"
+    )]
+    log_format: LogFormat,
     #[command(flatten)]
     cluster: ClusterArgs,
 }
@@ -99,6 +114,15 @@ fn cluster_backplane(
                 .to_string(),
         )
     }
+}
+
+/// How logs are written.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum LogFormat {
+    /// Human-readable lines (colour on a terminal).
+    Text,
+    /// One JSON object a line.
+    Json,
 }
 
 /// File descriptors kept free beside the connections (listener, stdio, logs, libraries).
@@ -184,15 +208,19 @@ async fn stop_signal() {
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
+    let args = Args::parse();
     // Logs go to stderr (colour only on a terminal); stdout carries the "listening" line.
-    tracing_subscriber::fmt()
+    let logs = tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .init();
-    let args = Args::parse();
+        );
+    match args.log_format {
+        LogFormat::Text => logs
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .init(),
+        LogFormat::Json => logs.json().init(),
+    }
     if let Some(config) = &args.config {
         if args.cluster.redis_url.is_some() {
             eprintln!("error: --redis-url works with the tutorial server only for now: drop --config (or --redis-url)");
@@ -203,6 +231,7 @@ async fn main() -> std::process::ExitCode {
             bind: args.bind,
             port: args.port,
             allowed_origins: (!args.allow_origins.is_empty()).then(|| args.allow_origins.clone()),
+            metrics_bind: args.metrics_bind,
             ..Default::default()
         };
         #[cfg(feature = "tls")]
@@ -273,6 +302,27 @@ async fn main() -> std::process::ExitCode {
         port = local.port()
     );
     info!(%local, tls = secure, "listening");
+    if let Some(addr) = args.metrics_bind {
+        let listener = match tokio::net::TcpListener::bind(addr).await {
+            Ok(l) => l,
+            Err(e) => {
+                eprintln!(
+                    "error: cannot listen on {addr} for metrics: {e} (try another --metrics-bind)"
+                );
+                return std::process::ExitCode::FAILURE;
+            }
+        };
+        let at = listener
+            .local_addr()
+            .expect("a bound listener has an address");
+        println!("wamp-server metrics: http://{at}/metrics  health: /healthz /readyz");
+        // Runs until the process exits, so /readyz answers 503 during the shutdown.
+        tokio::spawn(wamp_server::metrics::serve(
+            router.clone(),
+            listener,
+            std::future::pending(),
+        ));
+    }
     #[cfg(feature = "tls")]
     let served = match tls {
         Some(tls) => wamp_server::serve_app_tls(listener, router, app, tls, stop_signal()).await,

@@ -11,6 +11,7 @@ use tokio::sync::{mpsc, Notify};
 use tracing::{debug, warn};
 
 use crate::close::{self, SessionError};
+use crate::stats::{CloseReason, Stats};
 use crate::transport::{Outbound, Text};
 
 /// What the writer task is asked to send.
@@ -45,15 +46,19 @@ pub(crate) struct SessionHandle {
     capacity: usize,
     /// The most bytes that may be queued ([`crate::Options::outbox_max_bytes`]).
     max_bytes: usize,
-    /// A close that must skip the queue (the queue is full, or the session must stop now).
-    abort: Mutex<Option<(u16, String)>>,
+    /// A close that must skip the queue (the queue is full, or the session must stop now),
+    /// with the close frame to send (`None` when the client closed: the WebSocket library
+    /// has answered its close frame already, and sending ours would fail).
+    abort: Mutex<Option<Option<(u16, String)>>>,
     /// Wakes the writer for an abort.
     abort_signal: Notify,
     /// Whether an abort was asked for, and the reader's wake-up for it.
     aborted: AtomicBool,
     reader_signal: Notify,
     /// Why the server closed this session, the first reason given.
-    close_reason: Mutex<Option<String>>,
+    close_reason: Mutex<Option<(CloseReason, String)>>,
+    /// The router's counters.
+    pub(crate) stats: Arc<Stats>,
 }
 
 impl SessionHandle {
@@ -62,6 +67,7 @@ impl SessionHandle {
         id: Arc<str>,
         capacity: usize,
         max_bytes: usize,
+        stats: Arc<Stats>,
     ) -> (Arc<SessionHandle>, mpsc::UnboundedReceiver<Outgoing>) {
         let (tx, rx) = mpsc::unbounded_channel();
         let handle = SessionHandle {
@@ -78,6 +84,7 @@ impl SessionHandle {
             aborted: AtomicBool::new(false),
             reader_signal: Notify::new(),
             close_reason: Mutex::new(None),
+            stats,
         };
         (Arc::new(handle), rx)
     }
@@ -107,6 +114,7 @@ impl SessionHandle {
             self.abort_for(&e);
             return false;
         }
+        self.stats.outbox(frames + 1, bytes + len);
         self.tx.send(Outgoing::Frame(frame)).is_ok()
     }
 
@@ -130,56 +138,75 @@ impl SessionHandle {
         self.max_bytes
     }
 
-    fn note_reason(&self, reason: &str) {
+    fn note_reason(&self, kind: CloseReason, reason: &str) {
         let mut slot = self.close_reason.lock().expect("close reason lock");
         if slot.is_none() {
-            *slot = Some(reason.to_string());
+            *slot = Some((kind, reason.to_string()));
         }
     }
 
     /// Why the server closed this session, if it did.
+    #[cfg(test)]
     pub(crate) fn close_reason(&self) -> Option<String> {
+        self.closed_as().map(|(_, reason)| reason)
+    }
+
+    /// Why the server closed this session, if it did, with the reason it counts under.
+    pub(crate) fn closed_as(&self) -> Option<(CloseReason, String)> {
         self.close_reason.lock().expect("close reason lock").clone()
     }
 
-    /// Closes after the frames already queued. The reason is cut to fit a close frame
-    /// ([`close::MAX_REASON`] bytes).
+    /// Closes after the frames already queued (the application asked: counted as killed).
+    /// The reason is cut to fit a close frame ([`close::MAX_REASON`] bytes).
     pub(crate) fn close(&self, code: u16, reason: &str) {
+        self.close_as(CloseReason::Killed, code, reason);
+    }
+
+    /// Closes after the frames already queued, counted under `kind`.
+    pub(crate) fn close_as(&self, kind: CloseReason, code: u16, reason: &str) {
         let mut reason = reason.to_string();
         close::truncate_reason(&mut reason);
-        self.note_reason(&reason);
+        self.note_reason(kind, &reason);
         // The queue has no hard limit, so a close always fits behind the frames before it.
         let _ = self.tx.send(Outgoing::Close(Box::new((code, reason))));
     }
 
     /// Closes after the frames already queued, with the error's code and reason.
     pub(crate) fn close_for(&self, e: &SessionError) {
-        self.close(e.code(), &e.reason());
+        self.close_as(CloseReason::of(e), e.code(), &e.reason());
     }
 
     /// Ends the connection after the frames already queued, without a close frame (the
     /// client sees the TCP connection end).
     pub(crate) fn end(&self, reason: &str) {
-        self.note_reason(reason);
+        self.note_reason(CloseReason::Shutdown, reason);
         let _ = self.tx.send(Outgoing::End);
     }
 
     /// Closes now, dropping whatever is queued; interrupts a write that waits on a full
     /// socket. Only the first abort counts (and logs). The reason is cut to fit a close
     /// frame ([`close::MAX_REASON`] bytes).
+    #[cfg(test)]
     pub(crate) fn abort(&self, code: u16, reason: &str) {
+        self.abort_as(CloseReason::Killed, code, reason);
+    }
+
+    /// [`SessionHandle::abort`], counted under `kind`. When the client closed, no close
+    /// frame is sent: the WebSocket library has answered the client's already.
+    fn abort_as(&self, kind: CloseReason, code: u16, reason: &str) {
         if self.aborted.swap(true, Ordering::AcqRel) {
             return;
         }
         let mut reason = reason.to_string();
         close::truncate_reason(&mut reason);
-        self.note_reason(&reason);
+        self.note_reason(kind, &reason);
         if code == close::NORMAL {
             debug!(session = %self.id, code, reason, "closing session");
         } else {
             warn!(session = %self.id, code, reason, "closing session");
         }
-        *self.abort.lock().expect("abort lock") = Some((code, reason));
+        let frame = (kind != CloseReason::Client).then_some((code, reason));
+        *self.abort.lock().expect("abort lock") = Some(frame);
         self.abort_signal.notify_one();
         self.reader_signal.notify_waiters();
     }
@@ -200,7 +227,7 @@ impl SessionHandle {
 
     /// Closes now with the error's code and reason.
     pub(crate) fn abort_for(&self, e: &SessionError) {
-        self.abort(e.code(), &e.reason());
+        self.abort_as(CloseReason::of(e), e.code(), &e.reason());
     }
 
     /// Takes a frame's share of the bound when the writer takes it from the queue.
@@ -214,6 +241,8 @@ impl SessionHandle {
 enum Ending {
     /// Send this close frame, then close the sink.
     Close(u16, String),
+    /// Close the sink without a close frame of ours (the close handshake is done).
+    Closed,
     /// Drop the sink without a close frame.
     Drop,
     /// The socket failed.
@@ -236,14 +265,19 @@ pub(crate) async fn write_loop<Si>(
         biased;
         _ = handle.abort_signal.notified() => {
             match handle.abort.lock().expect("abort lock").take() {
-                Some((code, reason)) => Ending::Close(code, reason),
+                Some(Some((code, reason))) => Ending::Close(code, reason),
+                Some(None) => Ending::Closed,
                 None => Ending::Drop,
             }
         }
         ending = drain(&mut sink, &mut rx, &handle) => ending,
     };
-    if let Ending::Close(code, reason) = ending {
-        send_close(&mut sink, code, reason, close_wait).await;
+    match ending {
+        Ending::Close(code, reason) => send_close(&mut sink, code, reason, close_wait).await,
+        Ending::Closed => {
+            let _ = tokio::time::timeout(close_wait, sink.close()).await;
+        }
+        Ending::Drop | Ending::Failed => {}
     }
 }
 
@@ -342,7 +376,7 @@ mod tests {
 
     #[test]
     fn the_byte_bound_holds_exactly() {
-        let (handle, _rx) = SessionHandle::new(Arc::from("s"), 1000, 100);
+        let (handle, _rx) = SessionHandle::new(Arc::from("s"), 1000, 100, Arc::default());
         assert!(handle.send(text(60)));
         assert!(handle.send(text(40)), "exactly at the bound");
         assert!(handle.close_reason().is_none());
@@ -356,7 +390,7 @@ mod tests {
 
     #[test]
     fn the_frame_bound_holds_exactly() {
-        let (handle, _rx) = SessionHandle::new(Arc::from("s"), 2, 1 << 20);
+        let (handle, _rx) = SessionHandle::new(Arc::from("s"), 2, 1 << 20, Arc::default());
         assert!(handle.send(text(1)));
         assert!(handle.send(text(1)));
         assert!(!handle.send(text(1)));
@@ -368,7 +402,7 @@ mod tests {
 
     #[test]
     fn taking_frames_frees_the_bound() {
-        let (handle, _rx) = SessionHandle::new(Arc::from("s"), 10, 100);
+        let (handle, _rx) = SessionHandle::new(Arc::from("s"), 10, 100, Arc::default());
         assert!(handle.send(text(100)));
         handle.taken(100);
         assert!(handle.send(text(100)));
@@ -377,14 +411,14 @@ mod tests {
 
     #[test]
     fn an_aborted_outbox_takes_no_frames_and_aborts_once() {
-        let (handle, mut rx) = SessionHandle::new(Arc::from("s"), 10, 100);
+        let (handle, mut rx) = SessionHandle::new(Arc::from("s"), 10, 100, Arc::default());
         assert!(handle.send(text(1)));
         handle.abort(close::KILLED, "first");
         assert!(!handle.send(text(1)), "a frame after the abort");
         assert_eq!(handle.queued.load(Ordering::Relaxed), 1);
         // The writer takes the abort; a later overflow must not abort again.
         let taken = handle.abort.lock().unwrap().take();
-        assert_eq!(taken, Some((close::KILLED, "first".to_string())));
+        assert_eq!(taken, Some(Some((close::KILLED, "first".to_string()))));
         handle.abort_for(&SessionError::SlowConsumer);
         assert!(handle.abort.lock().unwrap().is_none());
         assert_eq!(handle.close_reason().as_deref(), Some("first"));
@@ -395,7 +429,7 @@ mod tests {
     #[test]
     fn close_reasons_are_cut_to_fit_a_close_frame() {
         let long = "é".repeat(100);
-        let (handle, mut rx) = SessionHandle::new(Arc::from("s"), 10, 100);
+        let (handle, mut rx) = SessionHandle::new(Arc::from("s"), 10, 100, Arc::default());
         handle.close(close::NORMAL, &long);
         match rx.try_recv() {
             Ok(Outgoing::Close(close)) => {
@@ -404,9 +438,9 @@ mod tests {
             }
             _ => panic!("expected a close"),
         }
-        let (handle, _rx) = SessionHandle::new(Arc::from("s"), 10, 100);
+        let (handle, _rx) = SessionHandle::new(Arc::from("s"), 10, 100, Arc::default());
         handle.abort(close::KILLED, &"x".repeat(200));
-        let (_, reason) = handle.abort.lock().unwrap().take().unwrap();
+        let (_, reason) = handle.abort.lock().unwrap().take().flatten().unwrap();
         assert_eq!(reason, "x".repeat(close::MAX_REASON));
     }
 }

@@ -22,6 +22,7 @@ use crate::handler::{
     boxed_procedure, typed_procedure, CallContext, CallError, CallResult, Procedure,
 };
 use crate::outbox::SessionHandle;
+use crate::stats::{RouterStats, Stats};
 use crate::topic::{Publication, Topic, TopicTable};
 use crate::transport::Text;
 
@@ -200,6 +201,7 @@ struct Inner {
     procedure_prefixes: RwLock<UriTable<Procedure>>,
     topics: RwLock<TopicTable>,
     broker: Broker,
+    stats: Arc<Stats>,
     /// Other router nodes, if this router is one of several ([`RouterBuilder::backplane`]).
     backplane: Option<Arc<dyn Backplane>>,
     sessions: Mutex<HashMap<Arc<str>, Arc<SessionHandle>>>,
@@ -568,6 +570,26 @@ impl Router {
             }
             idle.await;
         }
+    }
+
+    /// A snapshot of the router's counters and gauges (see [`RouterStats`] for what each
+    /// means). Cheap: atomic loads, plus one short lock of the session list and of the
+    /// subscriptions for the gauges. For a metrics endpoint, call it at scrape time.
+    pub fn stats(&self) -> RouterStats {
+        let (topics, subscriptions) = self.inner.broker.counts();
+        self.inner
+            .stats
+            .snapshot(self.session_count(), topics, subscriptions)
+    }
+
+    /// Whether [`Router::shutdown`] was called (a readiness check: not accepting).
+    pub fn is_shutting_down(&self) -> bool {
+        *self.inner.shutdown.borrow()
+    }
+
+    /// The live counters, for the sessions and transports to count into.
+    pub(crate) fn counters(&self) -> &Arc<Stats> {
+        &self.inner.stats
     }
 
     /// How long a session stopping for a shutdown may take, at most: calls in flight get
@@ -1028,6 +1050,7 @@ impl RouterBuilder {
 
     /// Finishes the router.
     pub fn build(self) -> Router {
+        let stats = Arc::new(Stats::default());
         let backplane = self.backplane.clone();
         let router = Router {
             inner: Arc::new(Inner {
@@ -1038,7 +1061,8 @@ impl RouterBuilder {
                 procedures: RwLock::new(self.procedures),
                 procedure_prefixes: RwLock::new(self.procedure_prefixes),
                 topics: RwLock::new(self.topics),
-                broker: Broker::default(),
+                broker: Broker::new(stats.clone()),
+                stats,
                 backplane: self.backplane,
                 sessions: Mutex::new(HashMap::new()),
                 connections: AtomicUsize::new(0),

@@ -18,11 +18,12 @@ use tokio_tungstenite::tungstenite;
 use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::WebSocketStream;
-use tracing::{debug, info, warn};
+use tracing::{info, warn};
 
 use crate::handshake;
 use crate::router::{ConnectionSlot, Router};
 use crate::session::{run_session, ConnectionInfo};
+use crate::stats::RefusedReason;
 use crate::transport::{self, Outbound};
 
 /// The body of the 503 a client gets when every session slot is taken.
@@ -75,7 +76,15 @@ pub async fn serve_tls(
 ) -> io::Result<()> {
     let r = router.clone();
     let connections = accept_loop(listener, &router, shutdown, move |tcp, peer, permit| {
-        websocket_connection(r.clone(), peer, permit, tls.accept(tcp, peer))
+        let handshake = tls.accept(tcp, peer);
+        let counters = r.counters().clone();
+        websocket_connection(r.clone(), peer, permit, async move {
+            let tls = handshake.await;
+            if tls.is_none() {
+                counters.refused(RefusedReason::Tls);
+            }
+            tls
+        })
     })
     .await;
     drain(&router, connections).await;
@@ -109,7 +118,8 @@ where
                             connections.spawn(connection(tcp, peer, permit));
                         }
                         Err(_) => {
-                            debug!(%peer, "too many connections in their handshakes; closing this one");
+                            router.counters().refused(RefusedReason::Pending);
+                            info!(%peer, "too many connections in their handshakes; closing this one");
                             drop(tcp);
                         }
                     }
@@ -191,7 +201,8 @@ async fn websocket_connection<S, T>(
             Ok(Some(done)) => done,
             Ok(None) => return,
             Err(_) => {
-                debug!(%peer, ?timeout, "handshake not completed in time; dropping the connection");
+                router.counters().refused(RefusedReason::HandshakeTimeout);
+                info!(%peer, ?timeout, "handshake not completed in time; dropping the connection");
                 return;
             }
         },
@@ -235,18 +246,23 @@ where
         let offered = match handshake::check(request.headers(), r.options()) {
             Ok(offered) => offered,
             Err(refusal) => {
-                debug!(%peer, status = %refusal.status, body = %refusal.body, "handshake refused");
+                let reason = RefusedReason::of(&refusal);
+                r.counters().refused(reason);
+                info!(%peer, reason = reason.label(), status = %refusal.status, body = %refusal.body.trim_end(), "handshake refused");
+                let _ = slot_tx.send(None);
                 return refuse(refusal.status, refusal.body);
             }
         };
         let Some(slot) = r.try_connection() else {
-            debug!(%peer, "connection limit reached, refusing");
+            r.counters().refused(RefusedReason::Limit);
+            info!(%peer, reason = "limit", "handshake refused: connection limit reached");
+            let _ = slot_tx.send(None);
             return refuse(
                 http::StatusCode::SERVICE_UNAVAILABLE,
                 LIMIT_BODY.to_string(),
             );
         };
-        let _ = slot_tx.send(slot);
+        let _ = slot_tx.send(Some(slot));
         // The token as the client spelled it (checked as a token, so a valid value).
         if let Some(token) = offered.and_then(|t| http::HeaderValue::from_str(&t).ok()) {
             response
@@ -258,9 +274,12 @@ where
     match tokio_tungstenite::accept_hdr_async_with_config(io, callback, Some(ws_config(router)))
         .await
     {
-        Ok(ws) => Some((ws, slot_rx.try_recv().ok()?)),
+        Ok(ws) => Some((ws, slot_rx.try_recv().ok()??)),
+        // Refused by the rules above: counted and logged there.
+        Err(_) if slot_rx.try_recv().is_ok() => None,
         Err(e) => {
-            debug!(%peer, error = %e, "WebSocket handshake failed");
+            router.counters().refused(RefusedReason::Handshake);
+            info!(%peer, error = %e, "WebSocket handshake failed");
             None
         }
     }

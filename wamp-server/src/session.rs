@@ -10,8 +10,8 @@ use futures::{FutureExt, Sink, Stream, StreamExt};
 use serde_json::Value;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
-use tracing::{debug, info_span, warn, Instrument};
-use wamp_proto::message::call_result_json;
+use tracing::{debug, info, info_span, warn, Instrument};
+use wamp_proto::message::{call_result_json, TYPE_CALLERROR, TYPE_CALLRESULT, TYPE_WELCOME};
 use wamp_proto::uri::{errors, Prefixes, PROC_AUTH, PROC_AUTHREQ};
 use wamp_proto::{Exclude, Message, Permissions};
 
@@ -20,6 +20,7 @@ use crate::close::SessionError;
 use crate::handler::{BoxFuture, CallContext, CallError};
 use crate::outbox::{write_loop, AbortOnDrop, SessionHandle};
 use crate::router::{Router, ShutdownClose};
+use crate::stats::{AuthResult, CallOutcome, CloseReason};
 use crate::topic::{Publication, PublishPolicy, SubscribePolicy, TopicContext};
 use crate::transport::{Inbound, Outbound, Text};
 
@@ -48,11 +49,14 @@ where
     Si: Sink<Outbound> + Unpin + Send + 'static,
 {
     let id: Arc<str> = Arc::from(wamp_proto::ids::new_session_id());
-    let span = info_span!("session", id = %id);
-    run(router, info, stream, sink, id).instrument(span).await
+    let peer = info
+        .peer
+        .map_or_else(|| "unknown".to_string(), |p| p.to_string());
+    let span = info_span!("session", id = %id, %peer);
+    run(router, stream, sink, id).instrument(span).await
 }
 
-async fn run<St, Si>(router: Router, info: ConnectionInfo, mut stream: St, sink: Si, id: Arc<str>)
+async fn run<St, Si>(router: Router, mut stream: St, sink: Si, id: Arc<str>)
 where
     St: Stream<Item = Inbound> + Unpin + Send,
     Si: Sink<Outbound> + Unpin + Send + 'static,
@@ -62,13 +66,16 @@ where
         id.clone(),
         options.outbox_capacity,
         options.outbox_max_bytes,
+        router.counters().clone(),
     );
     let welcome = Message::Welcome {
         session_id: id.to_string(),
         protocol_version: wamp_proto::message::PROTOCOL_VERSION,
         server_ident: options.server_ident.clone(),
     };
-    handle.send(Text::from(welcome.to_json()));
+    let welcome = welcome.to_json();
+    router.counters().sent(TYPE_WELCOME, 1, welcome.len());
+    handle.send(Text::from(welcome));
     // The writer is aborted if this future is dropped early (e.g. its task is aborted), so the
     // socket never outlives the session.
     let mut writer = AbortOnDrop(tokio::spawn(
@@ -83,10 +90,12 @@ where
         subscriptions: HashSet::new(),
         auth: AuthState::default(),
         calls: JoinSet::new(),
+        opened: std::time::Instant::now(),
         pubsub: PubSubQueue::default(),
     };
     router.register_session(handle.clone());
-    debug!(peer = ?info.peer, "session opened");
+    router.counters().session_opened();
+    info!("session opened");
     router.session_opened(&id);
 
     let auth_deadline = router
@@ -110,7 +119,10 @@ where
                 // count too) the socket is not read, so TCP pushes back on the client.
                 inbound = stream.next(), if session.in_flight() < max_calls => match inbound {
                     // Never waits: a slow call or topic policy goes on beside the reader.
-                    Some(Inbound::Text(text)) => session.handle_text(&text).err(),
+                    Some(Inbound::Text(text)) => {
+                        router.counters().received_bytes(text.len());
+                        session.handle_text(&text).err()
+                    }
                     Some(Inbound::Binary) => Some(SessionError::Binary),
                     Some(Inbound::TooBig) => Some(SessionError::TooBig(options.max_message_size)),
                     Some(Inbound::Ping(len)) => {
@@ -163,7 +175,9 @@ where
             let reason = SessionError::ShuttingDown;
             match options.shutdown_close {
                 ShutdownClose::Drop => handle.end(&reason.reason()),
-                ShutdownClose::Handshake(code) => handle.close(code, &reason.reason()),
+                ShutdownClose::Handshake(code) => {
+                    handle.close_as(CloseReason::Shutdown, code, &reason.reason())
+                }
             }
         }
         // Answer the client's close.
@@ -206,6 +220,8 @@ struct Session {
     auth: AuthState,
     /// Calls running in their own tasks (and credential lookups, and held-back answers).
     calls: JoinSet<Done>,
+    /// When the session opened, for the close log line.
+    opened: std::time::Instant,
     /// SUBSCRIBE, UNSUBSCRIBE and PUBLISH behind a topic policy callback being awaited.
     pubsub: PubSubQueue,
 }
@@ -298,14 +314,18 @@ enum End {
 impl Drop for Session {
     fn drop(&mut self) {
         self.leave();
-        let reason = if std::thread::panicking() {
-            "the session task panicked (a bug in a hook or the server)".to_string()
+        let (kind, reason) = if std::thread::panicking() {
+            let reason = "the session task panicked (a bug in a hook or the server)";
+            (CloseReason::Panic, reason.to_string())
         } else {
             self.handle
-                .close_reason()
-                .unwrap_or_else(|| "connection lost".to_string())
+                .closed_as()
+                .unwrap_or_else(|| (CloseReason::Lost, "connection lost".to_string()))
         };
-        debug!(%reason, "session closed");
+        self.router.counters().session_closed(kind);
+        let duration = self.opened.elapsed();
+        info!(reason = kind.label(), ?duration, "session closed");
+        debug!(detail = %reason, "session closed");
         self.router.session_closed(&self.handle.id, &reason);
     }
 }
@@ -348,6 +368,7 @@ impl Session {
     /// call, a topic policy) goes on beside the reader.
     fn handle_text(&mut self, text: &str) -> Result<(), SessionError> {
         let msg = Message::from_json(text).map_err(SessionError::Protocol)?;
+        self.router.counters().received(msg.type_id());
         match msg {
             Message::Prefix { prefix, uri } => self.on_prefix(prefix, uri)?,
             Message::Call {
@@ -451,10 +472,12 @@ impl Session {
                 return Ok(());
             }
             if &*uri == PROC_AUTH {
+                let key = match &self.auth {
+                    AuthState::Pending { key, .. } => key.clone(),
+                    _ => None,
+                };
                 let answer = self.auth.auth(auth, &args);
-                if answer.result.is_ok() {
-                    debug!(key = ?self.auth.key(), "authenticated");
-                }
+                auth_logged(&self.router, key.as_deref(), &answer.result);
                 if answer.delay.is_zero() {
                     self.reply(&call_id, answer.result);
                 } else {
@@ -472,10 +495,14 @@ impl Session {
         // Not found before unauthorized (docs/PROTOCOL.md section 4): a typo in a procedure name
         // should say so, whatever the session's permissions.
         let Some(procedure) = self.router.procedure(&uri) else {
+            self.router.counters().call_refused(CallOutcome::NotFound);
             self.reply(&call_id, Err(errors::NOT_FOUND.into()));
             return Ok(());
         };
         if self.permissions().is_some_and(|p| !p.may_call(&uri)) {
+            self.router
+                .counters()
+                .call_refused(CallOutcome::Unauthorized);
             self.reply(&call_id, Err(errors::UNAUTHORIZED.into()));
             return Ok(());
         }
@@ -486,6 +513,7 @@ impl Session {
             router: self.router.clone(),
         };
         let handle = self.handle.clone();
+        let started = Instant::now();
         let call = async move {
             // The hooks and the handler run under catch_unwind: a panic in any of them is an
             // #internal error for this call, never a dead session.
@@ -501,6 +529,8 @@ impl Session {
                 Err(CallError::internal(message))
             });
             ctx.router.after_call(&ctx, &result);
+            let took = started.elapsed();
+            ctx.router.counters().call(CallOutcome::of(&result), took);
             reply(&handle, &call_id, result);
             Done::Call
         };
@@ -698,9 +728,13 @@ impl Session {
             extra,
             found,
         } = lookup;
+        let logged_key = key.clone();
         let result = self
             .auth
             .authreq_looked_up(&self.handle.id, key, extra, found);
+        if result.is_err() {
+            auth_logged(&self.router, Some(&logged_key), &result);
+        }
         self.reply(&call_id, result);
     }
 
@@ -710,6 +744,21 @@ impl Session {
             auth_key,
             topic: Arc::from(uri),
             router: self.router.clone(),
+        }
+    }
+}
+
+/// Counts an authentication step's result and logs it: a failure at info with the key
+/// (never the signature), a success at debug.
+fn auth_logged(router: &Router, key: Option<&str>, result: &Result<Value, CallError>) {
+    match result {
+        Ok(_) => {
+            router.counters().auth(AuthResult::Success);
+            debug!(key, "authenticated");
+        }
+        Err(e) => {
+            router.counters().auth(AuthResult::Failure);
+            info!(key, error = %e.uri, "authentication failed");
         }
     }
 }
@@ -730,6 +779,7 @@ fn reply(handle: &SessionHandle, call_id: &str, result: Result<Value, CallError>
                 warn!(%call_id, bytes = frame.len(), "call result too large for the outbox");
                 return reply(handle, call_id, Err(e));
             }
+            handle.stats.sent(TYPE_CALLRESULT, 1, frame.len());
             handle.send(Text::from(frame));
         }
         Err(e) => {
@@ -762,6 +812,7 @@ fn reply(handle: &SessionHandle, call_id: &str, result: Result<Value, CallError>
                 }
                 .to_json();
             }
+            handle.stats.sent(TYPE_CALLERROR, 1, frame.len());
             handle.send(Text::from(frame));
             if close_after {
                 handle.close_for(&SessionError::Killed);

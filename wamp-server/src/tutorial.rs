@@ -165,8 +165,13 @@ pub fn app(router: Router) -> axum::Router {
         .route(
             "/ws",
             get(
-                |State(router): State<Router>, headers: HeaderMap, ws: WebSocketUpgrade| async move {
-                    crate::axum_handler(router, headers, ws)
+                |State(router): State<Router>,
+                 peer: Option<
+                    axum::Extension<axum::extract::ConnectInfo<std::net::SocketAddr>>,
+                >,
+                 headers: HeaderMap,
+                 ws: WebSocketUpgrade| async move {
+                    crate::axum_handler_with_peer(router, peer.map(|p| p.0 .0), headers, ws)
                 },
             ),
         )

@@ -317,6 +317,8 @@ pub struct Overrides {
     pub tls_cert: Option<PathBuf>,
     /// `--tls-key` / `WAMP_TLS_KEY`.
     pub tls_key: Option<PathBuf>,
+    /// `--metrics-bind` / `WAMP_METRICS_BIND`: `/metrics`, `/healthz`, `/readyz` there.
+    pub metrics_bind: Option<std::net::SocketAddr>,
 }
 
 /// A validated configuration: the router to build and where to serve it.

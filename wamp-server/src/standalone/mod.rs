@@ -124,8 +124,13 @@ pub async fn run(
             .route(
                 &path_ws,
                 get(
-                    |State(r): State<Router>, headers: HeaderMap, ws: WebSocketUpgrade| async move {
-                        wamp_server::axum_handler(r, headers, ws)
+                    |State(r): State<Router>,
+                     peer: Option<
+                        axum::Extension<axum::extract::ConnectInfo<std::net::SocketAddr>>,
+                    >,
+                     headers: HeaderMap,
+                     ws: WebSocketUpgrade| async move {
+                        wamp_server::axum_handler_with_peer(r, peer.map(|p| p.0 .0), headers, ws)
                     },
                 ),
             )
@@ -163,6 +168,27 @@ pub async fn run(
         }
         _ => None,
     };
+    if let Some(addr) = overrides.metrics_bind {
+        let listener = match tokio::net::TcpListener::bind(addr).await {
+            Ok(l) => l,
+            Err(e) => {
+                eprintln!(
+                    "error: cannot listen on {addr} for metrics: {e} (try another --metrics-bind)"
+                );
+                return ExitCode::FAILURE;
+            }
+        };
+        let at = listener
+            .local_addr()
+            .expect("a bound listener has an address");
+        line.push_str(&format!("  metrics http://{at}/metrics"));
+        // Runs until the process exits, so /readyz answers 503 during the shutdown.
+        tokio::spawn(wamp_server::metrics::serve(
+            router.clone(),
+            listener,
+            std::future::pending(),
+        ));
+    }
     println!("{line}");
     info!(%local, tls = secure, "listening");
 
