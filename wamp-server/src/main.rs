@@ -182,25 +182,32 @@ fn fit_limits(builder: wamp_server::RouterBuilder) -> wamp_server::RouterBuilder
         .max_pending_handshakes(pending)
 }
 
-/// Ctrl-C, or SIGTERM (as `kill` and service managers send it).
-async fn stop_signal() {
+/// Ctrl-C, or SIGTERM (as `kill` and service managers send it). The handlers are installed
+/// when this is called, not when the future is first polled, so a signal that comes right
+/// after the listening line still stops the server gracefully.
+fn stop_signal() -> impl std::future::Future<Output = ()> {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{signal, SignalKind};
-        let mut term = match signal(SignalKind::terminate()) {
-            Ok(term) => term,
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-                return;
+        let handlers = (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        );
+        async move {
+            match handlers {
+                (Ok(mut term), Ok(mut int)) => tokio::select! {
+                    _ = int.recv() => info!("Ctrl-C: shutting down"),
+                    _ = term.recv() => info!("SIGTERM: shutting down"),
+                },
+                _ => {
+                    let _ = tokio::signal::ctrl_c().await;
+                    info!("Ctrl-C: shutting down");
+                }
             }
-        };
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => info!("Ctrl-C: shutting down"),
-            _ = term.recv() => info!("SIGTERM: shutting down"),
         }
     }
     #[cfg(not(unix))]
-    {
+    async {
         let _ = tokio::signal::ctrl_c().await;
         info!("Ctrl-C: shutting down");
     }
@@ -297,6 +304,8 @@ async fn main() -> std::process::ExitCode {
     } else {
         ("http", "ws")
     };
+    // Before the listening line: whoever reads it may signal us at once.
+    let stop = stop_signal();
     println!(
         "wamp-server listening: page {http}://{host}:{port}/  WAMP {ws}://{host}:{port}/ws",
         port = local.port()
@@ -325,11 +334,11 @@ async fn main() -> std::process::ExitCode {
     }
     #[cfg(feature = "tls")]
     let served = match tls {
-        Some(tls) => wamp_server::serve_app_tls(listener, router, app, tls, stop_signal()).await,
-        None => wamp_server::serve_app(listener, router, app, stop_signal()).await,
+        Some(tls) => wamp_server::serve_app_tls(listener, router, app, tls, stop).await,
+        None => wamp_server::serve_app(listener, router, app, stop).await,
     };
     #[cfg(not(feature = "tls"))]
-    let served = wamp_server::serve_app(listener, router, app, stop_signal()).await;
+    let served = wamp_server::serve_app(listener, router, app, stop).await;
     match served {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
