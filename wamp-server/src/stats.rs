@@ -4,6 +4,15 @@
 //! Hot paths pay one relaxed atomic add per event: a fan-out is counted once with
 //! `+= recipients`, nothing takes a lock per message. The gauges (sessions, subscriptions,
 //! topics) are read from the router's own tables when a snapshot is taken.
+//!
+//! **Compiled out for measuring their cost**: built with `RUSTFLAGS="--cfg wamp_no_stats"`,
+//! every increment here is a no-op (the counters stay at zero: [`crate::Router::stats`]
+//! returns zeros for every counter and high-water mark, and `/metrics` shows zeros; the gauges
+//! `sessions`, `subscriptions` and `topics` still come from the router's tables). It exists
+//! only for `scripts/bench --scenarios counters` (BENCHMARKS.md, "The cost of the counters");
+//! what it does not remove is the call's start `Instant` (two clock reads per call) and
+//! computing a call's outcome label, which the callers do. Check it builds with
+//! `RUSTFLAGS="--cfg wamp_no_stats" cargo check -p wamp-server --target-dir target/nostats`.
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::time::Duration;
@@ -229,16 +238,24 @@ impl Default for Stats {
     }
 }
 
+#[inline(always)]
 fn add(counter: &AtomicU64, n: u64) {
+    #[cfg(not(wamp_no_stats))]
     counter.fetch_add(n, Relaxed);
+    #[cfg(wamp_no_stats)]
+    let _ = (counter, n);
 }
 
 /// Raises a high-water mark; a plain load first, so the usual case (no new high) does not
 /// write the shared cache line.
+#[inline(always)]
 fn raise(mark: &AtomicUsize, value: usize) {
+    #[cfg(not(wamp_no_stats))]
     if value > mark.load(Relaxed) {
         mark.fetch_max(value, Relaxed);
     }
+    #[cfg(wamp_no_stats)]
+    let _ = (mark, value);
 }
 
 impl Stats {
@@ -276,6 +293,9 @@ impl Stats {
 
     /// A call to a registered procedure was answered after `took`.
     pub(crate) fn call(&self, outcome: CallOutcome, took: Duration) {
+        if cfg!(wamp_no_stats) {
+            return; // Not even the bucket search.
+        }
         add(&self.calls[outcome as usize], 1);
         let secs = took.as_secs_f64();
         let bucket = CALL_DURATION_BUCKETS
@@ -300,6 +320,7 @@ impl Stats {
 
     /// A publication (a client's or the server's) went to `n` sessions, the event frame
     /// being `bytes` long. Returns `n`.
+    #[inline]
     pub(crate) fn published(&self, n: usize, bytes: usize) -> usize {
         add(&self.publishes, 1);
         add(&self.deliveries, n as u64);
@@ -472,4 +493,35 @@ impl RouterStats {
 
 fn find<K: PartialEq<Q>, Q>(list: &[(K, u64)], key: &Q) -> u64 {
     list.iter().find(|(k, _)| k == key).map_or(0, |(_, n)| *n)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Counts, or with `--cfg wamp_no_stats` stays at zero (the gauges still pass through).
+    #[test]
+    fn increments_count_unless_compiled_out() {
+        let stats = Stats::default();
+        assert_eq!(
+            stats.published(3, 10),
+            3,
+            "the recipients are returned either way"
+        );
+        stats.call(CallOutcome::Result, Duration::from_millis(2));
+        stats.outbox(5, 500);
+        stats.session_opened();
+        let snap = stats.snapshot(7, 2, 4);
+        let on = u64::from(!cfg!(wamp_no_stats));
+        assert_eq!(snap.publishes, on);
+        assert_eq!(snap.deliveries, 3 * on);
+        assert_eq!(snap.sent("EVENT"), 3 * on);
+        assert_eq!(snap.sent_bytes, 30 * on);
+        assert_eq!(snap.calls_with(CallOutcome::Result), on);
+        assert_eq!(snap.call_duration.count, on);
+        assert_eq!(snap.sessions_opened, on);
+        assert_eq!(snap.outbox_frames_high_water, 5 * on as usize);
+        assert_eq!(snap.outbox_bytes_high_water, 500 * on as usize);
+        assert_eq!((snap.sessions, snap.topics, snap.subscriptions), (7, 2, 4));
+    }
 }
