@@ -447,6 +447,10 @@ pub struct FanoutBenchArgs {
     /// Events per second per publisher (0: as fast as the window allows).
     #[arg(short, long, value_name = "N", default_value_t = 0)]
     pub rate: u32,
+    /// Connect the subscribers to this server instead of --url (repeatable: spread
+    /// round-robin over them, e.g. the nodes of a cluster); the publishers stay on --url.
+    #[arg(long = "subscriber-url", value_name = "URL")]
+    pub subscriber_urls: Vec<String>,
     /// Duration, payload size, JSON output.
     #[command(flatten)]
     pub common: BenchCommon,

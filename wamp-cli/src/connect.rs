@@ -91,6 +91,14 @@ impl Connection {
         &self.url
     }
 
+    /// The same options for another server (`bench fanout --subscriber-url`).
+    pub fn with_url(&self, url: &str) -> Connection {
+        Connection {
+            url: url.to_string(),
+            ..self.clone()
+        }
+    }
+
     /// The call timeout (`None`: calls wait as long as the connection lives).
     pub fn call_timeout(&self) -> Option<Duration> {
         self.call_timeout

@@ -20,7 +20,7 @@ use serde::Serialize;
 use serde_json::{json, Value};
 use tokio::sync::{watch, Notify};
 use tokio::task::JoinSet;
-use wamp_client::{Client, ReconnectPolicy, Subscription};
+use wamp_client::{Client, ConnectOptions, ReconnectPolicy, Subscription};
 
 use super::{
     close_all, connect_all, grouped, histogram, mark, merge, per_second, plural, print_report,
@@ -47,6 +47,8 @@ pub struct FanoutReport {
     pub mode: &'static str,
     /// The server.
     pub url: String,
+    /// Where the subscribers are, round-robin (`--subscriber-url`; empty: on `url`).
+    pub subscriber_urls: Vec<String>,
     /// The topic's full URI.
     pub topic: String,
     /// Subscriber sessions.
@@ -127,7 +129,11 @@ pub async fn run(conn: &Connection, args: FanoutBenchArgs) -> Result<(), Failure
     let sub_options = conn
         .options(ReconnectPolicy::never())
         .subscription_capacity(BUFFER);
-    let subscribers = connect_all(conn, n_subs, sub_options).await?;
+    let subscribers = if args.subscriber_urls.is_empty() {
+        connect_all(conn, n_subs, sub_options).await?
+    } else {
+        connect_spread(conn, &args.subscriber_urls, n_subs, sub_options).await?
+    };
     let publishers = connect_all(conn, n_pubs, conn.options(ReconnectPolicy::never())).await?;
 
     let shared = Arc::new(Shared {
@@ -187,6 +193,7 @@ pub async fn run(conn: &Connection, args: FanoutBenchArgs) -> Result<(), Failure
     let report = FanoutReport {
         mode: "fanout",
         url: conn.url().to_string(),
+        subscriber_urls: args.subscriber_urls.clone(),
         topic,
         subscribers: args.subscribers,
         publishers: args.publishers,
@@ -206,6 +213,27 @@ pub async fn run(conn: &Connection, args: FanoutBenchArgs) -> Result<(), Failure
         latency_us: Latency::from_nanos(&latency),
     };
     print_report(common, &report, &human(&report))
+}
+
+/// Opens `n` sessions spread round-robin over `urls` (session `i` on `urls[i % len]`), a
+/// few at a time.
+async fn connect_spread(
+    conn: &Connection,
+    urls: &[String],
+    n: usize,
+    options: ConnectOptions,
+) -> Result<Vec<Client>, Failure> {
+    let conns: Vec<Connection> = urls.iter().map(|url| conn.with_url(url)).collect();
+    let opening = (0..n).map(|i| {
+        let (conn, options) = (&conns[i % conns.len()], options.clone());
+        async move { conn.connect_with(options).await }
+    });
+    futures::stream::iter(opening)
+        .buffer_unordered(super::CONNECT_CONCURRENCY)
+        .collect::<Vec<_>>()
+        .await
+        .into_iter()
+        .collect()
 }
 
 /// Publishes probes until every subscriber has received one, or fails after `limit`.
@@ -459,7 +487,7 @@ fn human(r: &FanoutReport) -> String {
         String::new()
     };
     format!(
-        "fanout bench: {topic} on {url}\n  \
+        "fanout bench: {topic} on {url}{elsewhere}\n  \
          {subs}, {pubs} (window {window}{pace}), ~{size}-byte events, {secs:.1} s\n  \
          published   {published} events ({pub_rate}/s), {errors} failed\n  \
          delivered   {delivered} of {expected} ({lost} lost{lost_subs})\n  \
@@ -467,6 +495,11 @@ fn human(r: &FanoutReport) -> String {
          latency     {latency}  (publish -> delivery)\n",
         topic = r.topic,
         url = r.url,
+        elsewhere = if r.subscriber_urls.is_empty() {
+            String::new()
+        } else {
+            format!(" (subscribers on {})", r.subscriber_urls.join(", "))
+        },
         subs = plural(r.subscribers, "subscriber"),
         pubs = plural(r.publishers, "publisher"),
         window = r.window,
