@@ -186,7 +186,11 @@ def main():
     ap.add_argument("--no-autobahn", action="store_true")
     ap.add_argument("--no-tls", action="store_true", help="skip our router over wss://")
     ap.add_argument("--quick", action="store_true", help="skip 1000 subscribers")
+    import bench_wave2  # the wave-2 sections: cluster, proxy and publish API, counters
+    bench_wave2.add_arguments(ap)
     args = ap.parse_args()
+    if args.wave2_only:
+        return bench_wave2.run(args)
 
     subprocess.run(
         ["cargo", "build", "--release", "-p", "wamp-bench", "-p", "wamp-cli"],
@@ -219,6 +223,7 @@ def main():
     out.mkdir(parents=True, exist_ok=True)
     (out / "results.json").write_text(json.dumps(results, indent=1))
     print_tables(results, args)
+    bench_wave2.run(args)
 
 
 def median(reports, key):
