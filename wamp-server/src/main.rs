@@ -4,7 +4,8 @@
 //! Flags: `--bind ADDR` (default 127.0.0.1), `--port N` (default 8080; 0 picks a free port),
 //! `--allow-origin ORIGIN` (repeatable; browsers on other origins than the page's own),
 //! `--tls-cert FILE --tls-key FILE` (PEM; serves https:// and wss://),
-//! `--redis-url URL [--node-name NAME] [--redis-prefix P]` (cluster mode; feature `redis`).
+//! `--redis-url URL [--node-name NAME] [--redis-prefix P] [--redis-queue-capacity N]
+//! [--redis-heartbeat DURATION]` (cluster mode; feature `redis`).
 //! `--metrics-bind ADDR` (e.g. 127.0.0.1:9090; off by default): `/metrics`, `/healthz`,
 //! `/readyz` on their own listener.
 //! Logs: `RUST_LOG=debug` for every session's story; `--log-format json` for log shippers.
@@ -57,7 +58,7 @@ struct Args {
     tls_key: Option<std::path::PathBuf>,
     /// Serve Prometheus metrics (`/metrics`, OpenMetrics text) and health checks (`/healthz`,
     /// `/readyz`) on this address, usually 127.0.0.1:9090 (port 0 picks a free one). Off by
-    /// default; keep it off public interfaces.
+    /// default; keep it off public interfaces. With --config: replaces [metrics] bind.
     #[arg(long, value_name = "ADDR", env = "WAMP_METRICS_BIND")]
     metrics_bind: Option<SocketAddr>,
     /// Log format on stderr: `text` for people, `json` (one object a line) for log shippers.
@@ -77,14 +78,34 @@ struct Args {
 struct ClusterArgs {
     /// Join a cluster through this Redis server (e.g. redis://127.0.0.1:6379/): events
     /// published on any node reach the subscribers of every node. Needs the `redis` feature.
+    /// With --config: replaces [cluster] redis_url.
     #[arg(long, value_name = "URL", env = "WAMP_REDIS_URL")]
     redis_url: Option<String>,
-    /// This node's name in the cluster (a random suffix is added per start).
-    #[arg(long, default_value = "node", env = "WAMP_NODE_NAME")]
-    node_name: String,
-    /// The prefix of the cluster's Redis channel names; every node of a cluster uses the same.
-    #[arg(long, default_value = "wamp", env = "WAMP_REDIS_PREFIX")]
-    redis_prefix: String,
+    /// This node's name in the cluster (a random suffix is added per start) [default: node].
+    #[arg(long, env = "WAMP_NODE_NAME", value_parser = standalone::config::parse_non_empty)]
+    node_name: Option<String>,
+    /// The prefix of the cluster's Redis channel names; every node of a cluster uses the
+    /// same [default: wamp].
+    #[arg(long, env = "WAMP_REDIS_PREFIX", value_parser = standalone::config::parse_non_empty)]
+    redis_prefix: Option<String>,
+    /// Cross-node events queued for Redis at most; when full the newest is dropped and
+    /// counted [default: 10000].
+    #[arg(
+        long,
+        value_name = "N",
+        env = "WAMP_REDIS_QUEUE_CAPACITY",
+        value_parser = standalone::config::parse_queue_capacity
+    )]
+    redis_queue_capacity: Option<usize>,
+    /// How often this node sends its heartbeat to the cluster: seconds (1, 0.5) or
+    /// milliseconds (500ms), at least 10ms [default: 1].
+    #[arg(
+        long,
+        value_name = "DURATION",
+        env = "WAMP_REDIS_HEARTBEAT",
+        value_parser = standalone::config::parse_heartbeat
+    )]
+    redis_heartbeat: Option<std::time::Duration>,
 }
 
 /// The Redis backplane when `--redis-url` is given.
@@ -97,12 +118,19 @@ fn cluster_backplane(
     #[cfg(feature = "redis")]
     {
         use wamp_server::backplane::redis::{RedisBackplane, RedisConfig};
-        let config = RedisConfig::new(url.as_str())
-            .node_name(args.node_name.as_str())
-            .prefix(args.redis_prefix.as_str());
+        let prefix = args.redis_prefix.as_deref().unwrap_or("wamp");
+        let mut config = RedisConfig::new(url.as_str())
+            .node_name(args.node_name.as_deref().unwrap_or("node"))
+            .prefix(prefix);
+        if let Some(n) = args.redis_queue_capacity {
+            config = config.queue_capacity(n);
+        }
+        if let Some(every) = args.redis_heartbeat {
+            config = config.heartbeat(every);
+        }
         let backplane = RedisBackplane::new(config)
             .map_err(|e| format!("--redis-url {url}: {e} (expected redis://HOST:PORT/)"))?;
-        info!(node = backplane.node_id(), redis = %url, prefix = %args.redis_prefix, "cluster mode");
+        info!(node = backplane.node_id(), redis = %url, prefix = %prefix, "cluster mode");
         Ok(Some(backplane))
     }
     #[cfg(not(feature = "redis"))]
@@ -229,16 +257,17 @@ async fn main() -> std::process::ExitCode {
         LogFormat::Json => logs.json().init(),
     }
     if let Some(config) = &args.config {
-        if args.cluster.redis_url.is_some() {
-            eprintln!("error: --redis-url works with the tutorial server only for now: drop --config (or --redis-url)");
-            return std::process::ExitCode::FAILURE;
-        }
         #[allow(unused_mut)] // the TLS flags exist only with the `tls` feature
         let mut overrides = standalone::config::Overrides {
             bind: args.bind,
             port: args.port,
             allowed_origins: (!args.allow_origins.is_empty()).then(|| args.allow_origins.clone()),
             metrics_bind: args.metrics_bind,
+            redis_url: args.cluster.redis_url.clone(),
+            node_name: args.cluster.node_name.clone(),
+            redis_prefix: args.cluster.redis_prefix.clone(),
+            redis_queue_capacity: args.cluster.redis_queue_capacity,
+            redis_heartbeat: args.cluster.redis_heartbeat,
             ..Default::default()
         };
         #[cfg(feature = "tls")]
