@@ -1020,14 +1020,16 @@ fn validate(
         }
         let client = match &rule.ca_file {
             None => None,
-            Some(_) if url.scheme() != "https" => return Err(ctx.err(
-                "ca_file",
-                &format!("{key}.ca_file"),
-                format!(
+            Some(_) if url.scheme() != "https" => {
+                return Err(ctx.err(
+                    "ca_file",
+                    &format!("{key}.ca_file"),
+                    format!(
                     "is for https:// backends, and {:?} is not one: remove ca_file or use https://",
                     rule.url
                 ),
-            )),
+                ))
+            }
             Some(file) => Some(ca_client(ctx, &key, file)?),
         };
         proxies.push(ProxyPlan {
