@@ -51,7 +51,18 @@ async fn two_nodes_share_the_chat() {
         return;
     };
     let url = redis.url();
-    let (_a, a_url) = start(&["--redis-url", &url, "--node-name", "a"]).await;
+    // The backplane's queue and heartbeat flags, on node a.
+    let (_a, a_url) = start(&[
+        "--redis-url",
+        &url,
+        "--node-name",
+        "a",
+        "--redis-queue-capacity",
+        "50",
+        "--redis-heartbeat",
+        "200ms",
+    ])
+    .await;
     let (_b, b_url) = start(&["--redis-url", &url, "--node-name", "b"]).await;
     let chat = "http://wamptutorial/event#chat";
     let mut sub = common::Client::connect(&b_url).await;
