@@ -1367,6 +1367,27 @@ mod tests {
     }
 
     #[test]
+    fn backplane_flag_values_at_their_bounds() {
+        assert_eq!(parse_heartbeat("0.01"), Ok(Duration::from_millis(10)));
+        assert_eq!(parse_heartbeat("10ms"), Ok(Duration::from_millis(10)));
+        assert_eq!(parse_heartbeat("2s"), Ok(Duration::from_secs(2)));
+        assert_eq!(parse_heartbeat(" 1 "), Ok(Duration::from_secs(1)));
+        for bad in ["0", "9ms", "0.0099", "-1", "1h", "", "ms"] {
+            assert!(parse_heartbeat(bad).is_err(), "{bad}");
+        }
+        assert!(parse_heartbeat("0")
+            .unwrap_err()
+            .starts_with("0 s is too short: give at least 0.01 seconds"));
+        assert_eq!(parse_queue_capacity("1"), Ok(1));
+        assert!(parse_queue_capacity("0")
+            .unwrap_err()
+            .starts_with("0 would drop every cross-node event"));
+        assert!(parse_queue_capacity("-1").is_err());
+        assert_eq!(parse_non_empty("a"), Ok("a".to_string()));
+        assert!(parse_non_empty("").is_err());
+    }
+
+    #[test]
     fn a_full_file_validates() {
         let plan = check(
             r#"
