@@ -262,21 +262,27 @@ def run_cli(url, argv, timeout, extra=(), server=None):
 
     def watch_stderr():
         for line in proc.stderr:
-            if line.startswith("MEASURE "):
+            words = line.split()
+            if len(words) == 2 and words[0] == "MEASURE":
                 # Sampled as soon as the mark arrives: the CLI flushes it at the window's edge.
-                marks[line.split()[1]] = (server.cpu_seconds(), time.monotonic())
+                marks[words[1]] = (server.cpu_seconds(), time.monotonic())
             else:
                 errors.append(line)
 
     watcher = threading.Thread(target=watch_stderr, daemon=True)
     watcher.start()
+    # stdout is read here and stderr by the watcher only (communicate() would read both).
+    timer = threading.Timer(timeout, lambda: os.killpg(proc.pid, signal.SIGKILL))
+    timer.start()
     try:
-        stdout, _ = proc.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(5)
-        raise RuntimeError(f"wamp-cli {' '.join(argv)} took more than {timeout} s")
+        stdout = proc.stdout.read()
+        proc.wait()
+    finally:
+        timed_out = not timer.is_alive()
+        timer.cancel()
     watcher.join(10)
+    if timed_out:
+        raise RuntimeError(f"wamp-cli {' '.join(argv)} took more than {timeout} s")
     if proc.returncode != 0:
         raise RuntimeError(f"wamp-cli {' '.join(argv)} failed: {''.join(errors).strip()[-300:]}")
     report = json.loads(stdout)
