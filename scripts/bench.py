@@ -583,16 +583,17 @@ def print_tables(results, args, chosen):
         print("\nThe cost of TLS: our router over wss:// against ws:// in the same run.\n")
         print("| scenario | metric | ws:// | wss:// | wss/ws |")
         print("|---|---|---|---|---|")
-        for scenario, metric, key in [
-            ("rpc4x16", "calls/s", lambda r: r["calls_per_s"]),
-            ("rpc4x16", "server CPU µs/call", cpu),
-            ("fanout100", "deliveries/s", lambda r: r["deliveries_per_s"]),
-            ("fanout100", "server CPU µs/delivery", cpu),
+        for scenario, metric, key, fmt in [
+            ("rpc4x16", "calls/s", lambda r: r["calls_per_s"], ",.0f"),
+            ("rpc4x16", "server CPU µs/call", cpu, ".2f"),
+            ("fanout100", "deliveries/s", lambda r: r["deliveries_per_s"], ",.0f"),
+            ("fanout100", "server CPU µs/delivery", cpu, ".2f"),
+            ("connect", "server CPU µs/session", cpu, ".1f"),
         ]:
             ws = median(results["router"].get(scenario, []), key)
             wss = median(results["router+tls"].get(scenario, []), key)
             share = "n/a" if not ws or wss is None else f"{wss / ws:.0%}"
-            print(f"| {SCENARIOS[scenario][0]} | {metric} | {cell(ws, ',.2f')} | {cell(wss, ',.2f')} "
+            print(f"| {SCENARIOS[scenario][0]} | {metric} | {cell(ws, fmt)} | {cell(wss, fmt)} "
                   f"| {share} |")
         ws = (results["router"].get("sessions") or {}).get("kib_per_session")
         wss = (results["router+tls"].get("sessions") or {}).get("kib_per_session")
