@@ -3,6 +3,7 @@
 //! Run with: `cargo run --release -p wamp-server` (then open http://localhost:8080/).
 //! Flags: `--bind ADDR` (default 127.0.0.1), `--port N` (default 8080; 0 picks a free port),
 //! `--allow-origin ORIGIN` (repeatable; browsers on other origins than the page's own),
+//! `--max-connections N` (sessions at once; default 10,000, kept below the open-file limit),
 //! `--tls-cert FILE --tls-key FILE` (PEM; serves https:// and wss://),
 //! `--redis-url URL [--node-name NAME] [--redis-prefix P] [--redis-queue-capacity N]
 //! [--redis-heartbeat DURATION]` (cluster mode; feature `redis`).
@@ -47,6 +48,17 @@ struct Args {
         value_parser = wamp_server::handshake::parse_allowed_origin
     )]
     allow_origins: Vec<String>,
+    /// Most sessions at once; further WebSocket handshakes are refused with 503
+    /// [default: 10000]. Kept below the open-file limit (one descriptor per session), which
+    /// the server raises to its hard limit at start. With --config: replaces
+    /// [server] max_connections.
+    #[arg(
+        long,
+        value_name = "N",
+        env = "WAMP_MAX_CONNECTIONS",
+        value_parser = clap::value_parser!(u64).range(1..)
+    )]
+    max_connections: Option<u64>,
     /// TLS certificate chain (PEM, leaf first): serve https:// and wss:// instead of http://
     /// and ws://. Needs --tls-key.
     #[cfg(feature = "tls")]
@@ -182,22 +194,35 @@ fn raise_open_file_limit() -> Option<u64> {
     None
 }
 
-/// Keeps the session limit and the pending-handshake bound below the open-file limit.
-fn fit_limits(builder: wamp_server::RouterBuilder) -> wamp_server::RouterBuilder {
+/// Keeps the session limit (`requested`, else the default) and the pending-handshake bound
+/// below the open-file limit.
+fn fit_limits(
+    builder: wamp_server::RouterBuilder,
+    requested: Option<usize>,
+) -> wamp_server::RouterBuilder {
     let defaults = wamp_server::Options::default();
+    let wanted = requested.unwrap_or(defaults.max_connections);
     let Some(open_files) = raise_open_file_limit() else {
         info!(
-            max_connections = defaults.max_connections,
+            max_connections = wanted,
             max_pending_handshakes = defaults.max_pending_handshakes,
             "open-file limit unknown or unlimited; using the default connection limits"
         );
-        return builder;
+        return builder.max_connections(wanted);
     };
     let budget = usize::try_from(open_files.saturating_sub(RESERVED_FDS)).unwrap_or(usize::MAX);
     let pending = defaults.max_pending_handshakes.min((budget / 10).max(1));
-    let sessions = defaults
-        .max_connections
-        .min(budget.saturating_sub(pending).max(1));
+    let room = budget.saturating_sub(pending).max(1);
+    let sessions = wanted.min(room);
+    if requested.is_some_and(|n| n > room) {
+        tracing::warn!(
+            requested = wanted,
+            max_connections = sessions,
+            open_file_limit = open_files,
+            "--max-connections is above what the open-file limit allows; raise the hard \
+             limit (ulimit -Hn, or LimitNOFILE= in a systemd unit) to hold more sessions"
+        );
+    }
     info!(
         open_file_limit = open_files,
         max_connections = sessions,
@@ -208,6 +233,11 @@ fn fit_limits(builder: wamp_server::RouterBuilder) -> wamp_server::RouterBuilder
     builder
         .max_connections(sessions)
         .max_pending_handshakes(pending)
+}
+
+/// A count from the command line as a `usize` (saturating on 32-bit targets).
+fn saturating_usize(n: u64) -> usize {
+    usize::try_from(n).unwrap_or(usize::MAX)
 }
 
 /// Ctrl-C, or SIGTERM (as `kill` and service managers send it). The handlers are installed
@@ -263,6 +293,7 @@ async fn main() -> std::process::ExitCode {
             port: args.port,
             allowed_origins: (!args.allow_origins.is_empty()).then(|| args.allow_origins.clone()),
             metrics_bind: args.metrics_bind,
+            max_connections: args.max_connections.map(saturating_usize),
             redis_url: args.cluster.redis_url.clone(),
             node_name: args.cluster.node_name.clone(),
             redis_prefix: args.cluster.redis_prefix.clone(),
@@ -312,7 +343,10 @@ async fn main() -> std::process::ExitCode {
     if !args.allow_origins.is_empty() {
         info!(origins = ?args.allow_origins, "browser origins allowed beside the page's own");
     }
-    let mut builder = fit_limits(wamp_server::tutorial::builder());
+    let mut builder = fit_limits(
+        wamp_server::tutorial::builder(),
+        args.max_connections.map(saturating_usize),
+    );
     match cluster_backplane(&args.cluster) {
         Ok(Some(backplane)) => builder = builder.backplane(backplane),
         Ok(None) => {}

@@ -1172,6 +1172,35 @@ uri = "*"
     assert_eq!(r.stop_after_signal().await, 0);
 }
 
+/// `--max-connections` replaces `[server] max_connections`: with 5 in the file and 1 on the
+/// command line, a second session is refused with 503; 0 in the file is refused at start.
+#[tokio::test]
+async fn max_connections_flag_beats_the_file() {
+    let r = Running::start_with(
+        "toml",
+        "[server]\nport = 0\nmax_connections = 5\n",
+        &["--max-connections", "1"],
+        &[],
+    )
+    .await;
+    let _first = r.client().await;
+    let mut request = r.ws.as_str().into_client_request().unwrap();
+    request
+        .headers_mut()
+        .insert("Sec-WebSocket-Protocol", "wamp".parse().unwrap());
+    match tokio_tungstenite::connect_async(request).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+            assert_eq!(response.status(), 503)
+        }
+        other => panic!("a second session got in past --max-connections 1: {other:?}"),
+    }
+    let (e, f) = refused("toml", "[server]\nmax_connections = 0\n").await;
+    assert_eq!(
+        e,
+        format!("error: {f}:2: server.max_connections: must be at least 1")
+    );
+}
+
 #[tokio::test]
 async fn a_bad_shutdown_close_code_is_refused() {
     let (e, f) = refused("toml", "[server]\nshutdown_close_code = 1005\n").await;

@@ -405,6 +405,8 @@ pub struct Overrides {
     pub tls_cert: Option<PathBuf>,
     /// `--tls-key` / `WAMP_TLS_KEY`.
     pub tls_key: Option<PathBuf>,
+    /// `--max-connections` / `WAMP_MAX_CONNECTIONS`: replaces `[server] max_connections`.
+    pub max_connections: Option<usize>,
     /// `--metrics-bind` / `WAMP_METRICS_BIND`: replaces `[metrics] bind`.
     pub metrics_bind: Option<std::net::SocketAddr>,
     /// `--redis-url` / `WAMP_REDIS_URL`: replaces `[cluster] redis_url` (and turns cluster
@@ -728,7 +730,14 @@ fn validate(
         ));
     }
     let mut options = Options::default();
-    if let Some(v) = server.max_connections {
+    if server.max_connections == Some(0) {
+        return Err(ctx.err(
+            "max_connections",
+            "server.max_connections",
+            "must be at least 1",
+        ));
+    }
+    if let Some(v) = overrides.max_connections.or(server.max_connections) {
         options.max_connections = v;
     }
     for (key, value, target) in [
