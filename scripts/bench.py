@@ -3,8 +3,8 @@
 
 Servers, measured in the same run with the same load generator (`wamp-cli bench`):
   router   our router (`wamp-bench` router-server: wamp_server::serve, echo + open chat topic)
-  tutorial the `wamp-server` binary users run (the tutorial on the axum mount), default flags:
-           its session limit is its default 10,000 (kept below the open-file limit)
+  tutorial the `wamp-server` binary users run (the tutorial on the axum mount), default flags
+           but --max-connections 100000 (kept below the open-file limit by the binary)
   ceiling  the minimal tokio-tungstenite + serde_json v1 server (`wamp-bench` ceiling-server)
   autobahn the AutobahnPython 0.8.15 v1 server of the interop suite (--no-autobahn skips it)
   wampio   wamp.io 0.0.4, the Node v1 server of the interop suite on Node's `ws`
@@ -191,8 +191,10 @@ def servers(args):
     router = [str(RELEASE / "router-server")]
     yield "ceiling", lambda p: [str(RELEASE / "ceiling-server"), "--port", str(p)], r"listening on", "ws", []
     yield "router", lambda p: [*router, "--port", str(p)], r"listening on", "ws", []
-    # The binary users run, with its default flags (its logs go to /dev/null here).
-    yield ("tutorial", lambda p: [str(RELEASE / "wamp-server"), "--port", str(p)],
+    # The binary users run, with its default flags but the session limit (its logs go to
+    # /dev/null here).
+    yield ("tutorial", lambda p: [str(RELEASE / "wamp-server"), "--port", str(p),
+                                  "--max-connections", "100000"],
            r"listening", "ws", [])
     if "router+tls" in args.only_set and not args.no_tls:
         if not cli_has_tls():
