@@ -190,10 +190,13 @@ async fn websocket_connection<S, T>(
     T: Future<Output = Option<S>> + Send,
 {
     let timeout = router.options().handshake_timeout;
-    let handshake = async {
+    // Boxed: the handshake's state (tungstenite's request buffer, the callback, the config) is
+    // larger than the session's, and the task would otherwise keep room for it for the
+    // session's whole life. On the heap it is freed once the handshake is done.
+    let handshake = Box::pin(async {
         let io = transport.await?;
         websocket_handshake(&router, io, peer).await
-    };
+    });
     // A shutdown drops connections still in their handshakes at once.
     let mut stopping = router.shutdown_signal();
     let (ws, slot) = tokio::select! {
