@@ -578,6 +578,11 @@ impl Session {
 
     /// Queues a PubSub message behind those waiting, and handles what may go now.
     fn pubsub(&mut self, message: PubSub) -> Result<(), SessionError> {
+        if self.pubsub.len() == 0 {
+            // Nothing waits (the usual case): handled now, without the queue, which then
+            // allocates only for sessions whose messages wait on a policy callback.
+            return self.handle_pubsub(message);
+        }
         self.pubsub.waiting.push_back(message);
         self.pump()
     }
@@ -588,12 +593,19 @@ impl Session {
             let Some(message) = self.pubsub.waiting.pop_front() else {
                 break;
             };
-            if let Some(mut wait) = self.start(message)? {
-                // A callback that answers at once (most) is applied right here.
-                match (&mut wait).now_or_never() {
-                    Some(decided) => self.apply(decided),
-                    None => self.pubsub.pending = Some(wait),
-                }
+            self.handle_pubsub(message)?;
+        }
+        Ok(())
+    }
+
+    /// Handles one PubSub message whose turn it is; a policy callback that does not answer
+    /// at once becomes the pending one.
+    fn handle_pubsub(&mut self, message: PubSub) -> Result<(), SessionError> {
+        if let Some(mut wait) = self.start(message)? {
+            // A callback that answers at once (most) is applied right here.
+            match (&mut wait).now_or_never() {
+                Some(decided) => self.apply(decided),
+                None => self.pubsub.pending = Some(wait),
             }
         }
         Ok(())
