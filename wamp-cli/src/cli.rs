@@ -85,6 +85,7 @@ Examples:
   wamp-cli bench fanout                                        # 4 subscribers, 1 publisher, 10 s, on event:bench
   wamp-cli bench fanout --subscribers 16 --publishers 2 -d 10s --size 256 --json
   wamp-cli --prefix t=http://example.com/ bench fanout --topic t:bench
+  wamp-cli bench connect -c 8 -d 5s                            # sessions opened and closed per second
 
 Uses only CALL, SUBSCRIBE and PUBLISH, so it runs against any WAMP v1 server.";
 
@@ -93,8 +94,17 @@ Examples:
   wamp-cli bench rpc
   wamp-cli bench rpc --connections 8 --in-flight 32 --duration 30s --size 1024
   wamp-cli --prefix calc=http://example.com/calc# bench rpc --procedure calc:echo --json
+  wamp-cli bench rpc --rate 20000 --json          # latency at 20,000 calls/s in all
 
 Each call sends one argument, a string of --size bytes, and waits for its result.";
+
+const CONNECT_EXAMPLES: &str = "\
+Examples:
+  wamp-cli bench connect
+  wamp-cli bench connect --concurrency 16 --duration 10s --json
+
+Each loop connects (TCP, WebSocket handshake, WELCOME), closes the session (WebSocket close
+handshake), and starts again. Setup latency is from the start of the connection to WELCOME.";
 
 const FANOUT_EXAMPLES: &str = "\
 Examples:
@@ -246,6 +256,7 @@ impl Command {
             Command::Bench(b) => match &b.mode {
                 BenchMode::Rpc(r) => vec![r.procedure.as_str()],
                 BenchMode::Fanout(f) => vec![f.topic.as_str()],
+                BenchMode::Connect(_) => Vec::new(),
             },
             Command::Completions { .. } => Vec::new(),
         }
@@ -344,7 +355,7 @@ pub struct PublishArgs {
     pub string: bool,
 }
 
-/// `bench rpc|fanout`.
+/// `bench rpc|fanout|connect`.
 #[derive(Debug, Args)]
 pub struct BenchArgs {
     /// The benchmark to run.
@@ -352,7 +363,7 @@ pub struct BenchArgs {
     pub mode: BenchMode,
 }
 
-/// The two benchmarks.
+/// The benchmarks.
 #[derive(Debug, Subcommand)]
 pub enum BenchMode {
     /// RPC: calls in flight on several connections; calls/s and round-trip latency.
@@ -361,6 +372,9 @@ pub enum BenchMode {
     /// PubSub fan-out: publishers to subscribers; deliveries/s and publish-to-delivery latency.
     #[command(after_help = FANOUT_EXAMPLES)]
     Fanout(FanoutBenchArgs),
+    /// Connection setup: sessions opened (up to WELCOME) and closed per second, setup latency.
+    #[command(after_help = CONNECT_EXAMPLES)]
+    Connect(ConnectBenchArgs),
 }
 
 /// Options both benchmarks take.
@@ -375,6 +389,11 @@ pub struct BenchCommon {
     /// Print the results as one JSON object (and no progress bar).
     #[arg(long)]
     pub json: bool,
+    /// Print `MEASURE start` and `MEASURE stop` lines on stderr at the edges of the measuring
+    /// window (after the sessions are set up, before they close), for a tool that samples the
+    /// server (e.g. its CPU time) around exactly that window.
+    #[arg(long)]
+    pub mark: bool,
 }
 
 /// `bench rpc`.
@@ -389,7 +408,22 @@ pub struct RpcBenchArgs {
     /// The procedure to call (a full URI or a CURIE); it should return quickly.
     #[arg(long, value_name = "PROC", default_value = "rpc:echo")]
     pub procedure: String,
+    /// Calls per second in all, spread evenly over the callers (0: each caller calls again as
+    /// soon as its answer arrives). A caller that falls behind does not burst to catch up.
+    #[arg(short, long, value_name = "N", default_value_t = 0)]
+    pub rate: u32,
     /// Duration, payload size, JSON output.
+    #[command(flatten)]
+    pub common: BenchCommon,
+}
+
+/// `bench connect`.
+#[derive(Debug, Clone, Args)]
+pub struct ConnectBenchArgs {
+    /// Loops running at once, each opening and closing one session after another.
+    #[arg(short, long, value_name = "N", default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=1_000))]
+    pub concurrency: u32,
+    /// Duration, JSON output (--size is not used).
     #[command(flatten)]
     pub common: BenchCommon,
 }

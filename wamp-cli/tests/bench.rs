@@ -177,3 +177,150 @@ fn bench_fails_fast_on_a_procedure_or_topic_that_does_not_work() {
     assert!(err.contains("received no event"), "{err}");
     assert!(err.contains("http://wamptutorial/event#closed"), "{err}");
 }
+
+/// The `MEASURE start` / `MEASURE stop` lines of `--mark`, in order, once each.
+fn assert_marked(out: &std::process::Output) {
+    let err = stderr(out);
+    let marks: Vec<&str> = err.lines().filter(|l| l.starts_with("MEASURE")).collect();
+    assert_eq!(marks, ["MEASURE start", "MEASURE stop"], "{err}");
+}
+
+#[test]
+fn bench_connect_json_report() {
+    let server = TestServer::tutorial();
+    let out = run(&mut server.cli(&[
+        "bench",
+        "connect",
+        "--concurrency",
+        "3",
+        "--duration",
+        "1s",
+        "--json",
+        "--mark",
+    ]));
+    assert_code(&out, 0);
+    assert_marked(&out);
+    let report: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(report["mode"], "connect");
+    assert_eq!(report["url"], server.url.as_str());
+    assert_eq!(report["concurrency"], 3);
+    assert_eq!(report["errors"], 0, "{report}");
+    assert_eq!(report["first_error"], Value::Null, "{report}");
+    let sessions = number(&report, "sessions");
+    assert!(sessions >= 3.0, "{report}");
+    let elapsed = number(&report, "elapsed_s");
+    assert!(elapsed >= 1.0, "{report}");
+    let per_s = number(&report, "sessions_per_s");
+    assert!(
+        (per_s - sessions / elapsed).abs() < 0.01 * per_s,
+        "{report}"
+    );
+    // One setup latency and one whole-loop time per session; a loop includes its setup.
+    assert_eq!(report["latency_us"]["samples"].as_f64().unwrap(), sessions);
+    assert_eq!(report["cycle_us"]["samples"].as_f64().unwrap(), sessions);
+    assert_percentiles_ordered(&report);
+    let (setup, cycle) = (&report["latency_us"], &report["cycle_us"]);
+    for k in ["min", "p50", "p99", "max"] {
+        assert!(
+            cycle[k].as_f64().unwrap() >= setup[k].as_f64().unwrap() * 0.99,
+            "{k}: {report}"
+        );
+    }
+    // Every session was closed again.
+    let deadline = std::time::Instant::now() + RUN_LIMIT;
+    while server.router.session_count() > 0 {
+        assert!(std::time::Instant::now() < deadline, "sessions left open");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn bench_connect_human_report_and_bad_input() {
+    let server = TestServer::tutorial();
+    let out = run(&mut server.cli(&["bench", "connect", "-c", "1", "-d", "300ms"]));
+    assert_code(&out, 0);
+    let text = stdout(&out);
+    for needle in [
+        "connect bench:",
+        "sessions/s",
+        "connect -> WELCOME",
+        "p99.9",
+    ] {
+        assert!(text.contains(needle), "{needle}: {text}");
+    }
+    // No marks without --mark.
+    assert_eq!(stderr(&out), "");
+
+    for bad in ["0", "1001", "x"] {
+        let out = run(&mut server.cli(&["bench", "connect", "-c", bad, "-d", "1s"]));
+        assert_code(&out, 2);
+    }
+    // Nothing listening: the first connection fails with the connect exit code.
+    let url = closed_port_url();
+    let out = run(cli().args(["--url", &url, "bench", "connect", "-d", "1s"]));
+    assert_code(&out, 3);
+    assert!(stderr(&out).contains("cannot reach"), "{}", stderr(&out));
+}
+
+#[test]
+fn bench_rpc_rate_paces_the_calls() {
+    let server = TestServer::tutorial();
+    // 2 x 4 callers sharing 200 calls/s: one call every 40 ms per caller, 2 s.
+    let out = run(&mut server.cli(&[
+        "bench", "rpc", "-c", "2", "-i", "4", "--rate", "200", "-d", "2s", "--json", "--mark",
+    ]));
+    assert_code(&out, 0);
+    assert_marked(&out);
+    let report: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(report["rate"], 200);
+    assert_eq!(report["errors"], 0, "{report}");
+    let calls = number(&report, "calls");
+    // At most one call per caller per 40 ms: 8 callers x 50 slots.
+    assert!(calls <= 400.0, "the rate was not honoured: {report}");
+    // A busy machine may fall behind, but not by much at this rate.
+    assert!(calls >= 150.0, "{report}");
+    let per_s = number(&report, "calls_per_s");
+    assert!((75.0..=205.0).contains(&per_s), "{report}");
+    assert_eq!(report["latency_us"]["samples"].as_f64().unwrap(), calls);
+    assert_percentiles_ordered(&report);
+
+    // Unpaced, the report says so; a bad rate is a usage error.
+    let report = bench(
+        &server,
+        &[
+            "bench", "rpc", "-c", "1", "-i", "1", "-d", "300ms", "--json",
+        ],
+    );
+    assert_eq!(report["rate"], Value::Null);
+    let out = run(&mut server.cli(&["bench", "rpc", "--rate", "-5", "-d", "1s"]));
+    assert_code(&out, 2);
+    let out = run(&mut server.cli(&[
+        "bench", "rpc", "-c", "1", "-i", "1", "--rate", "50", "-d", "300ms",
+    ]));
+    assert_code(&out, 0);
+    assert!(
+        stdout(&out).contains("paced to 50 calls/s"),
+        "{}",
+        stdout(&out)
+    );
+}
+
+#[test]
+fn bench_fanout_marks_its_window() {
+    let server = TestServer::tutorial();
+    let out = run(&mut server.cli(&[
+        "bench",
+        "fanout",
+        "--subscribers",
+        "2",
+        "-d",
+        "500ms",
+        "--json",
+        "--mark",
+    ]));
+    assert_code(&out, 0);
+    assert_marked(&out);
+    let report: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert!(number(&report, "delivered") > 0.0, "{report}");
+    assert!(report["latency_us"]["p99_9"].as_f64().is_some(), "{report}");
+}

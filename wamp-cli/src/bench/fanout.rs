@@ -23,8 +23,8 @@ use tokio::task::JoinSet;
 use wamp_client::{Client, ReconnectPolicy, Subscription};
 
 use super::{
-    close_all, connect_all, grouped, histogram, merge, per_second, plural, print_report, rate,
-    record, Latency, Progress,
+    close_all, connect_all, grouped, histogram, mark, merge, per_second, plural, print_report,
+    rate, record, Latency, Progress,
 };
 use crate::args::Human;
 use crate::cli::FanoutBenchArgs;
@@ -264,6 +264,7 @@ async fn measure(
     let common = &args.common;
     let (pad, event_bytes) = padding(&shared.run_id, common.size);
     let progress = Progress::start(common, shared.delivered.clone(), "deliveries");
+    mark(common, "start");
     let start = Instant::now();
     let start_ns = shared.now();
     let deadline = start + common.duration;
@@ -301,6 +302,7 @@ async fn measure(
             (seen, idle_since) = (now, Instant::now());
         }
     }
+    mark(common, "stop");
     progress.finish().await;
     Ok(Measured {
         start_ns,

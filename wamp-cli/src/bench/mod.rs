@@ -1,19 +1,27 @@
-//! `bench`: the WAMP v1 load generator. Two modes, each in its own file; this file holds
-//! what they share: connecting many sessions, the progress bar, latency histograms and the
-//! report's number formatting.
+//! `bench`: the WAMP v1 load generator. Three modes, each in its own file; this file holds
+//! what they share: connecting many sessions, the progress bar, latency histograms, the
+//! measuring-window marks and the report's number formatting.
 //!
-//! Both modes use only CALL, SUBSCRIBE and PUBLISH (with the prefixes of `--prefix`), so they
+//! The modes use only CALL, SUBSCRIBE and PUBLISH (with the prefixes of `--prefix`), so they
 //! run against any WAMP v1 server:
 //!
 //! - [`rpc`]: `--connections` sessions, each with `--in-flight` calls outstanding at all
-//!   times, for `--duration`; calls/s and round-trip latency.
+//!   times (or paced to `--rate` calls/s in all), for `--duration`; calls/s and round-trip
+//!   latency.
 //! - [`fanout`]: `--publishers` sessions publish to one topic that `--subscribers` sessions
 //!   subscribe to; deliveries/s and publish-to-delivery latency, measured with a timestamp in
 //!   each event.
+//! - [`connect`]: `--concurrency` loops open a session (up to WELCOME) and close it, again and
+//!   again; sessions/s and setup latency.
+//!
+//! With `--mark`, `MEASURE start` and `MEASURE stop` lines on stderr bound the measuring
+//! window, so that a tool sampling the server (`scripts/bench.py` reads its CPU time from
+//! `/proc`) leaves the setup out.
 //!
 //! Latencies are recorded in nanoseconds in [`hdrhistogram`](https://docs.rs/hdrhistogram) histograms (3 significant
 //! digits) and reported in microseconds.
 
+pub mod connect;
 pub mod fanout;
 pub mod rpc;
 
@@ -36,11 +44,22 @@ use crate::exit::Failure;
 /// How many sessions are being set up at once.
 const CONNECT_CONCURRENCY: usize = 32;
 
-/// Runs `bench rpc` or `bench fanout`.
+/// Runs `bench rpc`, `bench fanout` or `bench connect`.
 pub async fn run(conn: &Connection, args: BenchArgs) -> Result<(), Failure> {
     match args.mode {
         BenchMode::Rpc(args) => rpc::run(conn, args).await,
         BenchMode::Fanout(args) => fanout::run(conn, args).await,
+        BenchMode::Connect(args) => connect::run(conn, args).await,
+    }
+}
+
+/// With `--mark`, prints `MEASURE <edge>` on stderr (and flushes it) at once.
+fn mark(common: &BenchCommon, edge: &str) {
+    if common.mark {
+        use std::io::Write;
+        let mut err = std::io::stderr().lock();
+        let _ = writeln!(err, "MEASURE {edge}");
+        let _ = err.flush();
     }
 }
 

@@ -1,5 +1,6 @@
 //! `bench rpc`: `--connections` sessions × `--in-flight` callers, each calling the procedure
-//! again as soon as its previous call answers, for `--duration`.
+//! again as soon as its previous call answers (or, with `--rate`, at its share of that many
+//! calls per second), for `--duration`.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -12,7 +13,7 @@ use tokio::task::JoinSet;
 use wamp_client::{Client, Error, ReconnectPolicy};
 
 use super::{
-    close_all, connect_all, grouped, histogram, merge, nanos_since, per_second, plural,
+    close_all, connect_all, grouped, histogram, mark, merge, nanos_since, per_second, plural,
     print_report, rate, record, Latency, Progress,
 };
 use crate::cli::RpcBenchArgs;
@@ -34,6 +35,8 @@ pub struct RpcReport {
     pub in_flight: u32,
     /// Bytes in the string argument of each call.
     pub payload_bytes: usize,
+    /// The requested calls per second in all, if paced (`--rate`).
+    pub rate: Option<u32>,
     /// The requested duration, in seconds.
     pub duration_s: f64,
     /// From the first call to the last answer, in seconds.
@@ -55,6 +58,8 @@ struct Shared {
     procedure: String,
     payload: Value,
     deadline: Instant,
+    /// With `--rate`: the time between two calls of one caller.
+    pace: Option<Duration>,
     ok: Arc<AtomicU64>,
     failed: AtomicU64,
     first_error: Mutex<Option<String>>,
@@ -77,21 +82,30 @@ pub async fn run(conn: &Connection, args: RpcBenchArgs) -> Result<(), Failure> {
         .await
         .map_err(|e| Failure::operation(&format!("the first call to {}", args.procedure), e))?;
 
+    let callers_n = args.connections * args.in_flight;
+    let pace = (args.rate > 0)
+        .then(|| Duration::from_secs_f64(f64::from(callers_n) / f64::from(args.rate)));
     let ok = Arc::new(AtomicU64::new(0));
     let progress = Progress::start(common, ok.clone(), "calls");
+    mark(common, "start");
     let start = Instant::now();
     let shared = Arc::new(Shared {
         procedure: args.procedure.clone(),
         payload,
         deadline: start + common.duration,
+        pace,
         ok,
         failed: AtomicU64::new(0),
         first_error: Mutex::new(None),
     });
     let mut callers = JoinSet::new();
+    let mut k = 0u32;
     for client in &clients {
         for _ in 0..args.in_flight {
-            callers.spawn(caller(client.clone(), shared.clone()));
+            // Paced callers start spread over one interval, so that the calls are too.
+            let first = start + pace.map_or(Duration::ZERO, |p| p * k / callers_n);
+            callers.spawn(caller(client.clone(), shared.clone(), first));
+            k += 1;
         }
     }
     let mut latency = histogram();
@@ -102,6 +116,7 @@ pub async fn run(conn: &Connection, args: RpcBenchArgs) -> Result<(), Failure> {
         }
     }
     let elapsed = start.elapsed();
+    mark(common, "stop");
     progress.finish().await;
     close_all(&clients).await;
 
@@ -125,6 +140,7 @@ pub async fn run(conn: &Connection, args: RpcBenchArgs) -> Result<(), Failure> {
         connections: args.connections,
         in_flight: args.in_flight,
         payload_bytes: common.size,
+        rate: (args.rate > 0).then_some(args.rate),
         duration_s: common.duration.as_secs_f64(),
         elapsed_s: elapsed.as_secs_f64(),
         calls,
@@ -137,9 +153,24 @@ pub async fn run(conn: &Connection, args: RpcBenchArgs) -> Result<(), Failure> {
 }
 
 /// One caller: calls, waits for the answer, records the round trip, until the deadline.
-async fn caller(client: Client, shared: Arc<Shared>) -> Histogram<u64> {
+/// Paced, it makes its first call at `first` and then one every `pace`.
+async fn caller(client: Client, shared: Arc<Shared>, first: Instant) -> Histogram<u64> {
     let mut latency = histogram();
+    let mut next = first;
     while Instant::now() < shared.deadline {
+        if let Some(pace) = shared.pace {
+            let now = Instant::now();
+            if next > now {
+                tokio::time::sleep_until(next.into()).await;
+                if Instant::now() >= shared.deadline {
+                    break;
+                }
+            } else if now - next > pace {
+                // Fell behind (a slow answer): do not burst to catch up.
+                next = now;
+            }
+            next += pace;
+        }
         let sent = Instant::now();
         match client
             .call(&shared.procedure, vec![shared.payload.clone()])
@@ -175,9 +206,13 @@ fn human(r: &RpcReport) -> String {
         Some(first) => format!("{} failed (first: {first})", grouped(r.errors)),
         None => "0 failed".to_string(),
     };
+    let pace = match r.rate {
+        Some(rate) => format!(", paced to {} calls/s", grouped(u64::from(rate))),
+        None => String::new(),
+    };
     format!(
         "rpc bench: {proc} on {url}\n  \
-         {conns} x {inflight} in flight, {size}-byte payload, {secs:.1} s\n  \
+         {conns} x {inflight} in flight{pace}, {size}-byte payload, {secs:.1} s\n  \
          calls       {calls} ok, {errors}\n  \
          throughput  {rate} calls/s\n  \
          latency     {latency}\n",
