@@ -33,8 +33,8 @@ pub(crate) enum Outgoing {
 /// bound kept by counters of queued frames and bytes: atomic adds per frame instead of a
 /// semaphore acquire and release (fan-out sends one frame to every subscriber of a topic, so
 /// this is the hottest path of a publish). Unlike a channel it allocates nothing until a frame
-/// is queued, and keeps only small buffers between bursts: an idle session's outbox is a few
-/// hundred bytes (a tokio channel's first block alone is 1.3 KiB).
+/// is queued and frees its buffers when the writer goes idle: an idle session's outbox is the
+/// handle alone (a tokio channel's first block alone is 1.3 KiB).
 pub(crate) struct SessionHandle {
     pub(crate) id: Arc<str>,
     queue: Mutex<Queue>,
@@ -288,32 +288,24 @@ pub(crate) struct Receiver {
 pub(crate) struct Empty;
 
 impl Receiver {
-    /// The most messages a batch buffer keeps room for between bursts: past it the buffer is
-    /// freed, so a burst does not leave an idle session large.
-    const KEPT_CAPACITY: usize = 64;
-
     /// The next message, without waiting.
     pub(crate) fn try_recv(&mut self) -> Result<Outgoing, Empty> {
         if let Some(message) = self.batch.pop_front() {
             return Ok(message);
         }
-        if self.batch.capacity() > Self::KEPT_CAPACITY {
-            self.batch = VecDeque::new();
-        }
-        {
-            // Swapped: the queue gets the empty buffer, so neither side allocates per burst.
-            let mut queue = self.handle.queue.lock().expect("outbox lock");
-            std::mem::swap(&mut queue.items, &mut self.batch);
-        }
+        // Taken whole: the queue starts again from an unallocated buffer.
+        self.batch = std::mem::take(&mut self.handle.queue.lock().expect("outbox lock").items);
         self.batch.pop_front().ok_or(Empty)
     }
 
-    /// The next message, waiting for one.
+    /// The next message, waiting for one. While it waits, the outbox holds no buffer at all:
+    /// an idle session costs nothing here (a burst's first frame allocates one).
     pub(crate) async fn recv(&mut self) -> Outgoing {
         loop {
             if let Ok(message) = self.try_recv() {
                 return message;
             }
+            self.batch = VecDeque::new();
             // A send after the look above left a wake-up in the Notify, so none is lost.
             self.handle.queue_signal.notified().await;
         }
@@ -538,9 +530,7 @@ mod tests {
             seen += 1;
         }
         assert_eq!(seen, sent);
-        // A burst does not leave large buffers behind.
         assert!(rx.try_recv().is_err());
-        assert!(rx.batch.capacity() <= Receiver::KEPT_CAPACITY);
     }
 
     #[test]
@@ -573,6 +563,26 @@ mod tests {
             .expect("the writer was woken")
             .unwrap();
         assert_eq!(got, ("a".to_string(), "b".to_string()));
+    }
+
+    #[tokio::test]
+    async fn an_idle_outbox_holds_no_buffer() {
+        let (handle, mut rx) = SessionHandle::new(Arc::from("s"), 10, 100, Arc::default());
+        for _ in 0..3 {
+            assert!(handle.send(text(1)));
+        }
+        for _ in 0..3 {
+            let _ = rx.recv().await;
+        }
+        // The writer waits for the next frame.
+        let next = tokio::time::timeout(Duration::from_millis(10), rx.recv()).await;
+        assert!(next.is_err());
+        assert_eq!(rx.batch.capacity(), 0);
+        assert_eq!(handle.queue.lock().unwrap().items.capacity(), 0);
+        // And still wakes for the next one.
+        assert!(handle.send(text(1)));
+        let next = tokio::time::timeout(Duration::from_secs(30), rx.recv()).await;
+        assert!(matches!(next, Ok(Outgoing::Frame(_))));
     }
 
     #[test]
