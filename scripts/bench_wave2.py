@@ -38,9 +38,11 @@ def log(msg):
     print(msg, file=sys.stderr, flush=True)
 
 
-def build(selected):
+def build(selected, args):
     """The release binaries (the same feature set as bench.py's build, so router-server is the
     same binary), cluster-node with the `redis` feature, and router-server without counters."""
+    if args.no_build:
+        return
     release = ["cargo", "build", "--release"]
     subprocess.run([*release, "-p", "wamp-bench", "-p", "wamp-cli", "-p", "wamp-server"],
                    cwd=ROOT, check=True, timeout=3600)
@@ -437,7 +439,7 @@ def run(args):
     selected = [s for s in args.wave2.split(",") if s in ALL]
     if not selected:
         return {}
-    build(selected)
+    build(selected, args)
     results = {}
     for section in selected:
         {"counters": counters, "proxy": proxy, "cluster": cluster}[section](args, results)

@@ -1,6 +1,7 @@
 //! Benchmark support for the WAMP v1 toolkit: the servers that `scripts/bench` measures
 //! (`router-server`, our router; `ceiling-server`, the minimal server on the same stack) and
-//! `idle-sessions`, which holds many idle WAMP sessions open to measure memory per session.
+//! `idle-sessions`, which holds many idle WAMP sessions open to measure memory per session and,
+//! with `--subscribe`, the time one publish takes to reach all of them.
 //!
 //! The URIs are the tutorial's, so `wamp-cli bench` works against every server here with
 //! full URIs: [`ECHO`] and [`CHAT`].

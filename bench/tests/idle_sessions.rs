@@ -221,3 +221,29 @@ fn sessions_over_the_servers_limit_are_counted_not_fatal() {
     holder.finish();
     wait_until("every session closed", || router.session_count() == 0);
 }
+
+#[test]
+fn at_the_servers_limit_the_probe_still_measures_the_sessions_held() {
+    let router = Router::builder()
+        .topic(wamp_bench::CHAT, Topic::open())
+        .max_connections(21)
+        .build();
+    let url = serve(router.clone());
+    let mut holder = Holder::start(&[
+        "--url",
+        &url,
+        "--sessions",
+        "30",
+        "--subscribe",
+        wamp_bench::CHAT,
+    ]);
+    // The publisher took its slot first: 20 subscribers got in, 10 were refused.
+    let line = holder.line();
+    assert!(line.starts_with("READY 20 failed 10 first: "), "{line}");
+    assert_eq!(router.subscribers(wamp_bench::CHAT).len(), 20);
+    holder.command("publish full");
+    let probe = holder.probe();
+    assert_eq!(probe["reached"], 20, "{probe}");
+    assert_eq!(probe["of"], 20, "{probe}");
+    holder.finish();
+}

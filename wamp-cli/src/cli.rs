@@ -233,7 +233,7 @@ pub enum Command {
     /// Publish an event (once, several times, or one per line of stdin) (alias: pub).
     #[command(visible_alias = "pub", after_help = PUBLISH_EXAMPLES)]
     Publish(PublishArgs),
-    /// Measure throughput and latency: RPC round trips or PubSub fan-out.
+    /// Measure throughput and latency: RPC round trips, PubSub fan-out or connection setup.
     #[command(after_help = BENCH_EXAMPLES)]
     Bench(BenchArgs),
     /// Print a shell completion script.

@@ -112,6 +112,8 @@ impl Failure {
                 CONNECTION,
                 format!("{url} ended the connection during the WAMP handshake: {why}"),
             ),
+            // Its message names the URL already ("TLS with URL failed: ...").
+            e @ Error::Tls { .. } => Self::new(CONNECTION, e.to_string()),
             other => Self::new(CONNECTION, format!("cannot connect to {url}: {other}")),
         }
     }

@@ -324,3 +324,30 @@ fn bench_fanout_marks_its_window() {
     assert!(number(&report, "delivered") > 0.0, "{report}");
     assert!(report["latency_us"]["p99_9"].as_f64().is_some(), "{report}");
 }
+
+#[test]
+fn bench_fanout_rate_beyond_the_timer_resolution_is_reached() {
+    // 3,000 events/s is one every 333 µs, below the timer's millisecond: the pacer catches
+    // up on late wake-ups instead of losing those slots.
+    let server = TestServer::tutorial();
+    let report = bench(
+        &server,
+        &[
+            "bench",
+            "fanout",
+            "--subscribers",
+            "1",
+            "--rate",
+            "3000",
+            "-d",
+            "1s",
+            "--json",
+        ],
+    );
+    assert_eq!(report["rate"], 3000);
+    let published = number(&report, "published");
+    // No more than the schedule's slots, and well over the 1,000 a millisecond timer allows.
+    assert!(published <= 3001.0, "{report}");
+    assert!(published >= 1600.0, "{report}");
+    assert_eq!(report["lost"], 0, "{report}");
+}

@@ -124,7 +124,22 @@ fn refused_certificates_exit_3_with_one_line_each() {
         println!("{err}");
         assert!(err.contains(want), "{url}: {err}");
         assert!(err.contains("TLS"), "{err}");
+        // The URL once, in the TLS error's own words.
+        assert!(
+            err.starts_with(&format!("error: TLS with {url} failed: the server")),
+            "{err}"
+        );
+        assert_eq!(err.matches(url.as_str()).count(), 1, "{err}");
     }
+    // The whole line for the unknown issuer.
+    let url = good.url("localhost");
+    let out = run(cli().args(["--url", &url, "call", "rpc:echo", "x"]));
+    let err = one_error_line(&out);
+    let expected = format!(
+        "error: TLS with {url} failed: the server's certificate is not issued by an authority \
+         this client trusts (unknown issuer); "
+    );
+    assert!(err.starts_with(&expected), "{err}");
 }
 
 #[test]

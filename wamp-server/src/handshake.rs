@@ -2,7 +2,6 @@
 //! origin rules (same origin, or on the allow-list), shared by every transport.
 
 use http::{HeaderMap, HeaderValue, StatusCode};
-use tracing::warn;
 
 use crate::router::Options;
 
@@ -126,7 +125,7 @@ fn check_origin(headers: &HeaderMap, allowed: &[String]) -> Result<(), Refusal> 
     let host = headers
         .get(http::header::HOST)
         .map_or_else(|| "none".to_string(), shown);
-    warn!(origin = %quoted, %host, "refused a browser origin (HTTP 403)");
+    // Not logged here: the listener's one INFO "handshake refused" line carries this body.
     if parse_allowed_origin(text).is_err() {
         return Err(forbidden(format!(
             "origin {quoted} is not an origin a browser sends (scheme://host[:port], no path, \

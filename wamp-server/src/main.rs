@@ -3,8 +3,10 @@
 //! Run with: `cargo run --release -p wamp-server` (then open http://localhost:8080/).
 //! Flags: `--bind ADDR` (default 127.0.0.1), `--port N` (default 8080; 0 picks a free port),
 //! `--allow-origin ORIGIN` (repeatable; browsers on other origins than the page's own),
+//! `--max-connections N` (sessions at once; default 10,000, kept below the open-file limit),
 //! `--tls-cert FILE --tls-key FILE` (PEM; serves https:// and wss://),
-//! `--redis-url URL [--node-name NAME] [--redis-prefix P]` (cluster mode; feature `redis`).
+//! `--redis-url URL [--node-name NAME] [--redis-prefix P] [--redis-queue-capacity N]
+//! [--redis-heartbeat DURATION]` (cluster mode; feature `redis`).
 //! `--metrics-bind ADDR` (e.g. 127.0.0.1:9090; off by default): `/metrics`, `/healthz`,
 //! `/readyz` on their own listener.
 //! Logs: `RUST_LOG=debug` for every session's story; `--log-format json` for log shippers.
@@ -46,6 +48,17 @@ struct Args {
         value_parser = wamp_server::handshake::parse_allowed_origin
     )]
     allow_origins: Vec<String>,
+    /// Most sessions at once; further WebSocket handshakes are refused with 503
+    /// [default: 10000]. Kept below the open-file limit (one descriptor per session), which
+    /// the server raises to its hard limit at start. With --config: replaces
+    /// [server] max_connections.
+    #[arg(
+        long,
+        value_name = "N",
+        env = "WAMP_MAX_CONNECTIONS",
+        value_parser = clap::value_parser!(u64).range(1..)
+    )]
+    max_connections: Option<u64>,
     /// TLS certificate chain (PEM, leaf first): serve https:// and wss:// instead of http://
     /// and ws://. Needs --tls-key.
     #[cfg(feature = "tls")]
@@ -57,7 +70,7 @@ struct Args {
     tls_key: Option<std::path::PathBuf>,
     /// Serve Prometheus metrics (`/metrics`, OpenMetrics text) and health checks (`/healthz`,
     /// `/readyz`) on this address, usually 127.0.0.1:9090 (port 0 picks a free one). Off by
-    /// default; keep it off public interfaces.
+    /// default; keep it off public interfaces. With --config: replaces [metrics] bind.
     #[arg(long, value_name = "ADDR", env = "WAMP_METRICS_BIND")]
     metrics_bind: Option<SocketAddr>,
     /// Log format on stderr: `text` for people, `json` (one object a line) for log shippers.
@@ -77,14 +90,34 @@ struct Args {
 struct ClusterArgs {
     /// Join a cluster through this Redis server (e.g. redis://127.0.0.1:6379/): events
     /// published on any node reach the subscribers of every node. Needs the `redis` feature.
+    /// With --config: replaces [cluster] redis_url.
     #[arg(long, value_name = "URL", env = "WAMP_REDIS_URL")]
     redis_url: Option<String>,
-    /// This node's name in the cluster (a random suffix is added per start).
-    #[arg(long, default_value = "node", env = "WAMP_NODE_NAME")]
-    node_name: String,
-    /// The prefix of the cluster's Redis channel names; every node of a cluster uses the same.
-    #[arg(long, default_value = "wamp", env = "WAMP_REDIS_PREFIX")]
-    redis_prefix: String,
+    /// This node's name in the cluster (a random suffix is added per start) [default: node].
+    #[arg(long, env = "WAMP_NODE_NAME", value_parser = standalone::config::parse_non_empty)]
+    node_name: Option<String>,
+    /// The prefix of the cluster's Redis channel names; every node of a cluster uses the
+    /// same [default: wamp].
+    #[arg(long, env = "WAMP_REDIS_PREFIX", value_parser = standalone::config::parse_non_empty)]
+    redis_prefix: Option<String>,
+    /// Cross-node events queued for Redis at most; when full the newest is dropped and
+    /// counted [default: 10000].
+    #[arg(
+        long,
+        value_name = "N",
+        env = "WAMP_REDIS_QUEUE_CAPACITY",
+        value_parser = standalone::config::parse_queue_capacity
+    )]
+    redis_queue_capacity: Option<usize>,
+    /// How often this node sends its heartbeat to the cluster: seconds (1, 0.5) or
+    /// milliseconds (500ms), at least 10ms [default: 1].
+    #[arg(
+        long,
+        value_name = "DURATION",
+        env = "WAMP_REDIS_HEARTBEAT",
+        value_parser = standalone::config::parse_heartbeat
+    )]
+    redis_heartbeat: Option<std::time::Duration>,
 }
 
 /// The Redis backplane when `--redis-url` is given.
@@ -97,12 +130,19 @@ fn cluster_backplane(
     #[cfg(feature = "redis")]
     {
         use wamp_server::backplane::redis::{RedisBackplane, RedisConfig};
-        let config = RedisConfig::new(url.as_str())
-            .node_name(args.node_name.as_str())
-            .prefix(args.redis_prefix.as_str());
+        let prefix = args.redis_prefix.as_deref().unwrap_or("wamp");
+        let mut config = RedisConfig::new(url.as_str())
+            .node_name(args.node_name.as_deref().unwrap_or("node"))
+            .prefix(prefix);
+        if let Some(n) = args.redis_queue_capacity {
+            config = config.queue_capacity(n);
+        }
+        if let Some(every) = args.redis_heartbeat {
+            config = config.heartbeat(every);
+        }
         let backplane = RedisBackplane::new(config)
             .map_err(|e| format!("--redis-url {url}: {e} (expected redis://HOST:PORT/)"))?;
-        info!(node = backplane.node_id(), redis = %url, prefix = %args.redis_prefix, "cluster mode");
+        info!(node = backplane.node_id(), redis = %url, prefix = %prefix, "cluster mode");
         Ok(Some(backplane))
     }
     #[cfg(not(feature = "redis"))]
@@ -154,22 +194,35 @@ fn raise_open_file_limit() -> Option<u64> {
     None
 }
 
-/// Keeps the session limit and the pending-handshake bound below the open-file limit.
-fn fit_limits(builder: wamp_server::RouterBuilder) -> wamp_server::RouterBuilder {
+/// Keeps the session limit (`requested`, else the default) and the pending-handshake bound
+/// below the open-file limit.
+fn fit_limits(
+    builder: wamp_server::RouterBuilder,
+    requested: Option<usize>,
+) -> wamp_server::RouterBuilder {
     let defaults = wamp_server::Options::default();
+    let wanted = requested.unwrap_or(defaults.max_connections);
     let Some(open_files) = raise_open_file_limit() else {
         info!(
-            max_connections = defaults.max_connections,
+            max_connections = wanted,
             max_pending_handshakes = defaults.max_pending_handshakes,
             "open-file limit unknown or unlimited; using the default connection limits"
         );
-        return builder;
+        return builder.max_connections(wanted);
     };
     let budget = usize::try_from(open_files.saturating_sub(RESERVED_FDS)).unwrap_or(usize::MAX);
     let pending = defaults.max_pending_handshakes.min((budget / 10).max(1));
-    let sessions = defaults
-        .max_connections
-        .min(budget.saturating_sub(pending).max(1));
+    let room = budget.saturating_sub(pending).max(1);
+    let sessions = wanted.min(room);
+    if requested.is_some_and(|n| n > room) {
+        tracing::warn!(
+            requested = wanted,
+            max_connections = sessions,
+            open_file_limit = open_files,
+            "--max-connections is above what the open-file limit allows; raise the hard \
+             limit (ulimit -Hn, or LimitNOFILE= in a systemd unit) to hold more sessions"
+        );
+    }
     info!(
         open_file_limit = open_files,
         max_connections = sessions,
@@ -180,6 +233,11 @@ fn fit_limits(builder: wamp_server::RouterBuilder) -> wamp_server::RouterBuilder
     builder
         .max_connections(sessions)
         .max_pending_handshakes(pending)
+}
+
+/// A count from the command line as a `usize` (saturating on 32-bit targets).
+fn saturating_usize(n: u64) -> usize {
+    usize::try_from(n).unwrap_or(usize::MAX)
 }
 
 /// Ctrl-C, or SIGTERM (as `kill` and service managers send it). The handlers are installed
@@ -229,16 +287,18 @@ async fn main() -> std::process::ExitCode {
         LogFormat::Json => logs.json().init(),
     }
     if let Some(config) = &args.config {
-        if args.cluster.redis_url.is_some() {
-            eprintln!("error: --redis-url works with the tutorial server only for now: drop --config (or --redis-url)");
-            return std::process::ExitCode::FAILURE;
-        }
         #[allow(unused_mut)] // the TLS flags exist only with the `tls` feature
         let mut overrides = standalone::config::Overrides {
             bind: args.bind,
             port: args.port,
             allowed_origins: (!args.allow_origins.is_empty()).then(|| args.allow_origins.clone()),
             metrics_bind: args.metrics_bind,
+            max_connections: args.max_connections.map(saturating_usize),
+            redis_url: args.cluster.redis_url.clone(),
+            node_name: args.cluster.node_name.clone(),
+            redis_prefix: args.cluster.redis_prefix.clone(),
+            redis_queue_capacity: args.cluster.redis_queue_capacity,
+            redis_heartbeat: args.cluster.redis_heartbeat,
             ..Default::default()
         };
         #[cfg(feature = "tls")]
@@ -283,7 +343,10 @@ async fn main() -> std::process::ExitCode {
     if !args.allow_origins.is_empty() {
         info!(origins = ?args.allow_origins, "browser origins allowed beside the page's own");
     }
-    let mut builder = fit_limits(wamp_server::tutorial::builder());
+    let mut builder = fit_limits(
+        wamp_server::tutorial::builder(),
+        args.max_connections.map(saturating_usize),
+    );
     match cluster_backplane(&args.cluster) {
         Ok(Some(backplane)) => builder = builder.backplane(backplane),
         Ok(None) => {}

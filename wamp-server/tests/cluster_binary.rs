@@ -1,6 +1,8 @@
-//! The tutorial binary in cluster mode: two processes on one Redis, an event published on one
-//! reaching a subscriber on the other (the README's demo); without the `redis` feature,
-//! `--redis-url` is refused with how to rebuild.
+//! The binary in cluster mode: two tutorial processes on one Redis, an event published on one
+//! reaching a subscriber on the other (the README's demo); the standalone router's
+//! `[cluster]` section (two nodes from config files, the HTTP publish API crossing nodes,
+//! `/readyz` following the backplane, flag > env > file, every key's validation); without the
+//! `redis` feature, `--redis-url` and `[cluster]` are refused with how to rebuild.
 
 #![cfg(feature = "bin")]
 
@@ -49,7 +51,18 @@ async fn two_nodes_share_the_chat() {
         return;
     };
     let url = redis.url();
-    let (_a, a_url) = start(&["--redis-url", &url, "--node-name", "a"]).await;
+    // The backplane's queue and heartbeat flags, on node a.
+    let (_a, a_url) = start(&[
+        "--redis-url",
+        &url,
+        "--node-name",
+        "a",
+        "--redis-queue-capacity",
+        "50",
+        "--redis-heartbeat",
+        "200ms",
+    ])
+    .await;
     let (_b, b_url) = start(&["--redis-url", &url, "--node-name", "b"]).await;
     let chat = "http://wamptutorial/event#chat";
     let mut sub = common::Client::connect(&b_url).await;
@@ -91,4 +104,424 @@ async fn redis_url_without_the_feature_says_how_to_rebuild() {
         ),
         "{stderr}"
     );
+}
+
+/// A configuration file in the temp directory, removed when dropped.
+struct ConfigFile(std::path::PathBuf);
+
+impl ConfigFile {
+    fn new(text: &str) -> ConfigFile {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let path = std::env::temp_dir().join(format!(
+            "wamp-cluster-config-{}-{}.toml",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        ));
+        std::fs::write(&path, text).unwrap();
+        ConfigFile(path)
+    }
+}
+
+impl Drop for ConfigFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// The binary on a config file, with the cluster variables of the test's environment removed.
+fn config_command(file: &ConfigFile, args: &[&str], env: &[(&str, &str)]) -> Command {
+    let mut cmd = Command::new(BIN);
+    cmd.arg("--config").arg(&file.0).args(args);
+    for var in [
+        "WAMP_PORT",
+        "WAMP_REDIS_URL",
+        "WAMP_NODE_NAME",
+        "WAMP_REDIS_PREFIX",
+        "WAMP_REDIS_QUEUE_CAPACITY",
+        "WAMP_REDIS_HEARTBEAT",
+        "WAMP_METRICS_BIND",
+    ] {
+        cmd.env_remove(var);
+    }
+    cmd.envs(env.iter().copied())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    cmd
+}
+
+/// `--check` on `text`: the exit code and stderr.
+async fn check(text: &str, args: &[&str], env: &[(&str, &str)]) -> (Option<i32>, String) {
+    let file = ConfigFile::new(text);
+    let mut cmd = config_command(&file, &["--check"], env);
+    cmd.args(args);
+    let out = tokio::time::timeout(std::time::Duration::from_secs(60), cmd.output())
+        .await
+        .expect("--check did not exit")
+        .unwrap();
+    (out.status.code(), String::from_utf8(out.stderr).unwrap())
+}
+
+#[cfg(not(feature = "redis"))]
+#[tokio::test]
+async fn a_cluster_section_without_the_feature_says_how_to_rebuild() {
+    let text = "[server]\nport = 0\n\n[cluster]\nredis_url = \"redis://127.0.0.1:1/\"\n";
+    let (code, err) = check(text, &[], &[]).await;
+    assert_eq!(code, Some(2));
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.contains(
+            ":4: cluster: [cluster] needs cluster mode, which this build does not have: rebuild \
+             with `cargo build --release -p wamp-server --features redis` (or remove [cluster])"
+        ),
+        "{err}"
+    );
+    // The same without --check, and --redis-url with a file that has no [cluster].
+    let file = ConfigFile::new(text);
+    let out = config_command(&file, &[], &[]).output().await.unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(out.stdout.is_empty(), "no listening line");
+    let (code, err) = check(
+        "[server]\nport = 0\n",
+        &["--redis-url", "redis://127.0.0.1:1/"],
+        &[],
+    )
+    .await;
+    assert_eq!(code, Some(2));
+    assert!(
+        err.contains(
+            "error: --redis-url needs cluster mode, which this build does not have: rebuild with \
+             `cargo build --release -p wamp-server --features redis`"
+        ),
+        "{err}"
+    );
+}
+
+#[cfg(feature = "redis")]
+mod with_redis {
+    use super::*;
+    use serde_json::{json, Value};
+    use std::sync::{Arc, Mutex};
+    use tokio::io::AsyncReadExt;
+
+    const API_KEY: &str = "cluster-test-key-0123456789";
+    const TOPIC: &str = "http://x/room";
+
+    /// A standalone router started on a config file.
+    struct Node {
+        child: tokio::process::Child,
+        _file: ConfigFile,
+        line: String,
+        stderr: Arc<Mutex<String>>,
+    }
+
+    impl Node {
+        async fn start(text: &str, args: &[&str], env: &[(&str, &str)]) -> Node {
+            let file = ConfigFile::new(text);
+            let mut child = config_command(&file, args, env).spawn().unwrap();
+            let stderr = Arc::new(Mutex::new(String::new()));
+            let mut pipe = child.stderr.take().unwrap();
+            let sink = stderr.clone();
+            tokio::spawn(async move {
+                let mut buf = [0u8; 4096];
+                while let Ok(n) = pipe.read(&mut buf).await {
+                    if n == 0 {
+                        break;
+                    }
+                    sink.lock()
+                        .unwrap()
+                        .push_str(&String::from_utf8_lossy(&buf[..n]));
+                }
+            });
+            let mut line = String::new();
+            tokio::time::timeout(
+                Duration::from_secs(60),
+                BufReader::new(child.stdout.take().unwrap()).read_line(&mut line),
+            )
+            .await
+            .expect("no listening line within 60 s")
+            .unwrap();
+            assert!(
+                line.starts_with("wamp-server listening: "),
+                "{line} {}",
+                stderr.lock().unwrap()
+            );
+            Node {
+                child,
+                _file: file,
+                line,
+                stderr,
+            }
+        }
+
+        /// The URL after `marker` in the listening line.
+        fn url(&self, marker: &str, scheme: &str) -> String {
+            let at = self
+                .line
+                .find(marker)
+                .unwrap_or_else(|| panic!("{}", self.line));
+            let rest = &self.line[at + marker.len()..];
+            format!("{scheme}{}", rest.split_whitespace().next().unwrap())
+        }
+
+        fn ws(&self) -> String {
+            self.url("WAMP ws://", "ws://")
+        }
+
+        /// The metrics listener's root (the line shows its `/metrics`).
+        fn metrics(&self) -> String {
+            let url = self.url("metrics http://", "http://");
+            url.strip_suffix("/metrics").unwrap_or(&url).to_string()
+        }
+
+        async fn stop(mut self) {
+            let _ = self.child.start_kill();
+            let _ = self.child.wait().await;
+            let log = self.stderr.lock().unwrap();
+            assert!(
+                !log.contains("panicked"),
+                "the node's log shows a panic:\n{log}"
+            );
+        }
+    }
+
+    async fn wait_numsub(redis: &cluster_support::RedisServer, channel: &str, n: i64) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while redis.numsub(channel).await != n {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{channel} never had {n} subscriptions"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// GET /readyz until it answers `status`.
+    async fn wait_ready(url: &str, status: u16, body: &str) {
+        let http = reqwest::Client::new();
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let resp = http.get(format!("{url}/readyz")).send().await.unwrap();
+            let got = resp.status().as_u16();
+            let text = resp.text().await.unwrap();
+            if got == status {
+                assert_eq!(text, body);
+                return;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "/readyz never {status}: {got} {text}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    fn node_file(redis_url: &str, name: &str, extra: &str) -> String {
+        format!(
+            "[server]\nport = 0\n[[topics]]\nuri = \"*\"\n\
+             [cluster]\nredis_url = \"{redis_url}\"\nnode_name = \"{name}\"\nprefix = \"cfg\"\n\
+             queue_capacity = 100\nheartbeat = 0.25\n{extra}"
+        )
+    }
+
+    #[tokio::test]
+    async fn config_file_nodes_share_the_publish_api() {
+        let Some(redis) = cluster_support::RedisServer::start().await else {
+            return;
+        };
+        let url = redis.url();
+        let api = format!("[api]\nbind = \"127.0.0.1:0\"\nkey = \"{API_KEY}\"\n");
+        let a = Node::start(&node_file(&url, "a", &api), &[], &[]).await;
+        // Node b takes its URL from the variable its file names, and serves metrics.
+        let b = Node::start(
+            "[server]\nport = 0\n[[topics]]\nuri = \"*\"\n[cluster]\n\
+             redis_url_env = \"TEST_REDIS\"\nnode_name = \"b\"\nprefix = \"cfg\"\n\
+             [metrics]\nbind = \"127.0.0.1:0\"\n",
+            &[],
+            &[("TEST_REDIS", &url)],
+        )
+        .await;
+        wait_ready(&b.metrics(), 200, "ready\n").await;
+        let mut sub = common::Client::connect(&b.ws()).await;
+        sub.send_json(json!([5, TOPIC])).await;
+        // The file's prefix names the channel.
+        wait_numsub(&redis, &format!("cfg:t:{TOPIC}"), 1).await;
+        let answer: Value = reqwest::Client::new()
+            .post(a.url("API http://", "http://") + "publish")
+            .header("X-API-Key", API_KEY)
+            .body(json!({"topic": TOPIC, "event": {"from": "a's API"}}).to_string())
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        // The count is of node a's own subscribers (none); node b's gets the event.
+        assert_eq!(answer, json!({"result": {"recipients": 0}}));
+        assert_eq!(
+            sub.recv_text().await,
+            json!([8, TOPIC, {"from": "a's API"}]).to_string()
+        );
+        let scrape = reqwest::get(format!("{}/metrics", b.metrics()))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(scrape.contains("wamp_backplane_connected 1"), "{scrape}");
+        // Node b's /readyz follows its backplane: 503 once Redis is gone.
+        drop(redis);
+        wait_ready(&b.metrics(), 503, "backplane not connected\n").await;
+        a.stop().await;
+        b.stop().await;
+    }
+
+    #[tokio::test]
+    async fn cluster_flags_beat_env_beat_the_file() {
+        let Some(redis) = cluster_support::RedisServer::start().await else {
+            return;
+        };
+        let url = redis.url();
+        // The file's URL is a closed port: the flag's and the variable's win over it.
+        let text = "[server]\nport = 0\n[[topics]]\nuri = \"*\"\n[cluster]\n\
+                    redis_url = \"redis://127.0.0.1:1/\"\nprefix = \"file\"\n";
+        for (args, env, prefix) in [
+            (vec![], vec![("WAMP_REDIS_URL", url.as_str())], "file"),
+            (
+                vec!["--redis-url", url.as_str()],
+                vec![("WAMP_REDIS_PREFIX", "env")],
+                "env",
+            ),
+            (
+                vec!["--redis-prefix", "flag"],
+                vec![
+                    ("WAMP_REDIS_PREFIX", "env"),
+                    ("WAMP_REDIS_URL", url.as_str()),
+                ],
+                "flag",
+            ),
+        ] {
+            let node = Node::start(text, &args, &env).await;
+            let mut sub = common::Client::connect(&node.ws()).await;
+            sub.send_json(json!([5, TOPIC])).await;
+            wait_numsub(&redis, &format!("{prefix}:t:{TOPIC}"), 1).await;
+            for other in ["file", "env", "flag"] {
+                if other != prefix {
+                    assert_eq!(redis.numsub(&format!("{other}:t:{TOPIC}")).await, 0);
+                }
+            }
+            drop(sub);
+            node.stop().await;
+            // The node is gone: its subscription too, before the next one starts.
+            wait_numsub(&redis, &format!("{prefix}:t:{TOPIC}"), 0).await;
+        }
+        // A flag alone turns cluster mode on for a file without [cluster].
+        let node = Node::start(
+            "[server]\nport = 0\n[[topics]]\nuri = \"*\"\n",
+            &[
+                "--redis-url",
+                &url,
+                "--redis-queue-capacity",
+                "5",
+                "--redis-heartbeat",
+                "100ms",
+            ],
+            &[],
+        )
+        .await;
+        let mut sub = common::Client::connect(&node.ws()).await;
+        sub.send_json(json!([5, TOPIC])).await;
+        wait_numsub(&redis, &format!("wamp:t:{TOPIC}"), 1).await;
+        drop(sub);
+        node.stop().await;
+    }
+
+    #[tokio::test]
+    async fn check_validates_every_cluster_key() {
+        // A valid [cluster] and [metrics]: --check does not connect (nothing listens there).
+        let good = "[server]\nport = 0\n[cluster]\nredis_url = \"redis://127.0.0.1:1/\"\n\
+                    node_name = \"a\"\nprefix = \"p\"\nqueue_capacity = 1\nheartbeat = 0.01\n\
+                    [metrics]\nbind = \"127.0.0.1:0\"\n";
+        let (code, err) = check(good, &[], &[]).await;
+        assert_eq!(code, Some(0), "{err}");
+        // Each bad value: one line with file, line and key.
+        let base = "[server]\nport = 0\n[cluster]\nredis_url = \"redis://127.0.0.1:1/\"\n";
+        for (extra, expected) in [
+            (
+                "queue_capacity = 0\n",
+                ":5: cluster.queue_capacity: must be at least 1",
+            ),
+            (
+                "queue_capacity = -1\n",
+                ":5: cluster.queue_capacity: invalid value",
+            ),
+            (
+                "heartbeat = 0\n",
+                ":5: cluster.heartbeat: 0 s is too short: give at least 0.01 seconds",
+            ),
+            (
+                "heartbeat = 0.009\n",
+                ":5: cluster.heartbeat: 0.009 s is too short",
+            ),
+            (
+                "heartbeat = \"1s\"\n",
+                ":5: cluster.heartbeat: invalid type: string",
+            ),
+            ("node_name = \"\"\n", ":5: cluster.node_name: is empty"),
+            ("prefix = \"\"\n", ":5: cluster.prefix: is empty"),
+            (
+                "nodename = \"a\"\n",
+                ":5: cluster.nodename: unknown field `nodename`",
+            ),
+            (
+                "redis_url_env = \"X\"\n",
+                ":5: cluster.redis_url: give `redis_url` or `redis_url_env`, not both",
+            ),
+        ] {
+            let (code, err) = check(&format!("{base}{extra}"), &[], &[]).await;
+            assert_eq!(code, Some(2), "{extra}: {err}");
+            assert_eq!(err.lines().count(), 1, "{err}");
+            assert!(err.contains(expected), "{extra}: {err}");
+        }
+        let (code, err) = check("[cluster]\nnode_name = \"a\"\n", &[], &[]).await;
+        assert_eq!(code, Some(2));
+        assert!(
+            err.contains(":1: cluster.redis_url: missing: give `redis_url` or `redis_url_env`"),
+            "{err}"
+        );
+        let (code, err) = check(
+            "[cluster]\nredis_url_env = \"TEST_UNSET_REDIS\"\n",
+            &[],
+            &[],
+        )
+        .await;
+        assert_eq!(code, Some(2));
+        assert!(
+            err.contains(
+                ":2: cluster.redis_url_env: the environment variable TEST_UNSET_REDIS is not set"
+            ),
+            "{err}"
+        );
+        let (code, err) = check("[cluster]\nredis_url = \"http://127.0.0.1/\"\n", &[], &[]).await;
+        assert_eq!(code, Some(2));
+        assert!(
+            err.contains(":2: cluster.redis_url: ")
+                && err.contains("(expected redis://HOST:PORT/)"),
+            "{err}"
+        );
+        // The flag's URL is checked as the flag's.
+        let (code, err) = check("[server]\n", &["--redis-url", "http://h/"], &[]).await;
+        assert_eq!(code, Some(2));
+        assert!(err.starts_with("error: --redis-url http://h/: "), "{err}");
+        // A flag's value replaces a bad one in the file.
+        let (code, err) = check(
+            &format!("{base}queue_capacity = 0\n"),
+            &["--redis-queue-capacity", "1"],
+            &[],
+        )
+        .await;
+        assert_eq!(code, Some(0), "{err}");
+    }
 }

@@ -292,6 +292,62 @@ async fn the_open_file_limit_is_raised_and_the_session_limit_kept_below_it() {
     child.kill().await.unwrap();
 }
 
+/// The limits line of the binary started under `ulimit -Sn 200 -Hn 600` with `flags`.
+async fn limits_line(flags: &str) -> String {
+    let mut child = tokio::process::Command::new("bash")
+        .args([
+            "-c",
+            &format!(r#"ulimit -Sn 200 && ulimit -Hn 600 && exec "$0" --port 0 {flags}"#),
+            env!("CARGO_BIN_EXE_wamp-server"),
+        ])
+        .env("RUST_LOG", "info")
+        .env("NO_COLOR", "1")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    use tokio::io::AsyncBufReadExt;
+    let mut lines = tokio::io::BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut seen = String::new();
+    let line = tokio::time::timeout(Duration::from_secs(30), async {
+        while let Some(line) = lines.next_line().await.unwrap() {
+            if line.contains("session limit kept below") {
+                return line;
+            }
+            seen.push_str(&line);
+            seen.push('\n');
+        }
+        panic!("the binary ended without logging its limits: {seen}");
+    })
+    .await
+    .expect("no limits line within 30 s");
+    child.kill().await.unwrap();
+    format!("{seen}{line}")
+}
+
+/// `--max-connections` sets the session limit when the open-file limit allows it, and is
+/// capped below that limit, with a warning saying how to raise it, when it does not.
+#[tokio::test]
+async fn max_connections_is_honoured_within_the_open_file_limit() {
+    let log = limits_line("--max-connections 300").await;
+    assert!(log.contains("max_connections=300"), "{log}");
+    assert!(!log.contains("WARN"), "{log}");
+    let log = limits_line("--max-connections 5000").await;
+    assert!(log.contains("max_connections=483"), "{log}");
+    assert!(
+        log.contains("WARN") && log.contains("requested=5000") && log.contains("ulimit -Hn"),
+        "{log}"
+    );
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_wamp-server"))
+        .args(["--max-connections", "0"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--max-connections"), "{err}");
+}
+
 /// Shutdown does not wait for connections still in their handshakes.
 #[tokio::test]
 async fn shutdown_drops_pending_handshakes_at_once() {

@@ -207,6 +207,15 @@ async fn scrape_and_log_of_the_real_binary() {
         refused.contains(" INFO ") && refused.contains("reason=\"origin\""),
         "{refused}"
     );
+    // One line for the refused origin, at INFO, naming it.
+    assert!(refused.contains("http://evil.example"), "{refused}");
+    assert_eq!(
+        log.lines()
+            .filter(|l| l.contains("http://evil.example"))
+            .count(),
+        1,
+        "{log}"
+    );
     assert!(
         !log.contains("Sending after closing"),
         "the close noise:\n{log}"

@@ -58,6 +58,8 @@ struct Running {
     _file: ConfigFile,
     ws: String,
     api: Option<String>,
+    /// The `/metrics` URL of the listening line, if metrics are served.
+    metrics: Option<String>,
     stderr: Arc<Mutex<String>>,
     http: reqwest::Client,
 }
@@ -74,6 +76,9 @@ fn command(path: &std::path::Path, args: &[&str], env: &[(&str, &str)]) -> Comma
         .env_remove("WAMP_BIND")
         .env_remove("WAMP_PORT")
         .env_remove("WAMP_CONFIG")
+        .env_remove("WAMP_METRICS_BIND")
+        .env_remove("WAMP_REDIS_URL")
+        .env_remove("WAMP_REDIS_HEARTBEAT")
         .env("RUST_LOG", "info")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -139,11 +144,13 @@ impl Running {
         assert!(line.starts_with("wamp-server listening: "), "{line}");
         let ws = format!("ws://{}", after(&line, "WAMP ws://").unwrap());
         let api = after(&line, "API http://").map(|a| format!("http://{a}"));
+        let metrics = after(&line, "metrics http://").map(|a| format!("http://{a}"));
         Running {
             child,
             _file: file,
             ws,
             api,
+            metrics,
             stderr,
             http: http_client(),
         }
@@ -1165,6 +1172,35 @@ uri = "*"
     assert_eq!(r.stop_after_signal().await, 0);
 }
 
+/// `--max-connections` replaces `[server] max_connections`: with 5 in the file and 1 on the
+/// command line, a second session is refused with 503; 0 in the file is refused at start.
+#[tokio::test]
+async fn max_connections_flag_beats_the_file() {
+    let r = Running::start_with(
+        "toml",
+        "[server]\nport = 0\nmax_connections = 5\n",
+        &["--max-connections", "1"],
+        &[],
+    )
+    .await;
+    let _first = r.client().await;
+    let mut request = r.ws.as_str().into_client_request().unwrap();
+    request
+        .headers_mut()
+        .insert("Sec-WebSocket-Protocol", "wamp".parse().unwrap());
+    match tokio_tungstenite::connect_async(request).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+            assert_eq!(response.status(), 503)
+        }
+        other => panic!("a second session got in past --max-connections 1: {other:?}"),
+    }
+    let (e, f) = refused("toml", "[server]\nmax_connections = 0\n").await;
+    assert_eq!(
+        e,
+        format!("error: {f}:2: server.max_connections: must be at least 1")
+    );
+}
+
 #[tokio::test]
 async fn a_bad_shutdown_close_code_is_refused() {
     let (e, f) = refused("toml", "[server]\nshutdown_close_code = 1005\n").await;
@@ -1174,4 +1210,132 @@ async fn a_bad_shutdown_close_code_is_refused() {
         )),
         "{e}"
     );
+}
+
+// ---------------------------------------------------------------- [metrics], [cluster] keys
+
+#[tokio::test]
+async fn metrics_from_the_file_and_flag_beats_env_beats_file() {
+    // From the file: the listening line shows it and it answers.
+    let r = Running::start("[server]\nport = 0\n[metrics]\nbind = \"127.0.0.1:0\"\n").await;
+    let line_url = r.metrics.clone().expect("a metrics listener");
+    let resp = reqwest::get(&line_url).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert!(resp.text().await.unwrap().contains("wamp_sessions 0"));
+    assert_eq!(r.stop().await, 0);
+
+    // A taken port in the file: the start fails, naming where to change it.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let taken = taken.local_addr().unwrap().to_string();
+    let text = format!("[server]\nport = 0\n[metrics]\nbind = \"{taken}\"\n");
+    let file = ConfigFile::new("toml", &text);
+    let (code, out, err) = run_to_end(&file, &[], &[]).await;
+    assert_eq!(code, 1, "{out} {err}");
+    assert!(
+        err.contains(&format!("error: cannot listen on {taken} for metrics"))
+            && err.contains("set [metrics] bind, --metrics-bind or WAMP_METRICS_BIND"),
+        "{err}"
+    );
+    // The environment beats the file...
+    let r = Running::start_with("toml", &text, &[], &[("WAMP_METRICS_BIND", "127.0.0.1:0")]).await;
+    assert_ne!(
+        r.metrics.as_deref(),
+        Some(&*format!("http://{taken}/metrics"))
+    );
+    assert_eq!(r.stop().await, 0);
+    // ...and the flag beats the environment.
+    let r = Running::start_with(
+        "toml",
+        &text,
+        &["--metrics-bind", "127.0.0.1:0"],
+        &[("WAMP_METRICS_BIND", &taken)],
+    )
+    .await;
+    assert!(r.metrics.is_some());
+    assert_eq!(r.stop().await, 0);
+}
+
+#[tokio::test]
+async fn metrics_and_cluster_sections_refuse_bad_keys() {
+    let (e, f) = refused(
+        "toml",
+        "[server]\nport = 0\n[metrics]\nbnid = \"127.0.0.1:0\"\n",
+    )
+    .await;
+    assert!(
+        e.starts_with(&format!(
+            "error: {f}:4: metrics.bnid: unknown field `bnid`, expected `bind`"
+        )),
+        "{e}"
+    );
+    let (e, f) = refused("toml", "[metrics]\nbind = \"localhost\"\n").await;
+    assert!(
+        e.starts_with(&format!(
+            "error: {f}:2: metrics.bind: invalid socket address"
+        )),
+        "{e}"
+    );
+    // [cluster]'s keys are checked with or without the `redis` feature.
+    let (e, f) = refused("toml", "[cluster]\nredis_url = \"redis://h/\"\nredis = 1\n").await;
+    assert!(
+        e.starts_with(&format!(
+            "error: {f}:3: cluster.redis: unknown field `redis`"
+        )),
+        "{e}"
+    );
+    // A [metrics] section without bind uses 127.0.0.1:9090; --check does not bind it.
+    let file = ConfigFile::new("toml", "[server]\nport = 0\n[metrics]\n");
+    let (code, out, err) = run_to_end(&file, &["--check"], &[]).await;
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("the configuration is valid"), "{out}");
+}
+
+#[tokio::test]
+async fn backplane_flags_are_validated() {
+    let file = ConfigFile::new("toml", "[server]\nport = 0\n");
+    for (args, expected) in [
+        (
+            vec!["--redis-queue-capacity", "0"],
+            "invalid value '0' for '--redis-queue-capacity <N>': 0 would drop every cross-node event: give at least 1",
+        ),
+        (
+            vec!["--redis-queue-capacity", "many"],
+            "\"many\" is not a number of events",
+        ),
+        (
+            vec!["--redis-heartbeat", "0"],
+            "invalid value '0' for '--redis-heartbeat <DURATION>': 0 s is too short: give at least 0.01 seconds",
+        ),
+        (vec!["--redis-heartbeat", "9ms"], "0.009 s is too short"),
+        (vec!["--redis-heartbeat", "soon"], "\"soon\" is not a duration"),
+        (vec!["--node-name", ""], "is empty: give a name"),
+        (vec!["--redis-prefix", ""], "is empty: give a name"),
+    ] {
+        let mut all = vec!["--check"];
+        all.extend(args.iter().copied());
+        let (code, _, err) = run_to_end(&file, &all, &[]).await;
+        assert_eq!(code, 2, "{args:?}: {err}");
+        assert!(err.contains(expected), "{args:?}: {err}");
+    }
+    // The environment's values are checked the same way.
+    let (code, _, err) = run_to_end(&file, &["--check"], &[("WAMP_REDIS_HEARTBEAT", "0ms")]).await;
+    assert_eq!(code, 2);
+    assert!(err.contains("0 s is too short"), "{err}");
+    // At the bounds they are accepted (without a Redis URL they are not used).
+    let (code, _, err) = run_to_end(
+        &file,
+        &[
+            "--check",
+            "--redis-queue-capacity",
+            "1",
+            "--redis-heartbeat",
+            "10ms",
+        ],
+        &[("WAMP_REDIS_HEARTBEAT", "0.01")],
+    )
+    .await;
+    assert_eq!(code, 0, "{err}");
+    let (code, _, err) =
+        run_to_end(&file, &["--check"], &[("WAMP_REDIS_HEARTBEAT", "0.01s")]).await;
+    assert_eq!(code, 0, "{err}");
 }

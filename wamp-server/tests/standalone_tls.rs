@@ -1,9 +1,11 @@
 //! The standalone router over TLS: `[tls]` in the file (paths relative to it) serving wss://
 //! with the publish API reaching a wss:// subscriber; `--tls-cert`/`--tls-key` replacing the
-//! file's `[tls]`; and a bad key refused at startup in one line.
+//! file's `[tls]`; a bad key refused at startup in one line; and `[[rpc.proxy]] ca_file`
+//! calling a real https backend signed by a private CA.
 
 #![cfg(feature = "tls")]
 
+mod common;
 mod tls_support;
 
 use std::net::SocketAddr;
@@ -146,5 +148,168 @@ async fn a_key_that_does_not_fit_is_refused_in_one_line() {
         path.display()
     );
     assert!(err.starts_with(&expected), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A real https backend (the library's own TLS server) signed by the test CA: answers every
+/// POST /rpc with the procedure it was asked for.
+async fn https_backend(certs: &TestCerts) -> u16 {
+    use axum::routing::post;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let tls =
+        wamp_server::tls::TlsConfig::from_pem(certs.cert_pem.as_bytes(), certs.key_pem.as_bytes())
+            .unwrap();
+    let app = axum::Router::new().route(
+        "/rpc",
+        post(|axum::Json(call): axum::Json<Value>| async move {
+            axum::Json(json!({"result": {"over": "https", "procedure": call["procedure"]}}))
+        }),
+    );
+    let router = wamp_server::Router::builder().build();
+    tokio::spawn(wamp_server::serve_app_tls(
+        listener,
+        router,
+        app,
+        tls,
+        std::future::pending(),
+    ));
+    port
+}
+
+/// `--check` on a file in `dir`: the exit code and stderr.
+async fn check(dir: &std::path::Path, text: &str) -> (Option<i32>, String) {
+    let path = dir.join("check.toml");
+    std::fs::write(&path, text).unwrap();
+    let out = Command::new(BIN)
+        .arg("--config")
+        .arg(&path)
+        .arg("--check")
+        .output()
+        .await
+        .unwrap();
+    (out.status.code(), String::from_utf8(out.stderr).unwrap())
+}
+
+#[tokio::test]
+async fn a_private_https_backend_through_its_ca_file() {
+    let certs = TestCerts::new();
+    let dir = temp_dir("standalone-ca");
+    std::fs::write(dir.join("ca.pem"), &certs.ca_pem).unwrap();
+    let port = https_backend(&certs).await;
+    // The same backend twice: trusted through ca_file (relative to the file), and with the
+    // built-in roots only, which do not know the test CA.
+    let text = format!(
+        "[server]\nport = 0\n\
+         [[rpc.proxy]]\nuri = \"http://x/private#*\"\nurl = \"https://localhost:{port}/rpc\"\nca_file = \"ca.pem\"\n\
+         [[rpc.proxy]]\nuri = \"http://x/public#*\"\nurl = \"https://localhost:{port}/rpc\"\n"
+    );
+    let path = dir.join("router.toml");
+    std::fs::write(&path, text).unwrap();
+    let mut child = Command::new(BIN)
+        .arg("--config")
+        .arg(&path)
+        .env_remove("WAMP_PORT")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    tokio::time::timeout(
+        Duration::from_secs(60),
+        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line),
+    )
+    .await
+    .expect("no listening line")
+    .unwrap();
+    let ws = line
+        .split_whitespace()
+        .find(|w| w.starts_with("ws://"))
+        .unwrap_or_else(|| panic!("{line}"))
+        .to_string();
+    let mut c = common::Client::connect(&ws).await;
+    assert_eq!(
+        c.call("c1", "http://x/private#echo", &[json!(1)]).await,
+        json!([3, "c1", {"over": "https", "procedure": "http://x/private#echo"}])
+    );
+    let answer = c.call("c2", "http://x/public#echo", &[json!(1)]).await;
+    assert_eq!(answer[0], 4, "{answer}");
+    assert_eq!(answer[2], "http://api.wamp.ws/error#internal", "{answer}");
+    let details = answer[4].as_str().unwrap_or_else(|| panic!("{answer}"));
+    assert!(
+        details.contains("certificate") && details.contains("UnknownIssuer"),
+        "{answer}"
+    );
+    // The router still answers (and did not panic) after the failed handshake.
+    assert_eq!(
+        c.call("c3", "http://x/private#again", &[]).await[0],
+        json!(3)
+    );
+    drop(c);
+    let _ = child.start_kill();
+    let out = child.wait_with_output().await.unwrap();
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(!log.contains("panicked"), "{log}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test]
+async fn bad_ca_files_are_refused_with_file_line_and_key() {
+    let certs = TestCerts::new();
+    let dir = temp_dir("standalone-ca-bad");
+    std::fs::write(dir.join("empty.pem"), "").unwrap();
+    // A key, not a certificate.
+    std::fs::write(dir.join("key-only.pem"), &certs.key_pem).unwrap();
+    std::fs::write(
+        dir.join("garbage.pem"),
+        "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n",
+    )
+    .unwrap();
+    std::fs::write(dir.join("ca.pem"), &certs.ca_pem).unwrap();
+    let file = |url: &str, ca: &str| {
+        format!("[server]\nport = 0\n\n[[rpc.proxy]]\nuri = \"x\"\nurl = \"{url}\"\nca_file = \"{ca}\"\n")
+    };
+    let at = format!(
+        "error: {}:7: rpc.proxy[0].ca_file: ",
+        dir.join("check.toml").display()
+    );
+    let (code, err) = check(&dir, &file("https://h/", "missing.pem")).await;
+    assert_eq!(code, Some(2));
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.starts_with(&format!(
+            "{at}cannot read {}",
+            dir.join("missing.pem").display()
+        )),
+        "{err}"
+    );
+    for name in ["empty.pem", "key-only.pem"] {
+        let (code, err) = check(&dir, &file("https://h/", name)).await;
+        assert_eq!(code, Some(2));
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(
+            err.starts_with(&format!(
+                "{at}{} has no certificate in it",
+                dir.join(name).display()
+            )),
+            "{err}"
+        );
+    }
+    let (code, err) = check(&dir, &file("https://h/", "garbage.pem")).await;
+    assert_eq!(code, Some(2));
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.starts_with(&at), "{err}");
+    // A CA file only makes sense for https://.
+    let (code, err) = check(&dir, &file("http://h/", "ca.pem")).await;
+    assert_eq!(code, Some(2));
+    assert!(
+        err.starts_with(&format!("{at}is for https:// backends")),
+        "{err}"
+    );
+    // The good file passes.
+    let (code, err) = check(&dir, &file("https://h/", "ca.pem")).await;
+    assert_eq!(code, Some(0), "{err}");
     let _ = std::fs::remove_dir_all(&dir);
 }

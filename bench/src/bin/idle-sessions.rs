@@ -281,6 +281,18 @@ async fn main() {
         _ => None,
     };
     let urls = args.url.clone();
+    // The publisher first, so that a server at its session limit still has one.
+    let mut publisher = None;
+    if args.subscribe.is_some() {
+        match open(urls[0].clone(), tls.clone()).await {
+            Ok((tx, mut rx)) => {
+                // The publisher reads too (answers pings, drains whatever comes).
+                tokio::spawn(async move { while let Some(Ok(_)) = rx.next().await {} });
+                publisher = Some(tx);
+            }
+            Err(e) => eprintln!("idle-sessions: the publisher session did not open: {e}"),
+        }
+    }
     let results = futures::stream::iter(0..args.sessions)
         .map(|i| open(urls[i % urls.len()].clone(), tls.clone()))
         .buffer_unordered(args.parallel.max(1))
@@ -307,7 +319,6 @@ async fn main() {
             .map(|_| AtomicBool::new(false))
             .collect(),
     });
-    let mut publisher = None;
     let mut senders = Vec::with_capacity(sessions.len());
     if let Some(topic) = &args.subscribe {
         let subscribe = Message::Subscribe {
@@ -321,30 +332,16 @@ async fn main() {
             tokio::spawn(reader(i, rx, probe.clone()));
             senders.push(tx);
         }
-        match open(urls[0].clone(), tls.clone()).await {
-            Ok((mut tx, rx)) => {
-                // The publisher reads too (answers pings, drains whatever comes).
-                tokio::spawn(async move {
-                    let mut rx = rx;
-                    while let Some(Ok(_)) = rx.next().await {}
-                });
-                let missing = warm_up(
-                    &mut tx,
-                    topic,
-                    &probe,
-                    Duration::from_secs(args.warm_up_timeout),
-                )
-                .await;
-                if missing > 0 {
-                    eprintln!(
-                        "idle-sessions: {missing} sessions received no warm-up event within \
-                         {} s (is {topic} open to them?)",
-                        args.warm_up_timeout
-                    );
-                }
-                publisher = Some(tx);
+        if let Some(tx) = publisher.as_mut() {
+            let missing =
+                warm_up(tx, topic, &probe, Duration::from_secs(args.warm_up_timeout)).await;
+            if missing > 0 {
+                eprintln!(
+                    "idle-sessions: {missing} sessions received no warm-up event within {} s \
+                     (is {topic} open to them?)",
+                    args.warm_up_timeout
+                );
             }
-            Err(e) => eprintln!("idle-sessions: the publisher session did not open: {e}"),
         }
     } else {
         for (i, (tx, rx)) in sessions.into_iter().enumerate() {
@@ -376,6 +373,11 @@ async fn main() {
                     eprintln!("idle-sessions: probe publish failed: {e}");
                 }
                 wait_probe(&probe, Some(sent), limit).await;
+            }
+            (Some("publish"), Some(token), Some(_), None) => {
+                eprintln!("idle-sessions: no publisher session, cannot publish {token}");
+                probe.arm(token);
+                wait_probe(&probe, None, Duration::ZERO).await;
             }
             (Some("expect"), Some(token), Some(_), _) => {
                 probe.arm(token);

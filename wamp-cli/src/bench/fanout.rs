@@ -24,7 +24,7 @@ use wamp_client::{Client, ConnectOptions, ReconnectPolicy, Subscription};
 
 use super::{
     close_all, connect_all, grouped, histogram, mark, merge, per_second, plural, print_report,
-    rate, record, Latency, Progress,
+    rate, record, Latency, Pacer, Progress,
 };
 use crate::args::Human;
 use crate::cli::FanoutBenchArgs;
@@ -385,7 +385,7 @@ async fn publisher(me: Publisher) -> (u64, u64) {
         deadline,
     } = me;
     let (mut seq, mut published, mut failed) = (0u64, 0u64, 0u64);
-    let mut next = Instant::now();
+    let mut pacer = pace.map(|pace| Pacer::new(pace, Instant::now()));
     'publishing: while Instant::now() < deadline {
         // Wait while `window` events are out that some subscriber has not received.
         while seq - shared.slowest(index).min(seq) >= window {
@@ -398,15 +398,8 @@ async fn publisher(me: Publisher) -> (u64, u64) {
                 break 'publishing;
             }
         }
-        if let Some(pace) = pace {
-            let now = Instant::now();
-            if next > now {
-                tokio::time::sleep_until(next.into()).await;
-            } else if now - next > pace {
-                // Fell behind (the window held us): do not burst to catch up.
-                next = now;
-            }
-            next += pace;
+        if let Some(pacer) = pacer.as_mut() {
+            pacer.wait().await;
         }
         seq += 1;
         let event = event(&shared.run_id, index, seq, shared.now(), &pad);

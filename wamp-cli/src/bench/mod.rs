@@ -53,6 +53,36 @@ pub async fn run(conn: &Connection, args: BenchArgs) -> Result<(), Failure> {
     }
 }
 
+/// How far a paced sender may fall behind its schedule and still catch up (by sending at
+/// once): the timer wakes up to a millisecond late, so paces below that would otherwise never
+/// be reached. Further behind (the window or a slow answer held it), it starts afresh rather
+/// than burst.
+const CATCH_UP: Duration = Duration::from_millis(10);
+
+/// Paces a sender at one send every `pace` on average.
+struct Pacer {
+    pace: Duration,
+    next: Instant,
+}
+
+impl Pacer {
+    /// The first send at `first`.
+    fn new(pace: Duration, first: Instant) -> Self {
+        Pacer { pace, next: first }
+    }
+
+    /// Waits for the next send's slot (returns at once when a little behind).
+    async fn wait(&mut self) {
+        let now = Instant::now();
+        if self.next > now {
+            tokio::time::sleep_until(self.next.into()).await;
+        } else if now - self.next > CATCH_UP.max(self.pace) {
+            self.next = now;
+        }
+        self.next += self.pace;
+    }
+}
+
 /// With `--mark`, prints `MEASURE <edge>` on stderr (and flushes it) at once.
 fn mark(common: &BenchCommon, edge: &str) {
     if common.mark {

@@ -14,7 +14,7 @@ use wamp_client::{Client, Error, ReconnectPolicy};
 
 use super::{
     close_all, connect_all, grouped, histogram, mark, merge, nanos_since, per_second, plural,
-    print_report, rate, record, Latency, Progress,
+    print_report, rate, record, Latency, Pacer, Progress,
 };
 use crate::cli::RpcBenchArgs;
 use crate::connect::Connection;
@@ -156,20 +156,13 @@ pub async fn run(conn: &Connection, args: RpcBenchArgs) -> Result<(), Failure> {
 /// Paced, it makes its first call at `first` and then one every `pace`.
 async fn caller(client: Client, shared: Arc<Shared>, first: Instant) -> Histogram<u64> {
     let mut latency = histogram();
-    let mut next = first;
+    let mut pacer = shared.pace.map(|pace| Pacer::new(pace, first));
     while Instant::now() < shared.deadline {
-        if let Some(pace) = shared.pace {
-            let now = Instant::now();
-            if next > now {
-                tokio::time::sleep_until(next.into()).await;
-                if Instant::now() >= shared.deadline {
-                    break;
-                }
-            } else if now - next > pace {
-                // Fell behind (a slow answer): do not burst to catch up.
-                next = now;
+        if let Some(pacer) = pacer.as_mut() {
+            pacer.wait().await;
+            if Instant::now() >= shared.deadline {
+                break;
             }
-            next += pace;
         }
         let sent = Instant::now();
         match client

@@ -33,6 +33,87 @@ pub struct File {
     rpc: Rpc,
     api: Option<Api>,
     tls: Option<Tls>,
+    cluster: Option<Cluster>,
+    metrics: Option<Metrics>,
+}
+
+/// `[cluster]`: share PubSub with other nodes through Redis (feature `redis`; without it the
+/// section is parsed, so its keys are checked, then refused).
+#[cfg_attr(not(feature = "redis"), allow(dead_code))]
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Cluster {
+    redis_url: Option<String>,
+    /// The environment variable holding the URL (it may carry a password).
+    redis_url_env: Option<String>,
+    node_name: Option<String>,
+    prefix: Option<String>,
+    queue_capacity: Option<usize>,
+    heartbeat: Option<Secs>,
+}
+
+/// `[metrics]`: `/metrics`, `/healthz`, `/readyz` on their own listener.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Metrics {
+    #[serde(default = "default_metrics_bind")]
+    bind: SocketAddr,
+}
+
+fn default_metrics_bind() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 9090))
+}
+
+/// The shortest backplane heartbeat interval accepted (in the file and on the command line).
+pub const MIN_HEARTBEAT: Duration = Duration::from_millis(10);
+
+/// Parses `--redis-heartbeat`: seconds (`2`, `0.5`), or with a unit (`500ms`, `2s`); at least
+/// [`MIN_HEARTBEAT`].
+pub fn parse_heartbeat(text: &str) -> Result<Duration, String> {
+    let t = text.trim();
+    let (number, scale) = match t.strip_suffix("ms") {
+        Some(n) => (n, 1e-3),
+        None => (t.strip_suffix('s').unwrap_or(t), 1.0),
+    };
+    let d = number
+        .trim()
+        .parse::<f64>()
+        .ok()
+        .and_then(|n| Duration::try_from_secs_f64(n * scale).ok())
+        .ok_or_else(|| format!("{text:?} is not a duration: give seconds (e.g. 1, 0.5) or milliseconds (e.g. 500ms)"))?;
+    check_heartbeat(d)?;
+    Ok(d)
+}
+
+/// Refuses a heartbeat interval below [`MIN_HEARTBEAT`].
+fn check_heartbeat(d: Duration) -> Result<(), String> {
+    if d < MIN_HEARTBEAT {
+        return Err(format!(
+            "{} s is too short: give at least 0.01 seconds (10 ms; the default is 1)",
+            d.as_secs_f64()
+        ));
+    }
+    Ok(())
+}
+
+/// Parses `--redis-queue-capacity`: a number of events, at least 1.
+pub fn parse_queue_capacity(text: &str) -> Result<usize, String> {
+    match text.trim().parse::<usize>() {
+        Ok(0) => Err(
+            "0 would drop every cross-node event: give at least 1 (the default is 10000)".into(),
+        ),
+        Ok(n) => Ok(n),
+        Err(_) => Err(format!("{text:?} is not a number of events (e.g. 10000)")),
+    }
+}
+
+/// Parses `--node-name` and `--redis-prefix`: any non-empty text.
+pub fn parse_non_empty(text: &str) -> Result<String, String> {
+    if text.is_empty() {
+        Err("is empty: give a name".into())
+    } else {
+        Ok(text.to_string())
+    }
 }
 
 /// `[tls]`: serve https:// and wss:// (paths relative to the configuration file).
@@ -252,6 +333,9 @@ struct ProxyRule {
     /// Headers whose values come from environment variables (name → variable).
     #[serde(default)]
     headers_env: BTreeMap<String, String>,
+    /// PEM file of the CAs that sign the backend's certificate (https://); replaces the
+    /// built-in roots for this backend, as curl's `--cacert` does.
+    ca_file: Option<PathBuf>,
 }
 
 /// `[api]`.
@@ -290,6 +374,9 @@ pub struct ProxyPlan {
     pub timeout: Duration,
     /// Headers added to each request.
     pub headers: HeaderMap,
+    /// This backend's own HTTP client, when it has a `ca_file` (trusting only those CAs);
+    /// `None`: the shared client with the built-in roots.
+    pub client: Option<reqwest::Client>,
 }
 
 /// The HTTP API's settings, validated.
@@ -305,6 +392,7 @@ pub struct ApiPlan {
 
 /// Settings given on the command line or in the environment (clap has already applied
 /// flag-over-env); they win over the file.
+#[cfg_attr(not(feature = "redis"), allow(dead_code))] // the cluster ones need `redis`
 #[derive(Debug, Clone, Default)]
 pub struct Overrides {
     /// `--bind` / `WAMP_BIND`.
@@ -317,8 +405,21 @@ pub struct Overrides {
     pub tls_cert: Option<PathBuf>,
     /// `--tls-key` / `WAMP_TLS_KEY`.
     pub tls_key: Option<PathBuf>,
-    /// `--metrics-bind` / `WAMP_METRICS_BIND`: `/metrics`, `/healthz`, `/readyz` there.
+    /// `--max-connections` / `WAMP_MAX_CONNECTIONS`: replaces `[server] max_connections`.
+    pub max_connections: Option<usize>,
+    /// `--metrics-bind` / `WAMP_METRICS_BIND`: replaces `[metrics] bind`.
     pub metrics_bind: Option<std::net::SocketAddr>,
+    /// `--redis-url` / `WAMP_REDIS_URL`: replaces `[cluster] redis_url` (and turns cluster
+    /// mode on without a `[cluster]` section).
+    pub redis_url: Option<String>,
+    /// `--node-name` / `WAMP_NODE_NAME`: replaces `[cluster] node_name`.
+    pub node_name: Option<String>,
+    /// `--redis-prefix` / `WAMP_REDIS_PREFIX`: replaces `[cluster] prefix`.
+    pub redis_prefix: Option<String>,
+    /// `--redis-queue-capacity` / `WAMP_REDIS_QUEUE_CAPACITY`: replaces `[cluster] queue_capacity`.
+    pub redis_queue_capacity: Option<usize>,
+    /// `--redis-heartbeat` / `WAMP_REDIS_HEARTBEAT`: replaces `[cluster] heartbeat`.
+    pub redis_heartbeat: Option<Duration>,
 }
 
 /// A validated configuration: the router to build and where to serve it.
@@ -340,6 +441,21 @@ pub struct Plan {
     /// TLS for the public listener.
     #[cfg(feature = "tls")]
     pub tls: Option<wamp_server::tls::TlsConfig>,
+    /// Where `/metrics`, `/healthz` and `/readyz` are served, if anywhere.
+    pub metrics_bind: Option<SocketAddr>,
+    /// Cluster mode: the backplane to attach when the router is built to serve (its tasks
+    /// start then, not during `--check`).
+    pub cluster: Option<ClusterPlan>,
+}
+
+/// Cluster mode, validated.
+pub struct ClusterPlan {
+    /// The Redis backplane (not yet connected).
+    pub backplane: Arc<dyn wamp_server::Backplane>,
+    /// This node's id in the cluster (its name and a random suffix).
+    pub node_id: String,
+    /// The channel prefix.
+    pub prefix: String,
 }
 
 /// A configuration error, already one line: `file:line: key: what is wrong`.
@@ -614,7 +730,14 @@ fn validate(
         ));
     }
     let mut options = Options::default();
-    if let Some(v) = server.max_connections {
+    if server.max_connections == Some(0) {
+        return Err(ctx.err(
+            "max_connections",
+            "server.max_connections",
+            "must be at least 1",
+        ));
+    }
+    if let Some(v) = overrides.max_connections.or(server.max_connections) {
         options.max_connections = v;
     }
     for (key, value, target) in [
@@ -904,12 +1027,27 @@ fn validate(
             })?;
             headers.insert(hname, hvalue);
         }
+        let client = match &rule.ca_file {
+            None => None,
+            Some(_) if url.scheme() != "https" => {
+                return Err(ctx.err(
+                    "ca_file",
+                    &format!("{key}.ca_file"),
+                    format!(
+                    "is for https:// backends, and {:?} is not one: remove ca_file or use https://",
+                    rule.url
+                ),
+                ))
+            }
+            Some(file) => Some(ca_client(ctx, &key, file)?),
+        };
         proxies.push(ProxyPlan {
             uri,
             prefix,
             url,
             timeout: rule.timeout.map_or(Duration::from_secs(10), |s| s.0),
             headers,
+            client,
         });
     }
 
@@ -959,6 +1097,18 @@ fn validate(
         ));
     }
 
+    #[cfg(not(feature = "metrics"))]
+    if file.metrics.is_some() {
+        return Err(ctx.err(
+            "[metrics]",
+            "metrics",
+            "this wamp-server is built without metrics: rebuild with the `metrics` feature \
+             (on by default), or remove [metrics]",
+        ));
+    }
+    let metrics_bind = overrides.metrics_bind.or(file.metrics.map(|m| m.bind));
+    let cluster = cluster_plan(file.cluster, ctx, overrides, env)?;
+
     let listen = SocketAddr::new(
         overrides.bind.unwrap_or(server.bind),
         overrides.port.unwrap_or(server.port),
@@ -979,7 +1129,195 @@ fn validate(
         page: server.page,
         proxies,
         api,
+        metrics_bind,
+        cluster,
     })
+}
+
+/// The message and its causes, on one line (reqwest's own message is often only "builder
+/// error").
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    one_line(&text)
+}
+
+/// An HTTP client for one backend that trusts only the CAs of `file` (PEM, relative to the
+/// configuration file), like curl's `--cacert`.
+fn ca_client(ctx: &Ctx<'_>, key: &str, file: &Path) -> Result<reqwest::Client, ConfigError> {
+    let needle = format!("\"{}\"", file.display());
+    let field = format!("{key}.ca_file");
+    let path = ctx.dir.join(file);
+    let shown = path.display();
+    let pem = std::fs::read(&path).map_err(|e| {
+        ctx.err(
+            &needle,
+            &field,
+            format!("cannot read {shown}: {e} (relative paths start at the configuration file's directory)"),
+        )
+    })?;
+    let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
+        ctx.err(
+            &needle,
+            &field,
+            format!("{shown} is not PEM certificates ({})", error_chain(&e)),
+        )
+    })?;
+    if certs.is_empty() {
+        return Err(ctx.err(
+            &needle,
+            &field,
+            format!(
+                "{shown} has no certificate in it: give the backend's CA certificate in PEM \
+                 (-----BEGIN CERTIFICATE-----)"
+            ),
+        ));
+    }
+    let mut builder = super::proxy::client_builder().tls_built_in_root_certs(false);
+    for cert in certs {
+        builder = builder.add_root_certificate(cert);
+    }
+    builder.build().map_err(|e| {
+        ctx.err(
+            &needle,
+            &field,
+            format!(
+                "{shown}: a certificate in it cannot be used as a CA ({})",
+                error_chain(&e)
+            ),
+        )
+    })
+}
+
+/// The line a build without the `redis` feature answers cluster settings with.
+#[cfg(not(feature = "redis"))]
+const NO_CLUSTER: &str = "needs cluster mode, which this build does not have: rebuild with \
+                          `cargo build --release -p wamp-server --features redis`";
+
+/// Cluster mode from `[cluster]` and the flags (which win), or `None`.
+#[cfg(not(feature = "redis"))]
+fn cluster_plan(
+    section: Option<Cluster>,
+    ctx: &Ctx<'_>,
+    overrides: &Overrides,
+    _env: &impl Fn(&str) -> Option<String>,
+) -> Result<Option<ClusterPlan>, ConfigError> {
+    if section.is_some() {
+        return Err(ctx.err(
+            "[cluster]",
+            "cluster",
+            format!("[cluster] {NO_CLUSTER} (or remove [cluster])"),
+        ));
+    }
+    if overrides.redis_url.is_some() {
+        return Err(ConfigError(format!("--redis-url {NO_CLUSTER}")));
+    }
+    Ok(None)
+}
+
+/// Cluster mode from `[cluster]` and the flags (which win), or `None`.
+#[cfg(feature = "redis")]
+fn cluster_plan(
+    section: Option<Cluster>,
+    ctx: &Ctx<'_>,
+    overrides: &Overrides,
+    env: &impl Fn(&str) -> Option<String>,
+) -> Result<Option<ClusterPlan>, ConfigError> {
+    use wamp_server::backplane::redis::{RedisBackplane, RedisConfig};
+    let file = section.as_ref();
+    let url = match (&overrides.redis_url, file) {
+        (Some(url), _) => url.clone(),
+        (None, None) => return Ok(None),
+        (None, Some(c)) => {
+            if c.redis_url.is_none() && c.redis_url_env.is_none() {
+                return Err(ctx.err(
+                    "[cluster]",
+                    "cluster.redis_url",
+                    "missing: give `redis_url` or `redis_url_env` (the name of an environment \
+                     variable), or --redis-url",
+                ));
+            }
+            secret(
+                ctx,
+                env,
+                "cluster.redis_url",
+                c.redis_url.clone(),
+                c.redis_url_env.clone(),
+                "redis_url",
+            )?
+        }
+    };
+    let name = |flag: &Option<String>, value: Option<&String>, key: &str, default: &str| match (
+        flag, value,
+    ) {
+        (Some(v), _) => Ok(v.clone()),
+        (None, Some(v)) if v.is_empty() => Err(ctx.err(
+            key,
+            &format!("cluster.{key}"),
+            "is empty: give a name (or leave the key out for the default)",
+        )),
+        (None, Some(v)) => Ok(v.clone()),
+        (None, None) => Ok(default.to_string()),
+    };
+    let node_name = name(
+        &overrides.node_name,
+        file.and_then(|c| c.node_name.as_ref()),
+        "node_name",
+        "node",
+    )?;
+    let prefix = name(
+        &overrides.redis_prefix,
+        file.and_then(|c| c.prefix.as_ref()),
+        "prefix",
+        "wamp",
+    )?;
+    let mut config = RedisConfig::new(url.as_str())
+        .node_name(node_name.as_str())
+        .prefix(prefix.as_str());
+    match overrides
+        .redis_queue_capacity
+        .or(file.and_then(|c| c.queue_capacity))
+    {
+        Some(0) => {
+            return Err(ctx.err(
+                "queue_capacity",
+                "cluster.queue_capacity",
+                "must be at least 1 (0 would drop every cross-node event; the default is 10000)",
+            ))
+        }
+        Some(n) => config = config.queue_capacity(n),
+        None => {}
+    }
+    if let Some(d) = overrides
+        .redis_heartbeat
+        .or(file.and_then(|c| c.heartbeat.map(|s| s.0)))
+    {
+        check_heartbeat(d).map_err(|e| ctx.err("heartbeat", "cluster.heartbeat", e))?;
+        config = config.heartbeat(d);
+    }
+    let backplane = RedisBackplane::new(config).map_err(|e| {
+        if overrides.redis_url.is_some() {
+            ConfigError(format!(
+                "--redis-url {url}: {e} (expected redis://HOST:PORT/)"
+            ))
+        } else {
+            ctx.err(
+                "redis_url",
+                "cluster.redis_url",
+                format!("{e} (expected redis://HOST:PORT/)"),
+            )
+        }
+    })?;
+    Ok(Some(ClusterPlan {
+        node_id: backplane.node_id().to_string(),
+        prefix,
+        backplane,
+    }))
 }
 
 #[cfg(test)]
@@ -1035,6 +1373,27 @@ mod tests {
             e.starts_with("t.toml:2: server.shutdown_grace: -1 is not a duration"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn backplane_flag_values_at_their_bounds() {
+        assert_eq!(parse_heartbeat("0.01"), Ok(Duration::from_millis(10)));
+        assert_eq!(parse_heartbeat("10ms"), Ok(Duration::from_millis(10)));
+        assert_eq!(parse_heartbeat("2s"), Ok(Duration::from_secs(2)));
+        assert_eq!(parse_heartbeat(" 1 "), Ok(Duration::from_secs(1)));
+        for bad in ["0", "9ms", "0.0099", "-1", "1h", "", "ms"] {
+            assert!(parse_heartbeat(bad).is_err(), "{bad}");
+        }
+        assert!(parse_heartbeat("0")
+            .unwrap_err()
+            .starts_with("0 s is too short: give at least 0.01 seconds"));
+        assert_eq!(parse_queue_capacity("1"), Ok(1));
+        assert!(parse_queue_capacity("0")
+            .unwrap_err()
+            .starts_with("0 would drop every cross-node event"));
+        assert!(parse_queue_capacity("-1").is_err());
+        assert_eq!(parse_non_empty("a"), Ok("a".to_string()));
+        assert!(parse_non_empty("").is_err());
     }
 
     #[test]

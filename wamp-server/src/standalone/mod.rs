@@ -30,10 +30,7 @@ const BAD_CONFIG: u8 = 2;
 fn build(plan: Plan, topics: Arc<api::TopicSet>) -> Router {
     let mut builder = plan.builder;
     // One client for every backend: its connections are pooled and kept alive.
-    let client = reqwest::Client::builder()
-        .use_rustls_tls()
-        .tcp_nodelay(true)
-        .pool_idle_timeout(Duration::from_secs(60))
+    let client = proxy::client_builder()
         .build()
         .expect("the HTTP client builds");
     // The backend's answer becomes one WAMP message: the same size limit applies.
@@ -49,6 +46,10 @@ fn build(plan: Plan, topics: Arc<api::TopicSet>) -> Router {
         } else {
             builder.procedure(p.uri.clone(), handler)
         };
+    }
+    if let Some(cluster) = plan.cluster {
+        info!(node = %cluster.node_id, prefix = %cluster.prefix, "cluster mode");
+        builder = builder.backplane(cluster.backplane);
     }
     let (added, removed) = (topics.clone(), topics);
     builder
@@ -72,8 +73,12 @@ pub async fn run(
         }
     };
     if check_only {
-        let topics = Arc::new(api::TopicSet::default());
-        drop(build(plan, topics));
+        // Built without its backplane, which would start connecting to Redis.
+        let plan = Plan {
+            cluster: None,
+            ..plan
+        };
+        drop(build(plan, Arc::new(api::TopicSet::default())));
         println!("{}: the configuration is valid", path.display());
         return ExitCode::SUCCESS;
     }
@@ -108,6 +113,7 @@ pub async fn run(
         },
     };
     let (path_ws, page, api_plan) = (plan.path.clone(), plan.page, plan.api.clone());
+    let metrics_bind = plan.metrics_bind;
     #[cfg(feature = "tls")]
     let tls = plan.tls.clone();
     #[cfg(feature = "tls")]
@@ -168,12 +174,12 @@ pub async fn run(
         }
         _ => None,
     };
-    if let Some(addr) = overrides.metrics_bind {
+    if let Some(addr) = metrics_bind {
         let listener = match tokio::net::TcpListener::bind(addr).await {
             Ok(l) => l,
             Err(e) => {
                 eprintln!(
-                    "error: cannot listen on {addr} for metrics: {e} (try another --metrics-bind)"
+                    "error: cannot listen on {addr} for metrics: {e} (set [metrics] bind, --metrics-bind or WAMP_METRICS_BIND)"
                 );
                 return ExitCode::FAILURE;
             }

@@ -12,6 +12,15 @@ use wamp_server::{CallContext, CallError, CallResult};
 
 use super::config::ProxyPlan;
 
+/// The HTTP client settings every backend shares: rustls, pooled and kept-alive
+/// connections.
+pub fn client_builder() -> reqwest::ClientBuilder {
+    reqwest::Client::builder()
+        .use_rustls_tls()
+        .tcp_nodelay(true)
+        .pool_idle_timeout(Duration::from_secs(60))
+}
+
 /// One backend: where its calls go, and how long it has to answer.
 #[derive(Debug, Clone)]
 pub struct Backend {
@@ -33,10 +42,11 @@ struct BackendError {
 }
 
 impl Backend {
-    /// A backend from its configuration, sharing `client`'s connection pool.
+    /// A backend from its configuration, sharing `client`'s connection pool (unless it has
+    /// its own client, for its `ca_file`).
     pub fn new(client: reqwest::Client, plan: &ProxyPlan, max_body: usize) -> Backend {
         Backend {
-            client,
+            client: plan.client.clone().unwrap_or(client),
             url: plan.url.clone(),
             timeout: plan.timeout,
             headers: plan.headers.clone(),
@@ -121,10 +131,46 @@ impl Backend {
     fn describe(&self, e: &reqwest::Error) -> String {
         if e.is_timeout() {
             format!("the backend did not answer within {:?}", self.timeout)
+        } else if let Some(tls) = tls_cause(e) {
+            tls
         } else if e.is_connect() {
             "the backend is unreachable (connection failed)".to_string()
         } else {
             format!("the request to the backend failed ({e})")
         }
     }
+}
+
+/// What went wrong in the TLS handshake with an https backend, if that is why `e` failed
+/// (rustls's error sits inside `io::Error`s in the chain, whose `source` skips them).
+#[cfg(feature = "tls")]
+fn tls_cause(e: &reqwest::Error) -> Option<String> {
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        // io::Errors may nest (hyper-util wraps tokio-rustls's).
+        let mut inner: &(dyn std::error::Error + 'static) = s;
+        while let Some(wrapped) = inner
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+        {
+            inner = wrapped;
+        }
+        let rustls_error = inner.downcast_ref::<rustls::Error>();
+        match rustls_error {
+            Some(rustls::Error::InvalidCertificate(why)) => {
+                return Some(format!(
+                    "the backend's TLS certificate is not accepted ({why:?}); a backend \
+                     signed by a private CA needs `ca_file` in its [[rpc.proxy]]"
+                ))
+            }
+            Some(other) => return Some(format!("TLS with the backend failed ({other})")),
+            None => source = s.source(),
+        }
+    }
+    None
+}
+
+#[cfg(not(feature = "tls"))]
+fn tls_cause(_: &reqwest::Error) -> Option<String> {
+    None
 }

@@ -26,6 +26,8 @@ pub const WAIT: Duration = Duration::from_secs(10);
 /// A test CA and a server certificate it signed, for `localhost` and `127.0.0.1`.
 pub struct TestCerts {
     pub ca_der: CertificateDer<'static>,
+    /// The CA's certificate in PEM (what a client's CA file holds).
+    pub ca_pem: String,
     pub cert_pem: String,
     pub key_pem: String,
     /// A key that does not belong to the certificate.
@@ -50,6 +52,7 @@ impl TestCerts {
         let cert = params.signed_by(&key, &ca, &ca_key).unwrap();
         TestCerts {
             ca_der: ca.der().clone(),
+            ca_pem: ca.pem(),
             cert_pem: cert.pem(),
             key_pem: key.serialize_pem(),
             other_key_pem: KeyPair::generate().unwrap().serialize_pem(),
