@@ -7,7 +7,7 @@ use axum::extract::ws::{
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
-use futures::{SinkExt, StreamExt};
+use futures::StreamExt;
 use tokio_tungstenite::tungstenite;
 
 use crate::handshake;
@@ -102,7 +102,7 @@ pub fn axum_handler_with_peer(
         let _slot = slot;
         let (sink, stream) = socket.split();
         let stream = stream.filter_map(|m| async move { inbound(m) });
-        let sink = sink.with(|o: Outbound| async move { Ok::<_, axum::Error>(outbound(o)) });
+        let sink = transport::MapSink::new(sink, outbound);
         run_session(
             router,
             ConnectionInfo { peer },

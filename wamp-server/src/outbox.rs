@@ -426,6 +426,67 @@ mod tests {
         assert!(rx.try_recv().is_err());
     }
 
+    /// A sink that records what the writer does to it, in order.
+    #[derive(Clone, Default)]
+    struct Recorder(Arc<Mutex<Vec<String>>>);
+
+    impl Sink<Outbound> for Recorder {
+        type Error = ();
+
+        fn poll_ready(
+            self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<Result<(), ()>> {
+            std::task::Poll::Ready(Ok(()))
+        }
+
+        fn start_send(self: std::pin::Pin<&mut Self>, item: Outbound) -> Result<(), ()> {
+            let event = match item {
+                Outbound::Text(t) => t.to_string(),
+                Outbound::Close(code, reason) => format!("close {code} {reason}"),
+            };
+            self.0.lock().unwrap().push(event);
+            Ok(())
+        }
+
+        fn poll_flush(
+            self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<Result<(), ()>> {
+            self.0.lock().unwrap().push("flush".into());
+            std::task::Poll::Ready(Ok(()))
+        }
+
+        fn poll_close(
+            self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<Result<(), ()>> {
+            self.0.lock().unwrap().push("closed".into());
+            std::task::Poll::Ready(Ok(()))
+        }
+    }
+
+    #[tokio::test]
+    async fn queued_frames_leave_in_order_in_one_flush_and_free_the_bound() {
+        let (handle, rx) = SessionHandle::new(Arc::from("s"), 1000, 1 << 20, Arc::default());
+        let frames: Vec<String> = (0..100).map(|i| format!("[8,\"t\",{i}]")).collect();
+        for f in &frames {
+            assert!(handle.send(Text::from(f.as_str())));
+        }
+        handle.close(close::NORMAL, "bye");
+        let sink = Recorder::default();
+        write_loop(sink.clone(), rx, handle.clone(), Duration::from_secs(5)).await;
+        let got = sink.0.lock().unwrap().clone();
+        // 64 frames a batch, then the rest and the close (whose send flushes).
+        let mut want: Vec<String> = frames[..64].to_vec();
+        want.push("flush".into());
+        want.extend(frames[64..].iter().cloned());
+        want.extend(["close 1000 bye", "flush", "closed"].map(String::from));
+        assert_eq!(got, want);
+        assert_eq!(handle.queued.load(Ordering::Relaxed), 0);
+        assert_eq!(handle.queued_bytes.load(Ordering::Relaxed), 0);
+    }
+
     #[test]
     fn close_reasons_are_cut_to_fit_a_close_frame() {
         let long = "é".repeat(100);
