@@ -230,10 +230,15 @@ impl SessionHandle {
         self.abort_as(CloseReason::of(e), e.code(), &e.reason());
     }
 
-    /// Takes a frame's share of the bound when the writer takes it from the queue.
-    fn taken(&self, len: usize) {
-        self.queued.fetch_sub(1, Ordering::Relaxed);
-        self.queued_bytes.fetch_sub(len, Ordering::Relaxed);
+    /// Takes the share of the bound of `frames` frames of `bytes` bytes in all, once the writer
+    /// has handed them to the socket's buffer. Called once per batch, not per frame: these
+    /// counters share a cache line with every sender's (the publisher on another core), so
+    /// each update is a cache-line transfer.
+    fn taken(&self, frames: usize, bytes: usize) {
+        if frames > 0 {
+            self.queued.fetch_sub(frames, Ordering::Relaxed);
+            self.queued_bytes.fetch_sub(bytes, Ordering::Relaxed);
+        }
     }
 }
 
@@ -311,13 +316,18 @@ where
         };
         let mut next = first;
         let mut fed = 0;
+        // The frames of this batch taken from the queue (they still count against the bound
+        // until the batch is fed: a batch is at most BATCH frames).
+        let (mut frames, mut bytes) = (0, 0);
         loop {
             match next {
                 Outgoing::Close(close) => {
+                    handle.taken(frames, bytes);
                     let (code, reason) = *close;
                     return Ending::Close(code, reason);
                 }
                 Outgoing::End => {
+                    handle.taken(frames, bytes);
                     return match flush(sink, handle).await {
                         Ok(()) => Ending::Drop,
                         Err(()) => Ending::Failed,
@@ -325,7 +335,8 @@ where
                 }
                 Outgoing::Flush => handle.flush_asked.store(false, Ordering::Release),
                 Outgoing::Frame(frame) => {
-                    handle.taken(frame.len());
+                    frames += 1;
+                    bytes += frame.len();
                     if sink.feed(Outbound::Text(frame)).await.is_err() {
                         return Ending::Failed;
                     }
@@ -340,6 +351,7 @@ where
                 Err(_) => break,
             }
         }
+        handle.taken(frames, bytes);
         if flush(sink, handle).await.is_err() {
             return Ending::Failed;
         }
@@ -404,7 +416,7 @@ mod tests {
     fn taking_frames_frees_the_bound() {
         let (handle, _rx) = SessionHandle::new(Arc::from("s"), 10, 100, Arc::default());
         assert!(handle.send(text(100)));
-        handle.taken(100);
+        handle.taken(1, 100);
         assert!(handle.send(text(100)));
         assert!(handle.close_reason().is_none());
     }
