@@ -535,11 +535,13 @@ impl Session {
             Done::Call
         };
         // Fast path: a handler that finishes without waiting (echo, a lookup) is answered
-        // right here, saving a task spawn and a hop between tasks. One that waits goes on in
-        // its own task, so it never holds up this session's other messages.
-        let mut call = Box::pin(call.in_current_span());
+        // right here, saving a task spawn and a hop between tasks; it runs inside the
+        // session's span already, so it needs no span of its own (a span clone and close per
+        // call, with a subscriber installed). One that waits goes on in its own task, so it
+        // never holds up this session's other messages, carrying the session's span.
+        let mut call = Box::pin(call);
         if call.as_mut().now_or_never().is_none() {
-            self.calls.spawn(call);
+            self.calls.spawn(call.in_current_span());
         }
         Ok(())
     }
