@@ -3,7 +3,7 @@
 //! and reading rustls's refusals into [`TlsFailure`]s a person can act on.
 
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::CryptoProvider;
@@ -23,7 +23,7 @@ fn provider() -> Arc<CryptoProvider> {
 }
 
 /// The client configuration for `options`: the one given, or one built from the trust
-/// settings. Built once per client (loading the OS store takes a while), not per connect.
+/// settings. Built once per client, not per reconnect; the OS store is read once per process.
 pub(crate) fn client_config(options: &TlsOptions) -> Result<Arc<ClientConfig>, Error> {
     if let Some(config) = &options.config {
         return Ok(config.clone());
@@ -47,20 +47,31 @@ pub(crate) fn client_config(options: &TlsOptions) -> Result<Arc<ClientConfig>, E
     Ok(Arc::new(config))
 }
 
-/// The trusted roots: the operating system's store, else webpki-roots when it is empty;
-/// then every certificate of every extra CA file.
+/// The operating system's store, else webpki-roots when it is empty. Read once per process:
+/// reading and parsing the store takes milliseconds (it capped a client opening many
+/// `wss://` sessions at about 150 a second), and it changes only with the system's packages.
+fn default_roots() -> &'static RootCertStore {
+    static ROOTS: OnceLock<RootCertStore> = OnceLock::new();
+    ROOTS.get_or_init(|| {
+        let mut roots = RootCertStore::empty();
+        let native = rustls_native_certs::load_native_certs();
+        for e in &native.errors {
+            debug!(error = %e, "reading the OS certificate store");
+        }
+        let (added, ignored) = roots.add_parsable_certificates(native.certs);
+        debug!(added, ignored, "OS trust store");
+        if roots.is_empty() {
+            debug!("the OS trust store is empty; using the webpki-roots (Mozilla) roots");
+            roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+        }
+        roots
+    })
+}
+
+/// The trusted roots: the default ones ([`default_roots`]), then every certificate of every
+/// extra CA file (read at each call, so a renewed CA file is picked up by the next client).
 fn roots(ca_files: &[std::path::PathBuf]) -> Result<RootCertStore, Error> {
-    let mut roots = RootCertStore::empty();
-    let native = rustls_native_certs::load_native_certs();
-    for e in &native.errors {
-        debug!(error = %e, "reading the OS certificate store");
-    }
-    let (added, ignored) = roots.add_parsable_certificates(native.certs);
-    debug!(added, ignored, "OS trust store");
-    if roots.is_empty() {
-        debug!("the OS trust store is empty; using the webpki-roots (Mozilla) roots");
-        roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
-    }
+    let mut roots = default_roots().clone();
     for file in ca_files {
         for cert in ca_file(file)? {
             roots.add(cert).map_err(|e| {

@@ -7,7 +7,7 @@ use axum::extract::ws::{
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
 use tokio_tungstenite::tungstenite;
 
 use crate::handshake;
@@ -98,18 +98,21 @@ pub fn axum_handler_with_peer(
         // axum matches byte for byte: answer with the client's own spelling.
         ws = ws.protocols([token]);
     }
-    ws.on_upgrade(move |socket: WebSocket| async move {
-        let _slot = slot;
+    ws.on_upgrade(move |socket: WebSocket| {
         let (sink, stream) = socket.split();
         let stream = stream.filter_map(|m| async move { inbound(m) });
         let sink = transport::MapSink::new(sink, outbound);
-        run_session(
-            router,
-            ConnectionInfo { peer },
-            Box::pin(stream),
-            Box::pin(sink),
+        // Boxed: axum's upgrade task awaits this future in an `async` block, which would hold
+        // a second copy of it (rust-lang/rust#62958); a box is one allocation of its size.
+        Box::pin(
+            run_session(
+                router,
+                ConnectionInfo { peer },
+                Box::pin(stream),
+                Box::pin(sink),
+            )
+            .map(move |()| drop(slot)),
         )
-        .await;
     })
 }
 

@@ -93,8 +93,9 @@ pub struct Options {
     /// How long shutdown waits for in-flight calls before closing sessions. Default 5 s.
     pub shutdown_grace: Duration,
     /// The size of each session's WebSocket read buffer in bytes, and the most read from the
-    /// socket at once. Default 1 KiB: idle sessions stay small (WAMP messages are mostly
-    /// small; a larger message grows the buffer as it arrives).
+    /// socket at once. Default 512 bytes: idle sessions stay small (the buffer is a session's
+    /// largest single allocation; most WAMP messages fit in it, and a larger message grows
+    /// the buffer to its length as it arrives, read in steps of this size).
     pub read_buffer_size: usize,
     /// How many bytes of outgoing frames are gathered before a write to the socket.
     /// Default 4 KiB.
@@ -129,7 +130,7 @@ impl Default for Options {
             allowed_origins: Vec::new(),
             strict_subprotocol: false,
             shutdown_grace: Duration::from_secs(5),
-            read_buffer_size: 1024,
+            read_buffer_size: 512,
             write_buffer_size: 4096,
             handshake_timeout: Duration::from_secs(10),
             max_pending_handshakes: 1024,

@@ -9,7 +9,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::StreamExt;
+use futures::future::Either;
+use futures::{FutureExt, StreamExt};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -179,36 +180,73 @@ pub(crate) fn ws_config(router: &Router) -> WebSocketConfig {
 
 /// One connection of `serve`: the transport's handshake (`transport`: TLS, or nothing) and the
 /// WebSocket handshake under the handshake timeout, then the session.
-async fn websocket_connection<S, T>(
+///
+/// Composed with `then` rather than written as one `async fn`: the task then holds either the
+/// handshake's state or the session's, never room for both (an `async fn` awaiting the session
+/// also keeps a second copy of its future: rust-lang/rust#62958). That halves a session's task.
+fn websocket_connection<S, T>(
     router: Router,
     peer: SocketAddr,
     permit: OwnedSemaphorePermit,
     transport: T,
-) where
+) -> impl Future<Output = ()> + Send
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    T: Future<Output = Option<S>> + Send,
+{
+    let r = router.clone();
+    connection_handshake(router, peer, permit, transport).then(move |done| match done {
+        Some((ws, slot)) => Either::Left(websocket_session(r, peer, ws, slot)),
+        None => Either::Right(std::future::ready(())),
+    })
+}
+
+/// The handshakes of one connection of `serve`, under the handshake timeout; `None` when the
+/// connection is dropped (refused, too slow, shutting down).
+async fn connection_handshake<S, T>(
+    router: Router,
+    peer: SocketAddr,
+    permit: OwnedSemaphorePermit,
+    transport: T,
+) -> Option<(WebSocketStream<S>, ConnectionSlot)>
+where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     T: Future<Output = Option<S>> + Send,
 {
     let timeout = router.options().handshake_timeout;
-    let handshake = async {
+    // Boxed: the handshake's state (tungstenite's request buffer, the callback, the config) is
+    // freed once the handshake is done.
+    let handshake = Box::pin(async {
         let io = transport.await?;
         websocket_handshake(&router, io, peer).await
-    };
+    });
     // A shutdown drops connections still in their handshakes at once.
     let mut stopping = router.shutdown_signal();
-    let (ws, slot) = tokio::select! {
+    let done = tokio::select! {
         done = tokio::time::timeout(timeout, handshake) => match done {
-            Ok(Some(done)) => done,
-            Ok(None) => return,
+            Ok(done) => done,
             Err(_) => {
                 router.counters().refused(RefusedReason::HandshakeTimeout);
                 info!(%peer, ?timeout, "handshake not completed in time; dropping the connection");
-                return;
+                None
             }
         },
-        _ = stopping.wait_for(|stop| *stop) => return,
+        _ = stopping.wait_for(|stop| *stop) => None,
     };
     drop(permit);
-    let _slot = slot;
+    done
+}
+
+/// The session over an accepted WebSocket, holding the connection slot until it ends.
+fn websocket_session<S>(
+    router: Router,
+    peer: SocketAddr,
+    ws: WebSocketStream<S>,
+    slot: ConnectionSlot,
+) -> impl Future<Output = ()> + Send
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
     let (sink, stream) = ws.split();
     let stream = stream.filter_map(|m| async move { transport::from_tungstenite(m) });
     let sink = transport::MapSink::new(sink, transport::to_tungstenite);
@@ -218,7 +256,7 @@ async fn websocket_connection<S, T>(
         Box::pin(stream),
         Box::pin(sink),
     )
-    .await;
+    .map(move |()| drop(slot))
 }
 
 /// The WebSocket handshake with the router's rules; the connection slot is taken once the

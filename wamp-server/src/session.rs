@@ -2,6 +2,7 @@
 //! messages. What others hold of a session (its outbox and writer) is in `outbox.rs`.
 
 use std::collections::{HashSet, VecDeque};
+use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::Duration;
@@ -43,17 +44,26 @@ pub struct ConnectionInfo {
 /// `stream` yields what the client sent; `sink` takes what goes to the client. The router's
 /// connection limit is the caller's business: hold a [`Router::try_connection`] slot around
 /// this call.
-pub async fn run_session<St, Si>(router: Router, info: ConnectionInfo, stream: St, sink: Si)
+///
+/// The returned future holds the session's state (about 1.5 KiB; its writer runs in a task
+/// of its own). (A plain function returning the future, not an `async fn`: one wrapping it would
+/// hold the inner future twice, rust-lang/rust#62958.)
+pub fn run_session<St, Si>(
+    router: Router,
+    info: ConnectionInfo,
+    stream: St,
+    sink: Si,
+) -> impl Future<Output = ()> + Send
 where
     St: Stream<Item = Inbound> + Unpin + Send,
     Si: Sink<Outbound> + Unpin + Send + 'static,
 {
     let id: Arc<str> = Arc::from(wamp_proto::ids::new_session_id());
-    let peer = info
-        .peer
-        .map_or_else(|| "unknown".to_string(), |p| p.to_string());
-    let span = info_span!("session", id = %id, %peer);
-    run(router, stream, sink, id).instrument(span).await
+    let span = match info.peer {
+        Some(peer) => info_span!("session", id = %id, %peer),
+        None => info_span!("session", id = %id, peer = "unknown"),
+    };
+    run(router, stream, sink, id).instrument(span)
 }
 
 async fn run<St, Si>(router: Router, mut stream: St, sink: Si, id: Arc<str>)
@@ -580,6 +590,11 @@ impl Session {
 
     /// Queues a PubSub message behind those waiting, and handles what may go now.
     fn pubsub(&mut self, message: PubSub) -> Result<(), SessionError> {
+        if self.pubsub.len() == 0 {
+            // Nothing waits (the usual case): handled now, without the queue, which then
+            // allocates only for sessions whose messages wait on a policy callback.
+            return self.handle_pubsub(message);
+        }
         self.pubsub.waiting.push_back(message);
         self.pump()
     }
@@ -590,12 +605,19 @@ impl Session {
             let Some(message) = self.pubsub.waiting.pop_front() else {
                 break;
             };
-            if let Some(mut wait) = self.start(message)? {
-                // A callback that answers at once (most) is applied right here.
-                match (&mut wait).now_or_never() {
-                    Some(decided) => self.apply(decided),
-                    None => self.pubsub.pending = Some(wait),
-                }
+            self.handle_pubsub(message)?;
+        }
+        Ok(())
+    }
+
+    /// Handles one PubSub message whose turn it is; a policy callback that does not answer
+    /// at once becomes the pending one.
+    fn handle_pubsub(&mut self, message: PubSub) -> Result<(), SessionError> {
+        if let Some(mut wait) = self.start(message)? {
+            // A callback that answers at once (most) is applied right here.
+            match (&mut wait).now_or_never() {
+                Some(decided) => self.apply(decided),
+                None => self.pubsub.pending = Some(wait),
             }
         }
         Ok(())
