@@ -117,9 +117,9 @@ where
     // Whether the writer's JoinHandle has completed (it must not be polled again).
     let mut writer_done = false;
     // One timer for the session's life (not one per message); it only counts while the
-    // session has not authenticated.
-    let auth_timer = sleep_until_some(auth_deadline);
-    tokio::pin!(auth_timer);
+    // session has not authenticated. Boxed and only with a deadline: a router without
+    // authentication keeps no timer in every session's state.
+    let mut auth_timer = auth_deadline.map(|at| Box::pin(tokio::time::sleep_until(at)));
     let end = if *shutdown.borrow_and_update() {
         End::Shutdown
     } else {
@@ -157,7 +157,7 @@ where
                 }
                 // The outbox overflowed (or the session must stop now): stop reading.
                 _ = handle.aborted() => break End::Closed,
-                _ = &mut auth_timer, if !session.auth.is_authenticated() => {
+                _ = sleep_if_some(&mut auth_timer), if !session.auth.is_authenticated() => {
                     Some(SessionError::AuthTimeout)
                 }
                 _ = shutdown.changed() => break End::Shutdown,
@@ -210,10 +210,10 @@ where
     drop(session);
 }
 
-/// Sleeps until `at`, or forever without one.
-async fn sleep_until_some(at: Option<Instant>) {
-    match at {
-        Some(at) => tokio::time::sleep_until(at).await,
+/// Waits for the timer, or forever without one.
+async fn sleep_if_some(timer: &mut Option<std::pin::Pin<Box<tokio::time::Sleep>>>) {
+    match timer {
+        Some(timer) => timer.as_mut().await,
         None => std::future::pending().await,
     }
 }
