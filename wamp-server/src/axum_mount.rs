@@ -7,7 +7,7 @@ use axum::extract::ws::{
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
-use futures::{FutureExt, SinkExt, StreamExt};
+use futures::{FutureExt, StreamExt};
 use tokio_tungstenite::tungstenite;
 
 use crate::handshake;
@@ -101,7 +101,7 @@ pub fn axum_handler_with_peer(
     ws.on_upgrade(move |socket: WebSocket| {
         let (sink, stream) = socket.split();
         let stream = stream.filter_map(|m| async move { inbound(m) });
-        let sink = sink.with(|o: Outbound| async move { Ok::<_, axum::Error>(outbound(o)) });
+        let sink = transport::MapSink::new(sink, outbound);
         // Boxed: axum's upgrade task awaits this future in an `async` block, which would hold
         // a second copy of it (rust-lang/rust#62958); a box is one allocation of its size.
         Box::pin(

@@ -262,10 +262,15 @@ impl SessionHandle {
         self.abort_as(CloseReason::of(e), e.code(), &e.reason());
     }
 
-    /// Takes a frame's share of the bound when the writer takes it from the queue.
-    fn taken(&self, len: usize) {
-        self.queued.fetch_sub(1, Ordering::Relaxed);
-        self.queued_bytes.fetch_sub(len, Ordering::Relaxed);
+    /// Takes the share of the bound of `frames` frames of `bytes` bytes in all, once the writer
+    /// has handed them to the socket's buffer. Called once per batch, not per frame: these
+    /// counters share a cache line with every sender's (the publisher on another core), so
+    /// each update is a cache-line transfer.
+    fn taken(&self, frames: usize, bytes: usize) {
+        if frames > 0 {
+            self.queued.fetch_sub(frames, Ordering::Relaxed);
+            self.queued_bytes.fetch_sub(bytes, Ordering::Relaxed);
+        }
     }
 }
 
@@ -386,13 +391,18 @@ where
     loop {
         let mut next = rx.recv().await;
         let mut fed = 0;
+        // The frames of this batch taken from the queue (they still count against the bound
+        // until the batch is fed: a batch is at most BATCH frames).
+        let (mut frames, mut bytes) = (0, 0);
         loop {
             match next {
                 Outgoing::Close(close) => {
+                    handle.taken(frames, bytes);
                     let (code, reason) = *close;
                     return Ending::Close(code, reason);
                 }
                 Outgoing::End => {
+                    handle.taken(frames, bytes);
                     return match flush(sink, handle).await {
                         Ok(()) => Ending::Drop,
                         Err(()) => Ending::Failed,
@@ -400,7 +410,8 @@ where
                 }
                 Outgoing::Flush => handle.flush_asked.store(false, Ordering::Release),
                 Outgoing::Frame(frame) => {
-                    handle.taken(frame.len());
+                    frames += 1;
+                    bytes += frame.len();
                     if sink.feed(Outbound::Text(frame)).await.is_err() {
                         return Ending::Failed;
                     }
@@ -415,6 +426,7 @@ where
                 Err(_) => break,
             }
         }
+        handle.taken(frames, bytes);
         if flush(sink, handle).await.is_err() {
             return Ending::Failed;
         }
@@ -479,7 +491,7 @@ mod tests {
     fn taking_frames_frees_the_bound() {
         let (handle, _rx) = SessionHandle::new(Arc::from("s"), 10, 100, Arc::default());
         assert!(handle.send(text(100)));
-        handle.taken(100);
+        handle.taken(1, 100);
         assert!(handle.send(text(100)));
         assert!(handle.close_reason().is_none());
     }
@@ -521,7 +533,7 @@ mod tests {
             // Take part of the burst, so later sends land behind a batch in progress.
             for _ in 0..burst / 2 {
                 assert_eq!(frame_text(rx.try_recv().unwrap()), seen.to_string());
-                handle.taken(seen.to_string().len());
+                handle.taken(1, seen.to_string().len());
                 seen += 1;
             }
         }
@@ -583,6 +595,67 @@ mod tests {
         assert!(handle.send(text(1)));
         let next = tokio::time::timeout(Duration::from_secs(30), rx.recv()).await;
         assert!(matches!(next, Ok(Outgoing::Frame(_))));
+    }
+
+    /// A sink that records what the writer does to it, in order.
+    #[derive(Clone, Default)]
+    struct Recorder(Arc<Mutex<Vec<String>>>);
+
+    impl Sink<Outbound> for Recorder {
+        type Error = ();
+
+        fn poll_ready(
+            self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<Result<(), ()>> {
+            std::task::Poll::Ready(Ok(()))
+        }
+
+        fn start_send(self: std::pin::Pin<&mut Self>, item: Outbound) -> Result<(), ()> {
+            let event = match item {
+                Outbound::Text(t) => t.to_string(),
+                Outbound::Close(code, reason) => format!("close {code} {reason}"),
+            };
+            self.0.lock().unwrap().push(event);
+            Ok(())
+        }
+
+        fn poll_flush(
+            self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<Result<(), ()>> {
+            self.0.lock().unwrap().push("flush".into());
+            std::task::Poll::Ready(Ok(()))
+        }
+
+        fn poll_close(
+            self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<Result<(), ()>> {
+            self.0.lock().unwrap().push("closed".into());
+            std::task::Poll::Ready(Ok(()))
+        }
+    }
+
+    #[tokio::test]
+    async fn queued_frames_leave_in_order_in_one_flush_and_free_the_bound() {
+        let (handle, rx) = SessionHandle::new(Arc::from("s"), 1000, 1 << 20, Arc::default());
+        let frames: Vec<String> = (0..100).map(|i| format!("[8,\"t\",{i}]")).collect();
+        for f in &frames {
+            assert!(handle.send(Text::from(f.as_str())));
+        }
+        handle.close(close::NORMAL, "bye");
+        let sink = Recorder::default();
+        write_loop(sink.clone(), rx, handle.clone(), Duration::from_secs(5)).await;
+        let got = sink.0.lock().unwrap().clone();
+        // 64 frames a batch, then the rest and the close (whose send flushes).
+        let mut want: Vec<String> = frames[..64].to_vec();
+        want.push("flush".into());
+        want.extend(frames[64..].iter().cloned());
+        want.extend(["close 1000 bye", "flush", "closed"].map(String::from));
+        assert_eq!(got, want);
+        assert_eq!(handle.queued.load(Ordering::Relaxed), 0);
+        assert_eq!(handle.queued_bytes.load(Ordering::Relaxed), 0);
     }
 
     #[test]

@@ -10,12 +10,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::future::Either;
-use futures::{FutureExt, SinkExt, StreamExt};
+use futures::{FutureExt, StreamExt};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
-use tokio_tungstenite::tungstenite;
 use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::WebSocketStream;
@@ -25,7 +24,7 @@ use crate::handshake;
 use crate::router::{ConnectionSlot, Router};
 use crate::session::{run_session, ConnectionInfo};
 use crate::stats::RefusedReason;
-use crate::transport::{self, Outbound};
+use crate::transport;
 
 /// The body of the 503 a client gets when every session slot is taken.
 const LIMIT_BODY: &str = "connection limit reached: try again later\n";
@@ -250,9 +249,7 @@ where
 {
     let (sink, stream) = ws.split();
     let stream = stream.filter_map(|m| async move { transport::from_tungstenite(m) });
-    let sink = sink.with(|o: Outbound| async move {
-        Ok::<_, tungstenite::Error>(transport::to_tungstenite(o))
-    });
+    let sink = transport::MapSink::new(sink, transport::to_tungstenite);
     run_session(
         router,
         ConnectionInfo { peer: Some(peer) },

@@ -117,9 +117,9 @@ where
     // Whether the writer's JoinHandle has completed (it must not be polled again).
     let mut writer_done = false;
     // One timer for the session's life (not one per message); it only counts while the
-    // session has not authenticated.
-    let auth_timer = sleep_until_some(auth_deadline);
-    tokio::pin!(auth_timer);
+    // session has not authenticated. Boxed and only with a deadline: a router without
+    // authentication keeps no timer in every session's state.
+    let mut auth_timer = auth_deadline.map(|at| Box::pin(tokio::time::sleep_until(at)));
     let end = if *shutdown.borrow_and_update() {
         End::Shutdown
     } else {
@@ -157,7 +157,7 @@ where
                 }
                 // The outbox overflowed (or the session must stop now): stop reading.
                 _ = handle.aborted() => break End::Closed,
-                _ = &mut auth_timer, if !session.auth.is_authenticated() => {
+                _ = sleep_if_some(&mut auth_timer), if !session.auth.is_authenticated() => {
                     Some(SessionError::AuthTimeout)
                 }
                 _ = shutdown.changed() => break End::Shutdown,
@@ -210,10 +210,10 @@ where
     drop(session);
 }
 
-/// Sleeps until `at`, or forever without one.
-async fn sleep_until_some(at: Option<Instant>) {
-    match at {
-        Some(at) => tokio::time::sleep_until(at).await,
+/// Waits for the timer, or forever without one.
+async fn sleep_if_some(timer: &mut Option<std::pin::Pin<Box<tokio::time::Sleep>>>) {
+    match timer {
+        Some(timer) => timer.as_mut().await,
         None => std::future::pending().await,
     }
 }
@@ -545,11 +545,13 @@ impl Session {
             Done::Call
         };
         // Fast path: a handler that finishes without waiting (echo, a lookup) is answered
-        // right here, saving a task spawn and a hop between tasks. One that waits goes on in
-        // its own task, so it never holds up this session's other messages.
-        let mut call = Box::pin(call.in_current_span());
+        // right here, saving a task spawn and a hop between tasks; it runs inside the
+        // session's span already, so it needs no span of its own (a span clone and close per
+        // call, with a subscriber installed). One that waits goes on in its own task, so it
+        // never holds up this session's other messages, carrying the session's span.
+        let mut call = Box::pin(call);
         if call.as_mut().now_or_never().is_none() {
-            self.calls.spawn(call);
+            self.calls.spawn(call.in_current_span());
         }
         Ok(())
     }

@@ -6,7 +6,11 @@
 //! adapter is in the axum mount. Converting to and from either library moves a reference
 //! count, never the bytes.
 
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
 use bytes::Bytes;
+use futures::Sink;
 use tokio_tungstenite::tungstenite::{self, Utf8Bytes};
 
 use crate::close;
@@ -163,6 +167,42 @@ pub(crate) fn to_tungstenite(o: Outbound) -> tungstenite::Message {
     }
 }
 
+/// A WebSocket library's sink seen as a sink of [`Outbound`]: each value is mapped by a plain
+/// function on its way in. Unlike `SinkExt::with`, no future is built and polled per frame
+/// (the writer feeds one frame per recipient of every event, so this is per delivery).
+pub(crate) struct MapSink<S, M> {
+    inner: S,
+    map: fn(Outbound) -> M,
+}
+
+impl<S, M> MapSink<S, M> {
+    /// Wraps `inner`, mapping every value with `map`.
+    pub(crate) fn new(inner: S, map: fn(Outbound) -> M) -> Self {
+        MapSink { inner, map }
+    }
+}
+
+impl<S: Sink<M> + Unpin, M> Sink<Outbound> for MapSink<S, M> {
+    type Error = S::Error;
+
+    fn poll_ready(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        Pin::new(&mut self.inner).poll_ready(cx)
+    }
+
+    fn start_send(mut self: Pin<&mut Self>, item: Outbound) -> Result<(), S::Error> {
+        let item = (self.map)(item);
+        Pin::new(&mut self.inner).start_send(item)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_close(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        Pin::new(&mut self.inner).poll_close(cx)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -177,6 +217,37 @@ mod tests {
             error_to_inbound(&unmasked),
             Inbound::Violation(close::PROTOCOL_ERROR, _)
         ));
+    }
+
+    #[test]
+    fn the_map_sink_maps_in_order_and_passes_flush_and_close_through() {
+        use futures::SinkExt;
+        let (tx, mut rx) = futures::channel::mpsc::unbounded::<tungstenite::Message>();
+        let mut sink = MapSink::new(tx, to_tungstenite);
+        futures::executor::block_on(async {
+            sink.feed(Outbound::Text(Text::from("[8,\"t\",1]")))
+                .await
+                .unwrap();
+            sink.feed(Outbound::Text(Text::from("[8,\"t\",2]")))
+                .await
+                .unwrap();
+            sink.send(Outbound::Close(1000, "bye".into()))
+                .await
+                .unwrap();
+            sink.close().await.unwrap();
+        });
+        // The stream ends only because the sink's close reached the channel.
+        let got: Vec<_> = futures::executor::block_on(futures::StreamExt::collect(&mut rx));
+        assert_eq!(got.len(), 3);
+        assert_eq!(got[0], tungstenite::Message::Text("[8,\"t\",1]".into()));
+        assert_eq!(got[1], tungstenite::Message::Text("[8,\"t\",2]".into()));
+        let tungstenite::Message::Close(Some(close)) = &got[2] else {
+            panic!("expected a close frame, got {:?}", got[2]);
+        };
+        assert_eq!(
+            (u16::from(close.code), close.reason.as_str()),
+            (1000, "bye")
+        );
     }
 
     #[test]
