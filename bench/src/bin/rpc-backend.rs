@@ -39,6 +39,10 @@ async fn main() -> std::io::Result<()> {
         "rpc-backend listening on http://{}/",
         listener.local_addr()?
     );
+    // Small answers go out at once (no Nagle delay behind the previous one's ACK).
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
     axum::serve(listener, app)
         .with_graceful_shutdown(async {
             let _ = tokio::signal::ctrl_c().await;
