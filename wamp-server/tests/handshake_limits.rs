@@ -260,36 +260,11 @@ async fn axum_serves_the_page() {
 /// limit and keeps sessions + pending handshakes + 64 reserved below it, saying so.
 #[tokio::test]
 async fn the_open_file_limit_is_raised_and_the_session_limit_kept_below_it() {
-    let mut child = tokio::process::Command::new("bash")
-        .args([
-            "-c",
-            r#"ulimit -Sn 200 && ulimit -Hn 600 && exec "$0" --port 0"#,
-            env!("CARGO_BIN_EXE_wamp-server"),
-        ])
-        .env("RUST_LOG", "info")
-        .env("NO_COLOR", "1")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    use tokio::io::AsyncBufReadExt;
-    let mut lines = tokio::io::BufReader::new(child.stderr.take().unwrap()).lines();
-    let line = tokio::time::timeout(Duration::from_secs(30), async {
-        while let Some(line) = lines.next_line().await.unwrap() {
-            if line.contains("open-file limit") {
-                return line;
-            }
-        }
-        panic!("the binary ended without logging its limits");
-    })
-    .await
-    .expect("no limits line within 30 s");
+    let line = limits_line("").await;
     // 600 - 64 = 536 descriptors: 53 for pending handshakes, 483 for sessions.
     assert!(line.contains("open_file_limit=600"), "{line}");
     assert!(line.contains("max_connections=483"), "{line}");
     assert!(line.contains("max_pending_handshakes=53"), "{line}");
-    child.kill().await.unwrap();
 }
 
 /// The limits line of the binary started under `ulimit -Sn 200 -Hn 600` with `flags`.
