@@ -730,17 +730,12 @@ fn validate(
         ));
     }
     let mut options = Options::default();
-    if server.max_connections == Some(0) {
-        return Err(ctx.err(
-            "max_connections",
-            "server.max_connections",
-            "must be at least 1",
-        ));
-    }
-    if let Some(v) = overrides.max_connections.or(server.max_connections) {
-        options.max_connections = v;
-    }
     for (key, value, target) in [
+        (
+            "max_connections",
+            overrides.max_connections.or(server.max_connections),
+            &mut options.max_connections,
+        ),
         (
             "max_message_size",
             server.max_message_size,
