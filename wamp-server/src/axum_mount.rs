@@ -7,7 +7,7 @@ use axum::extract::ws::{
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
-use futures::{FutureExt, StreamExt};
+use futures::FutureExt;
 use tokio_tungstenite::tungstenite;
 
 use crate::handshake;
@@ -99,20 +99,11 @@ pub fn axum_handler_with_peer(
         ws = ws.protocols([token]);
     }
     ws.on_upgrade(move |socket: WebSocket| {
-        let (sink, stream) = socket.split();
-        let stream = stream.filter_map(|m| async move { inbound(m) });
-        let sink = transport::MapSink::new(sink, outbound);
+        // The socket whole, unsplit: the session's one task reads and writes it.
+        let io = transport::MapIo::new(socket, outbound, inbound);
         // Boxed: axum's upgrade task awaits this future in an `async` block, which would hold
         // a second copy of it (rust-lang/rust#62958); a box is one allocation of its size.
-        Box::pin(
-            run_session(
-                router,
-                ConnectionInfo { peer },
-                Box::pin(stream),
-                Box::pin(sink),
-            )
-            .map(move |()| drop(slot)),
-        )
+        Box::pin(run_session(router, ConnectionInfo { peer }, io).map(move |()| drop(slot)))
     })
 }
 

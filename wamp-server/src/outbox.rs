@@ -1,21 +1,24 @@
 //! A session's outbox: the handle that the router, the broker and call tasks hold to send to
-//! one session (bounded in frames and in bytes), and the writer task, the only writer of that
-//! session's socket.
+//! one session (bounded in frames and in bytes), and its writer, the only writer of that
+//! session's socket, which the session's own task polls.
 
 use std::collections::VecDeque;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
-use futures::{Sink, SinkExt};
-use tokio::sync::Notify;
+use futures::task::AtomicWaker;
+use futures::Sink;
 use tracing::{debug, warn};
 
 use crate::close::{self, SessionError};
 use crate::stats::{CloseReason, Stats};
 use crate::transport::{Outbound, Text};
 
-/// What the writer task is asked to send.
+/// What the writer is asked to send.
 pub(crate) enum Outgoing {
     Frame(Text),
     /// Boxed so that the queue's slots stay the size of a frame handle.
@@ -38,8 +41,9 @@ pub(crate) enum Outgoing {
 pub(crate) struct SessionHandle {
     pub(crate) id: Arc<str>,
     queue: Mutex<Queue>,
-    /// Wakes the writer when the queue goes from empty to not empty.
-    queue_signal: Notify,
+    /// Wakes the session's task (which polls the writer) when the queue goes from empty to
+    /// not empty, and for an abort.
+    waker: AtomicWaker,
     /// Frames queued and not yet taken by the writer.
     queued: AtomicUsize,
     /// Bytes of the frames queued and not yet taken by the writer.
@@ -56,11 +60,8 @@ pub(crate) struct SessionHandle {
     /// with the close frame to send (`None` when the client closed: the WebSocket library
     /// has answered its close frame already, and sending ours would fail).
     abort: Mutex<Option<Option<(u16, String)>>>,
-    /// Wakes the writer for an abort.
-    abort_signal: Notify,
-    /// Whether an abort was asked for, and the reader's wake-up for it.
+    /// Whether an abort was asked for.
     aborted: AtomicBool,
-    reader_signal: Notify,
     /// Why the server closed this session, the first reason given.
     close_reason: Mutex<Option<(CloseReason, String)>>,
     /// The router's counters.
@@ -81,7 +82,7 @@ impl SessionHandle {
                 items: VecDeque::new(),
                 open: true,
             }),
-            queue_signal: Notify::new(),
+            waker: AtomicWaker::new(),
             queued: AtomicUsize::new(0),
             queued_bytes: AtomicUsize::new(0),
             pong_bytes: AtomicUsize::new(0),
@@ -89,9 +90,7 @@ impl SessionHandle {
             capacity,
             max_bytes,
             abort: Mutex::new(None),
-            abort_signal: Notify::new(),
             aborted: AtomicBool::new(false),
-            reader_signal: Notify::new(),
             close_reason: Mutex::new(None),
             stats,
         };
@@ -114,9 +113,9 @@ impl SessionHandle {
         queue.items.push_back(message);
         drop(queue);
         // The writer takes the whole queue, so only the first message after a take needs to
-        // wake it; a wake-up while it is busy is kept and only costs it one more look.
+        // wake it; a wake-up while it is busy only costs it one more look.
         if was_empty {
-            self.queue_signal.notify_one();
+            self.waker.wake();
         }
         true
     }
@@ -239,22 +238,7 @@ impl SessionHandle {
         }
         let frame = (kind != CloseReason::Client).then_some((code, reason));
         *self.abort.lock().expect("abort lock") = Some(frame);
-        self.abort_signal.notify_one();
-        self.reader_signal.notify_waiters();
-    }
-
-    /// Completes once the session is aborted (the reader loop stops then).
-    pub(crate) async fn aborted(&self) {
-        loop {
-            let woken = self.reader_signal.notified();
-            tokio::pin!(woken);
-            // Register before checking, so an abort between check and wait is not lost.
-            woken.as_mut().enable();
-            if self.aborted.load(Ordering::Acquire) {
-                return;
-            }
-            woken.await;
-        }
+        self.waker.wake();
     }
 
     /// Closes now with the error's code and reason.
@@ -303,17 +287,25 @@ impl Receiver {
         self.batch.pop_front().ok_or(Empty)
     }
 
-    /// The next message, waiting for one. While it waits, the outbox holds no buffer at all:
-    /// an idle session costs nothing here (a burst's first frame allocates one).
-    pub(crate) async fn recv(&mut self) -> Outgoing {
-        loop {
-            if let Ok(message) = self.try_recv() {
-                return message;
-            }
-            self.batch = VecDeque::new();
-            // A send after the look above left a wake-up in the Notify, so none is lost.
-            self.handle.queue_signal.notified().await;
+    /// The next message, or `Pending` with the task registered for the next send. While it
+    /// waits, the outbox holds no buffer at all.
+    #[cfg(test)]
+    pub(crate) fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Outgoing> {
+        if let Ok(message) = self.try_recv() {
+            return Poll::Ready(message);
         }
+        self.batch = VecDeque::new();
+        self.handle.waker.register(cx.waker());
+        match self.try_recv() {
+            Ok(message) => Poll::Ready(message),
+            Err(Empty) => Poll::Pending,
+        }
+    }
+
+    /// The next message, waiting for one.
+    #[cfg(test)]
+    pub(crate) async fn recv(&mut self) -> Outgoing {
+        std::future::poll_fn(|cx| self.poll_recv(cx)).await
     }
 }
 
@@ -325,131 +317,280 @@ impl Drop for Receiver {
     }
 }
 
-/// How the writer's queue ended.
-enum Ending {
-    /// Send this close frame, then close the sink.
-    Close(u16, String),
-    /// Close the sink without a close frame of ours (the close handshake is done).
-    Closed,
-    /// Drop the sink without a close frame.
-    Drop,
-    /// The socket failed.
-    Failed,
+/// What the writer reports to the session that polls it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum WriterEvent {
+    /// The session was just aborted: what was queued is dropped, the close frame (if any) is
+    /// on its way under `close_wait`. The session stops reading; polling the writer again
+    /// goes on with the close.
+    Aborted,
+    /// The writer is done: the connection is closed or failed, or ends without a close frame.
+    /// The outbox takes no more frames.
+    Done,
 }
 
-/// The only writer of a session's socket: drains the queue, batching frames that are
-/// already waiting into one flush, until a close is asked for or the socket fails. An abort
-/// interrupts it, even inside a write blocked on a full socket; then the close frame gets
-/// `close_wait` to go out ([`crate::Options::close_wait`]).
-pub(crate) async fn write_loop<Si>(
-    mut sink: Si,
-    mut rx: Receiver,
+/// Where a writer stands.
+enum State {
+    /// Draining the queue.
+    Open,
+    /// Ending the connection with a close frame of ours (or the answer to the client's),
+    /// for at most `close_wait` from the start.
+    Closing {
+        stage: CloseStage,
+        timer: Pin<Box<tokio::time::Sleep>>,
+    },
+    /// Flushing what was written, then dropping the connection without a close frame.
+    Ending,
+    /// Finished.
+    Done,
+}
+
+/// The steps of a close: like `SinkExt::send` then `SinkExt::close`, errors ignored.
+enum CloseStage {
+    /// Send this close frame.
+    Send(u16, String),
+    /// Flush it.
+    Flush,
+    /// Close the sink (for tokio-tungstenite: flush the close handshake's frames).
+    Close,
+}
+
+/// The only writer of a session's socket, polled by the session's own task (no task of its
+/// own): drains the queue, feeding the frames already waiting (at most [`Writer::BATCH`]) before
+/// one flush, until a close is asked for or the socket fails. An abort interrupts it, even
+/// while a write waits on a full socket; then the close frame gets `close_wait` to go out
+/// ([`crate::Options::close_wait`]).
+pub(crate) struct Writer {
+    /// `None` once done: dropping it closes the queue.
+    rx: Option<Receiver>,
     handle: Arc<SessionHandle>,
     close_wait: Duration,
-) where
-    Si: Sink<Outbound> + Unpin,
-{
-    let ending = tokio::select! {
-        biased;
-        _ = handle.abort_signal.notified() => {
-            match handle.abort.lock().expect("abort lock").take() {
-                Some(Some((code, reason))) => Ending::Close(code, reason),
-                Some(None) => Ending::Closed,
-                None => Ending::Drop,
+    batch: Batch,
+}
+
+/// A writer's progress through its current batch.
+struct Batch {
+    state: State,
+    /// Frames fed since the last flush.
+    fed: usize,
+    /// Frames and bytes taken from the queue whose share of the bound is not yet given back
+    /// (given back once per batch, see [`SessionHandle::taken`]).
+    frames: usize,
+    bytes: usize,
+    /// Whether something was fed (or a flush asked for) since the last flush.
+    dirty: bool,
+    /// A flush in progress, with the pong bytes counted when it started.
+    flushing: Option<usize>,
+}
+
+impl Writer {
+    /// Frames fed before a flush, at most.
+    pub(crate) const BATCH: usize = 64;
+
+    /// A writer for the outbox whose receiving end is `rx`.
+    pub(crate) fn new(rx: Receiver, close_wait: Duration) -> Writer {
+        Writer {
+            handle: rx.handle.clone(),
+            rx: Some(rx),
+            close_wait,
+            batch: Batch {
+                state: State::Open,
+                fed: 0,
+                frames: 0,
+                bytes: 0,
+                dirty: false,
+                flushing: None,
+            },
+        }
+    }
+
+    /// Whether an abort waits for this writer to take it (cheap: one atomic load).
+    pub(crate) fn abort_waiting(&self) -> bool {
+        matches!(self.batch.state, State::Open) && self.handle.aborted.load(Ordering::Acquire)
+    }
+
+    /// Writes what it can without waiting. `Pending` while there is nothing to write or the
+    /// socket is full (the task is woken by the next frame, an abort or the socket); `Ready`
+    /// on an abort (once) and when done (from then on).
+    pub(crate) fn poll_write<Si>(
+        &mut self,
+        sink: &mut Si,
+        cx: &mut Context<'_>,
+    ) -> Poll<WriterEvent>
+    where
+        Si: Sink<Outbound> + Unpin,
+    {
+        let Some(rx) = self.rx.as_mut() else {
+            return Poll::Ready(WriterEvent::Done);
+        };
+        let polled = self.batch.poll(rx, &self.handle, self.close_wait, sink, cx);
+        if polled == Poll::Ready(WriterEvent::Done) {
+            // The queue closes: later sends fail, what is queued is freed.
+            self.batch.state = State::Done;
+            self.rx = None;
+        }
+        polled
+    }
+
+    /// Writes until done (an abort on the way is followed through).
+    pub(crate) async fn finish<Si>(&mut self, sink: &mut Si)
+    where
+        Si: Sink<Outbound> + Unpin,
+    {
+        std::future::poll_fn(|cx| loop {
+            match self.poll_write(sink, cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(WriterEvent::Done) => return Poll::Ready(()),
+                Poll::Ready(WriterEvent::Aborted) => {}
             }
-        }
-        ending = drain(&mut sink, &mut rx, &handle) => ending,
-    };
-    match ending {
-        Ending::Close(code, reason) => send_close(&mut sink, code, reason, close_wait).await,
-        Ending::Closed => {
-            let _ = tokio::time::timeout(close_wait, sink.close()).await;
-        }
-        Ending::Drop | Ending::Failed => {}
+        })
+        .await
     }
 }
 
-/// Sends a close frame and closes the sink, for at most `close_wait`: the socket may be full
-/// (that is often why the session is aborted), and then the connection is just dropped.
-async fn send_close<Si>(sink: &mut Si, code: u16, reason: String, close_wait: Duration)
-where
-    Si: Sink<Outbound> + Unpin,
-{
-    let _ = tokio::time::timeout(close_wait, async {
-        let _ = sink.send(Outbound::Close(code, reason)).await;
-        let _ = sink.close().await;
-    })
-    .await;
-}
-
-async fn drain<Si>(sink: &mut Si, rx: &mut Receiver, handle: &SessionHandle) -> Ending
-where
-    Si: Sink<Outbound> + Unpin,
-{
-    /// Frames fed before a flush, at most.
-    const BATCH: usize = 64;
-    loop {
-        let mut next = rx.recv().await;
-        let mut fed = 0;
-        // The frames of this batch taken from the queue (they still count against the bound
-        // until the batch is fed: a batch is at most BATCH frames).
-        let (mut frames, mut bytes) = (0, 0);
+impl Batch {
+    fn poll<Si>(
+        &mut self,
+        rx: &mut Receiver,
+        handle: &SessionHandle,
+        close_wait: Duration,
+        sink: &mut Si,
+        cx: &mut Context<'_>,
+    ) -> Poll<WriterEvent>
+    where
+        Si: Sink<Outbound> + Unpin,
+    {
+        let closing = |stage| State::Closing {
+            stage,
+            timer: Box::pin(tokio::time::sleep(close_wait)),
+        };
         loop {
-            match next {
-                Outgoing::Close(close) => {
-                    handle.taken(frames, bytes);
-                    let (code, reason) = *close;
-                    return Ending::Close(code, reason);
-                }
-                Outgoing::End => {
-                    handle.taken(frames, bytes);
-                    return match flush(sink, handle).await {
-                        Ok(()) => Ending::Drop,
-                        Err(()) => Ending::Failed,
-                    };
-                }
-                Outgoing::Flush => handle.flush_asked.store(false, Ordering::Release),
-                Outgoing::Frame(frame) => {
-                    frames += 1;
-                    bytes += frame.len();
-                    if sink.feed(Outbound::Text(frame)).await.is_err() {
-                        return Ending::Failed;
+            match &mut self.state {
+                State::Open => {
+                    // Registered before looking, so a frame or abort after the look wakes us.
+                    handle.waker.register(cx.waker());
+                    if handle.aborted.load(Ordering::Acquire) {
+                        // Only a filled slot counts: an aborter between its flag and its slot
+                        // wakes us once it has filled it.
+                        let abort = handle.abort.lock().expect("abort lock").take();
+                        if let Some(frame) = abort {
+                            self.give_back(handle);
+                            rx.batch = VecDeque::new();
+                            self.state = match frame {
+                                Some((code, reason)) => closing(CloseStage::Send(code, reason)),
+                                // The client closed: the WebSocket library answers it.
+                                None => closing(CloseStage::Close),
+                            };
+                            return Poll::Ready(WriterEvent::Aborted);
+                        }
+                    }
+                    if let Some(pongs) = self.flushing {
+                        match Pin::new(&mut *sink).poll_flush(cx) {
+                            Poll::Pending => return Poll::Pending,
+                            Poll::Ready(Err(_)) => return Poll::Ready(WriterEvent::Done),
+                            Poll::Ready(Ok(())) => {
+                                handle.pong_bytes.fetch_sub(pongs, Ordering::Relaxed);
+                                self.flushing = None;
+                                self.fed = 0;
+                            }
+                        }
+                    }
+                    if self.fed == Writer::BATCH {
+                        self.start_flush(handle);
+                        continue;
+                    }
+                    match Pin::new(&mut *sink).poll_ready(cx) {
+                        Poll::Pending => return Poll::Pending,
+                        Poll::Ready(Err(_)) => return Poll::Ready(WriterEvent::Done),
+                        Poll::Ready(Ok(())) => {}
+                    }
+                    match rx.try_recv() {
+                        Ok(Outgoing::Frame(frame)) => {
+                            self.frames += 1;
+                            self.bytes += frame.len();
+                            self.fed += 1;
+                            self.dirty = true;
+                            if Pin::new(&mut *sink)
+                                .start_send(Outbound::Text(frame))
+                                .is_err()
+                            {
+                                return Poll::Ready(WriterEvent::Done);
+                            }
+                        }
+                        Ok(Outgoing::Flush) => {
+                            handle.flush_asked.store(false, Ordering::Release);
+                            self.fed += 1;
+                            self.dirty = true;
+                        }
+                        Ok(Outgoing::Close(close)) => {
+                            self.give_back(handle);
+                            let (code, reason) = *close;
+                            self.state = closing(CloseStage::Send(code, reason));
+                        }
+                        Ok(Outgoing::End) => {
+                            self.give_back(handle);
+                            self.state = State::Ending;
+                        }
+                        Err(Empty) if self.dirty => self.start_flush(handle),
+                        Err(Empty) => {
+                            // Idle: the outbox holds no buffer while it waits.
+                            rx.batch = VecDeque::new();
+                            return Poll::Pending;
+                        }
                     }
                 }
+                State::Ending => {
+                    return match Pin::new(&mut *sink).poll_flush(cx) {
+                        Poll::Pending => Poll::Pending,
+                        Poll::Ready(_) => Poll::Ready(WriterEvent::Done),
+                    }
+                }
+                State::Closing { stage, timer } => {
+                    if timer.as_mut().poll(cx).is_ready() {
+                        return Poll::Ready(WriterEvent::Done);
+                    }
+                    match stage {
+                        CloseStage::Send(code, reason) => match Pin::new(&mut *sink).poll_ready(cx)
+                        {
+                            Poll::Pending => return Poll::Pending,
+                            Poll::Ready(Ok(())) => {
+                                let close = Outbound::Close(*code, std::mem::take(reason));
+                                *stage = match Pin::new(&mut *sink).start_send(close) {
+                                    Ok(()) => CloseStage::Flush,
+                                    Err(_) => CloseStage::Close,
+                                };
+                            }
+                            Poll::Ready(Err(_)) => *stage = CloseStage::Close,
+                        },
+                        CloseStage::Flush => match Pin::new(&mut *sink).poll_flush(cx) {
+                            Poll::Pending => return Poll::Pending,
+                            Poll::Ready(_) => *stage = CloseStage::Close,
+                        },
+                        CloseStage::Close => {
+                            return match Pin::new(&mut *sink).poll_close(cx) {
+                                Poll::Pending => Poll::Pending,
+                                Poll::Ready(_) => Poll::Ready(WriterEvent::Done),
+                            }
+                        }
+                    }
+                }
+                State::Done => return Poll::Ready(WriterEvent::Done),
             }
-            fed += 1;
-            if fed == BATCH {
-                break;
-            }
-            match rx.try_recv() {
-                Ok(m) => next = m,
-                Err(_) => break,
-            }
-        }
-        handle.taken(frames, bytes);
-        if flush(sink, handle).await.is_err() {
-            return Ending::Failed;
         }
     }
-}
 
-/// Flushes the socket; the pongs counted before it are out once it succeeds.
-async fn flush<Si>(sink: &mut Si, handle: &SessionHandle) -> Result<(), ()>
-where
-    Si: Sink<Outbound> + Unpin,
-{
-    let pongs = handle.pong_bytes.load(Ordering::Relaxed);
-    sink.flush().await.map_err(|_| ())?;
-    handle.pong_bytes.fetch_sub(pongs, Ordering::Relaxed);
-    Ok(())
-}
+    /// Gives back the bound's share of the frames taken so far.
+    fn give_back(&mut self, handle: &SessionHandle) {
+        handle.taken(self.frames, self.bytes);
+        self.frames = 0;
+        self.bytes = 0;
+    }
 
-/// Aborts a task when dropped.
-pub(crate) struct AbortOnDrop(pub(crate) tokio::task::JoinHandle<()>);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
+    /// Ends a batch: gives back its share of the bound and starts its flush.
+    fn start_flush(&mut self, handle: &SessionHandle) {
+        self.give_back(handle);
+        self.dirty = false;
+        self.flushing = Some(handle.pong_bytes.load(Ordering::Relaxed));
     }
 }
 
@@ -646,7 +787,9 @@ mod tests {
         }
         handle.close(close::NORMAL, "bye");
         let sink = Recorder::default();
-        write_loop(sink.clone(), rx, handle.clone(), Duration::from_secs(5)).await;
+        Writer::new(rx, Duration::from_secs(5))
+            .finish(&mut sink.clone())
+            .await;
         let got = sink.0.lock().unwrap().clone();
         // 64 frames a batch, then the rest and the close (whose send flushes).
         let mut want: Vec<String> = frames[..64].to_vec();
@@ -656,6 +799,107 @@ mod tests {
         assert_eq!(got, want);
         assert_eq!(handle.queued.load(Ordering::Relaxed), 0);
         assert_eq!(handle.queued_bytes.load(Ordering::Relaxed), 0);
+    }
+
+    /// A sink whose socket is full for good (`poll_ready` never ready) or broken.
+    struct Stuck {
+        broken: bool,
+    }
+
+    impl Sink<Outbound> for Stuck {
+        type Error = ();
+
+        fn poll_ready(
+            self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<Result<(), ()>> {
+            if self.broken {
+                std::task::Poll::Ready(Err(()))
+            } else {
+                std::task::Poll::Pending
+            }
+        }
+
+        fn start_send(self: std::pin::Pin<&mut Self>, _: Outbound) -> Result<(), ()> {
+            Err(())
+        }
+
+        fn poll_flush(
+            self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<Result<(), ()>> {
+            self.poll_ready_again()
+        }
+
+        fn poll_close(
+            self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<Result<(), ()>> {
+            self.poll_ready_again()
+        }
+    }
+
+    impl Stuck {
+        fn poll_ready_again(&self) -> std::task::Poll<Result<(), ()>> {
+            if self.broken {
+                std::task::Poll::Ready(Err(()))
+            } else {
+                std::task::Poll::Pending
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn an_abort_interrupts_a_writer_stuck_on_a_full_socket_and_close_wait_ends_it() {
+        let (handle, rx) = SessionHandle::new(Arc::from("s"), 1000, 1 << 20, Arc::default());
+        assert!(handle.send(text(10)));
+        let close_wait = Duration::from_millis(100);
+        let mut writer = Writer::new(rx, close_wait);
+        let mut sink = Stuck { broken: false };
+        let first = std::future::poll_fn(|cx| Poll::Ready(writer.poll_write(&mut sink, cx))).await;
+        assert_eq!(first, Poll::Pending, "waits on the full socket");
+        assert!(!writer.abort_waiting());
+        let started = tokio::time::Instant::now();
+        handle.abort(close::KILLED, "stop");
+        assert!(writer.abort_waiting());
+        let aborted = std::future::poll_fn(|cx| writer.poll_write(&mut sink, cx));
+        assert_eq!(aborted.await, WriterEvent::Aborted);
+        // The close frame cannot go out either: close_wait ends the writer.
+        tokio::time::timeout(Duration::from_secs(30), writer.finish(&mut sink))
+            .await
+            .expect("close_wait ends a writer stuck on a full socket");
+        assert!(started.elapsed() >= close_wait);
+        assert!(
+            !handle.send(text(1)),
+            "the outbox is closed once the writer is done"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_writer_on_a_broken_socket_is_done_and_its_outbox_takes_no_more() {
+        let (handle, rx) = SessionHandle::new(Arc::from("s"), 1000, 1 << 20, Arc::default());
+        assert!(handle.send(text(10)));
+        let mut writer = Writer::new(rx, Duration::from_secs(60));
+        let mut sink = Stuck { broken: true };
+        let done = std::future::poll_fn(|cx| writer.poll_write(&mut sink, cx));
+        assert_eq!(done.await, WriterEvent::Done);
+        let again = std::future::poll_fn(|cx| writer.poll_write(&mut sink, cx));
+        assert_eq!(again.await, WriterEvent::Done);
+        assert!(!handle.send(text(1)));
+        assert!(handle.queue.lock().unwrap().items.is_empty());
+    }
+
+    #[tokio::test]
+    async fn an_end_flushes_what_is_queued_and_sends_no_close_frame() {
+        let (handle, rx) = SessionHandle::new(Arc::from("s"), 1000, 1 << 20, Arc::default());
+        assert!(handle.send(Text::from("a")));
+        handle.end("shutting down");
+        assert!(handle.send(Text::from("too late")), "queued, never written");
+        let sink = Recorder::default();
+        Writer::new(rx, Duration::from_secs(5))
+            .finish(&mut sink.clone())
+            .await;
+        assert_eq!(*sink.0.lock().unwrap(), ["a", "flush"]);
     }
 
     #[test]

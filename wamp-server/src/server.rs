@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::future::Either;
-use futures::{FutureExt, StreamExt};
+use futures::FutureExt;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -247,16 +247,9 @@ fn websocket_session<S>(
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let (sink, stream) = ws.split();
-    let stream = stream.filter_map(|m| async move { transport::from_tungstenite(m) });
-    let sink = transport::MapSink::new(sink, transport::to_tungstenite);
-    run_session(
-        router,
-        ConnectionInfo { peer: Some(peer) },
-        Box::pin(stream),
-        Box::pin(sink),
-    )
-    .map(move |()| drop(slot))
+    // The socket whole, unsplit: the session's one task reads and writes it.
+    let io = transport::tungstenite_io(ws);
+    run_session(router, ConnectionInfo { peer: Some(peer) }, io).map(move |()| drop(slot))
 }
 
 /// The WebSocket handshake with the router's rules; the connection slot is taken once the

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use futures::{FutureExt, Sink, Stream, StreamExt};
 use serde_json::Value;
+use std::task::Poll;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tracing::{debug, info, info_span, warn, Instrument};
@@ -19,7 +20,7 @@ use wamp_proto::{Exclude, Message, Permissions};
 use crate::auth::{self, AuthState, AuthUser, AuthreqStep, ProviderError};
 use crate::close::SessionError;
 use crate::handler::{BoxFuture, CallContext, CallError};
-use crate::outbox::{write_loop, AbortOnDrop, SessionHandle};
+use crate::outbox::{SessionHandle, Writer, WriterEvent};
 use crate::router::{Router, ShutdownClose};
 use crate::stats::{AuthResult, CallOutcome, CloseReason};
 use crate::topic::{Publication, PublishPolicy, SubscribePolicy, TopicContext};
@@ -41,35 +42,33 @@ pub struct ConnectionInfo {
 /// calls, hooks). This is the seam for other transports: [`crate::serve`] and
 /// [`crate::axum_handler`] both end here.
 ///
-/// `stream` yields what the client sent; `sink` takes what goes to the client. The router's
-/// connection limit is the caller's business: hold a [`Router::try_connection`] slot around
-/// this call.
+/// `socket` is one value, the connection both ways: as a stream it yields what the client
+/// sent, as a sink it takes what goes to the client. The session's one task reads and writes
+/// it (no second task, no lock between a reader and a writer half). The router's connection
+/// limit is the caller's business: hold a [`Router::try_connection`] slot around this call.
 ///
-/// The returned future holds the session's state (about 1.5 KiB; its writer runs in a task
-/// of its own). (A plain function returning the future, not an `async fn`: one wrapping it would
+/// The returned future holds the session's state and its writer (about 1.3 KiB besides the
+/// socket). (A plain function returning the future, not an `async fn`: one wrapping it would
 /// hold the inner future twice, rust-lang/rust#62958.)
-pub fn run_session<St, Si>(
+pub fn run_session<T>(
     router: Router,
     info: ConnectionInfo,
-    stream: St,
-    sink: Si,
+    socket: T,
 ) -> impl Future<Output = ()> + Send
 where
-    St: Stream<Item = Inbound> + Unpin + Send,
-    Si: Sink<Outbound> + Unpin + Send + 'static,
+    T: Stream<Item = Inbound> + Sink<Outbound> + Unpin + Send + 'static,
 {
     let id: Arc<str> = Arc::from(wamp_proto::ids::new_session_id());
     let span = match info.peer {
         Some(peer) => info_span!("session", id = %id, %peer),
         None => info_span!("session", id = %id, peer = "unknown"),
     };
-    run(router, stream, sink, id).instrument(span)
+    run(router, socket, id).instrument(span)
 }
 
-async fn run<St, Si>(router: Router, mut stream: St, sink: Si, id: Arc<str>)
+async fn run<T>(router: Router, socket: T, id: Arc<str>)
 where
-    St: Stream<Item = Inbound> + Unpin + Send,
-    Si: Sink<Outbound> + Unpin + Send + 'static,
+    T: Stream<Item = Inbound> + Sink<Outbound> + Unpin + Send + 'static,
 {
     let options = router.options();
     let (handle, rx) = SessionHandle::new(
@@ -86,11 +85,13 @@ where
     let welcome = welcome.to_json();
     router.counters().sent(TYPE_WELCOME, 1, welcome.len());
     handle.send(Text::from(welcome));
-    // The writer is aborted if this future is dropped early (e.g. its task is aborted), so the
+    // The socket and its writer, polled by this task alone: dropped with this future, so the
     // socket never outlives the session.
-    let mut writer = AbortOnDrop(tokio::spawn(
-        write_loop(sink, rx, handle.clone(), options.close_wait).in_current_span(),
-    ));
+    let mut conn = Connection {
+        socket,
+        writer: Writer::new(rx, options.close_wait),
+        reads: 0,
+    };
     // From here on, dropping `session` (at the end, on a panic, or when this future is
     // dropped) takes the session out of the router and runs the session_closed hook.
     let mut session = Session {
@@ -114,7 +115,7 @@ where
         .map(|a| Instant::now() + a.timeout);
     let max_calls = options.max_calls_in_flight;
     let mut shutdown = router.shutdown_signal();
-    // Whether the writer's JoinHandle has completed (it must not be polled again).
+    // Whether the writer is done (the socket is closed or failed).
     let mut writer_done = false;
     // One timer for the session's life (not one per message); it only counts while the
     // session has not authenticated. Boxed and only with a deadline: a router without
@@ -125,9 +126,16 @@ where
     } else {
         loop {
             let fatal: Option<SessionError> = tokio::select! {
-                // At the cap of calls in flight (PubSub messages waiting on a topic policy
-                // count too) the socket is not read, so TCP pushes back on the client.
-                inbound = stream.next(), if session.in_flight() < max_calls => match inbound {
+                // The socket: frames queued for the client are written, and at the cap of
+                // calls in flight (PubSub messages waiting on a topic policy count too) it is
+                // not read, so TCP pushes back on the client.
+                event = conn.next(session.in_flight() < max_calls) => match event {
+                    Event::Aborted => break End::Closed,
+                    Event::WriterDone => {
+                        writer_done = true;
+                        break End::Lost;
+                    }
+                    Event::Inbound(inbound) => match inbound {
                     // Never waits: a slow call or topic policy goes on beside the reader.
                     Some(Inbound::Text(text)) => {
                         router.counters().received_bytes(text.len());
@@ -143,6 +151,7 @@ where
                         Some(SessionError::WebSocket(code, reason))
                     }
                     Some(Inbound::Close) | None => break End::Client,
+                    },
                 },
                 Some(done) = session.calls.join_next(), if !session.calls.is_empty() => {
                     session.finished(done);
@@ -151,12 +160,6 @@ where
                 // The topic policy the oldest PubSub message waited on decided: apply it, go
                 // on with the messages queued behind it.
                 decided = session.pubsub.decided() => session.decided(decided).err(),
-                _ = &mut writer.0 => {
-                    writer_done = true;
-                    break End::Lost;
-                }
-                // The outbox overflowed (or the session must stop now): stop reading.
-                _ = handle.aborted() => break End::Closed,
                 _ = sleep_if_some(&mut auth_timer), if !session.auth.is_authenticated() => {
                     Some(SessionError::AuthTimeout)
                 }
@@ -175,10 +178,19 @@ where
     session.leave();
     match end {
         End::Shutdown => {
-            // Let calls in flight answer, then say goodbye after their replies.
+            // Let calls in flight answer (their replies are written meanwhile), then say
+            // goodbye after their replies.
             let _ = tokio::time::timeout(options.shutdown_grace, async {
-                while let Some(done) = session.calls.join_next().await {
-                    session.finished(done);
+                loop {
+                    tokio::select! {
+                        done = session.calls.join_next() => match done {
+                            Some(done) => session.finished(done),
+                            None => break,
+                        },
+                        event = conn.write(), if !writer_done => {
+                            writer_done = event == WriterEvent::Done;
+                        }
+                    }
                 }
             })
             .await;
@@ -200,12 +212,11 @@ where
     } else {
         session.calls.abort_all();
     }
-    drop(stream);
     if !writer_done {
         let wait = options.close_wait + WRITER_WAIT;
-        let _ = tokio::time::timeout(wait, &mut writer.0).await;
+        let _ = tokio::time::timeout(wait, conn.writer.finish(&mut conn.socket)).await;
     }
-    drop(writer);
+    drop(conn);
     // Runs the session_closed hook, after the socket is closed.
     drop(session);
 }
@@ -215,6 +226,72 @@ async fn sleep_if_some(timer: &mut Option<std::pin::Pin<Box<tokio::time::Sleep>>
     match timer {
         Some(timer) => timer.as_mut().await,
         None => std::future::pending().await,
+    }
+}
+
+/// A session's socket and the writer of its outbox, read and written by the session's one
+/// task.
+struct Connection<T> {
+    socket: T,
+    writer: Writer,
+    /// Messages read since the writer was last polled.
+    reads: usize,
+}
+
+/// What happened on a session's socket.
+enum Event {
+    /// The client sent this (`None`: the connection ended).
+    Inbound(Option<Inbound>),
+    /// The session was aborted (the outbox overflowed, the client closed, or it must stop
+    /// now): it stops reading, the writer goes on with the close.
+    Aborted,
+    /// The writer is done: the socket failed, or the server closed the session.
+    WriterDone,
+}
+
+impl<T> Connection<T>
+where
+    T: Stream<Item = Inbound> + Sink<Outbound> + Unpin,
+{
+    /// Reads at most this many messages in a row before the writer gets its turn. Reading
+    /// first lets the replies to everything one read brought leave in one write; the bound
+    /// keeps a client that never stops sending from starving its own replies.
+    const READS_PER_WRITE: usize = 64;
+
+    /// The next thing that happened on the socket, writing what is queued meanwhile; reads
+    /// only if `read` (at the cap of calls in flight it does not). Cancel-safe: all state is
+    /// in `self`.
+    fn next(&mut self, read: bool) -> impl Future<Output = Event> + '_ {
+        std::future::poll_fn(move |cx| self.poll_event(cx, read))
+    }
+
+    fn poll_event(&mut self, cx: &mut std::task::Context<'_>, read: bool) -> Poll<Event> {
+        let mut read_polled = false;
+        if read && self.reads < Self::READS_PER_WRITE && !self.writer.abort_waiting() {
+            read_polled = true;
+            if let Poll::Ready(inbound) = self.socket.poll_next_unpin(cx) {
+                self.reads += 1;
+                return Poll::Ready(Event::Inbound(inbound));
+            }
+        }
+        self.reads = 0;
+        match self.writer.poll_write(&mut self.socket, cx) {
+            Poll::Ready(WriterEvent::Aborted) => return Poll::Ready(Event::Aborted),
+            Poll::Ready(WriterEvent::Done) => return Poll::Ready(Event::WriterDone),
+            Poll::Pending => {}
+        }
+        if read && !read_polled {
+            if let Poll::Ready(inbound) = self.socket.poll_next_unpin(cx) {
+                self.reads = 1;
+                return Poll::Ready(Event::Inbound(inbound));
+            }
+        }
+        Poll::Pending
+    }
+
+    /// The writer's next event (for when the session no longer reads).
+    fn write(&mut self) -> impl Future<Output = WriterEvent> + '_ {
+        std::future::poll_fn(move |cx| self.writer.poll_write(&mut self.socket, cx))
     }
 }
 

@@ -10,7 +10,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
-use futures::Sink;
+use futures::{Sink, Stream};
 use tokio_tungstenite::tungstenite::{self, Utf8Bytes};
 
 use crate::close;
@@ -167,22 +167,54 @@ pub(crate) fn to_tungstenite(o: Outbound) -> tungstenite::Message {
     }
 }
 
-/// A WebSocket library's sink seen as a sink of [`Outbound`]: each value is mapped by a plain
-/// function on its way in. Unlike `SinkExt::with`, no future is built and polled per frame
-/// (the writer feeds one frame per recipient of every event, so this is per delivery).
-pub(crate) struct MapSink<S, M> {
+/// A WebSocket library's socket seen as one value that is both a stream of [`Inbound`] and a
+/// sink of [`Outbound`], what [`crate::run_session`] takes: each value is mapped by a plain
+/// function on its way (unlike `StreamExt::filter_map` and `SinkExt::with`, no future is built
+/// and polled per frame; the writer feeds one frame per recipient of every event, so this is
+/// per delivery). One value, not split halves: the session's one task reads and writes it,
+/// with no lock between a reader and a writer.
+pub(crate) struct MapIo<S, M, R> {
     inner: S,
-    map: fn(Outbound) -> M,
+    to: fn(Outbound) -> M,
+    from: fn(R) -> Option<Inbound>,
 }
 
-impl<S, M> MapSink<S, M> {
-    /// Wraps `inner`, mapping every value with `map`.
-    pub(crate) fn new(inner: S, map: fn(Outbound) -> M) -> Self {
-        MapSink { inner, map }
+impl<S, M, R> MapIo<S, M, R> {
+    /// Wraps `inner`, mapping what goes out with `to` and what comes in with `from` (`None`:
+    /// nothing for the session, read on).
+    pub(crate) fn new(inner: S, to: fn(Outbound) -> M, from: fn(R) -> Option<Inbound>) -> Self {
+        MapIo { inner, to, from }
     }
 }
 
-impl<S: Sink<M> + Unpin, M> Sink<Outbound> for MapSink<S, M> {
+/// A tokio-tungstenite WebSocket as a session's transport.
+pub(crate) fn tungstenite_io<S>(
+    ws: tokio_tungstenite::WebSocketStream<S>,
+) -> impl Stream<Item = Inbound> + Sink<Outbound> + Unpin + Send + 'static
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    MapIo::new(ws, to_tungstenite, from_tungstenite)
+}
+
+impl<S: Stream<Item = R> + Unpin, M, R> Stream for MapIo<S, M, R> {
+    type Item = Inbound;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Inbound>> {
+        loop {
+            match std::task::ready!(Pin::new(&mut self.inner).poll_next(cx)) {
+                None => return Poll::Ready(None),
+                Some(m) => {
+                    if let Some(inbound) = (self.from)(m) {
+                        return Poll::Ready(Some(inbound));
+                    }
+                }
+            }
+        }
+    }
+}
+
+impl<S: Sink<M> + Unpin, M, R> Sink<Outbound> for MapIo<S, M, R> {
     type Error = S::Error;
 
     fn poll_ready(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
@@ -190,7 +222,7 @@ impl<S: Sink<M> + Unpin, M> Sink<Outbound> for MapSink<S, M> {
     }
 
     fn start_send(mut self: Pin<&mut Self>, item: Outbound) -> Result<(), S::Error> {
-        let item = (self.map)(item);
+        let item = (self.to)(item);
         Pin::new(&mut self.inner).start_send(item)
     }
 
@@ -219,29 +251,90 @@ mod tests {
         ));
     }
 
+    /// Both ends of a WebSocket as one value, over two channels.
+    struct Duplex {
+        out: futures::channel::mpsc::UnboundedSender<tungstenite::Message>,
+        inp: futures::channel::mpsc::UnboundedReceiver<
+            Result<tungstenite::Message, tungstenite::Error>,
+        >,
+    }
+
+    impl Stream for Duplex {
+        type Item = Result<tungstenite::Message, tungstenite::Error>;
+
+        fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+            Pin::new(&mut self.inp).poll_next(cx)
+        }
+    }
+
+    impl Sink<tungstenite::Message> for Duplex {
+        type Error = futures::channel::mpsc::SendError;
+
+        fn poll_ready(
+            mut self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+        ) -> Poll<Result<(), Self::Error>> {
+            Pin::new(&mut self.out).poll_ready(cx)
+        }
+
+        fn start_send(
+            mut self: Pin<&mut Self>,
+            m: tungstenite::Message,
+        ) -> Result<(), Self::Error> {
+            Pin::new(&mut self.out).start_send(m)
+        }
+
+        fn poll_flush(
+            mut self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+        ) -> Poll<Result<(), Self::Error>> {
+            Pin::new(&mut self.out).poll_flush(cx)
+        }
+
+        fn poll_close(
+            mut self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+        ) -> Poll<Result<(), Self::Error>> {
+            Pin::new(&mut self.out).poll_close(cx)
+        }
+    }
+
     #[test]
-    fn the_map_sink_maps_in_order_and_passes_flush_and_close_through() {
-        use futures::SinkExt;
-        let (tx, mut rx) = futures::channel::mpsc::unbounded::<tungstenite::Message>();
-        let mut sink = MapSink::new(tx, to_tungstenite);
+    fn the_map_io_maps_both_ways_in_order_and_passes_flush_and_close_through() {
+        use futures::{SinkExt, StreamExt};
+        use tungstenite::Message as M;
+        let (out, mut sent) = futures::channel::mpsc::unbounded();
+        let (client, inp) = futures::channel::mpsc::unbounded();
+        let mut io = MapIo::new(Duplex { out, inp }, to_tungstenite, from_tungstenite);
+        for m in [
+            M::Pong("p".into()),
+            M::Text("[5,\"t\"]".into()),
+            M::Ping("abc".into()),
+            M::Binary(Bytes::from_static(b"b")),
+        ] {
+            client.unbounded_send(Ok(m)).unwrap();
+        }
+        drop(client);
         futures::executor::block_on(async {
-            sink.feed(Outbound::Text(Text::from("[8,\"t\",1]")))
-                .await
-                .unwrap();
-            sink.feed(Outbound::Text(Text::from("[8,\"t\",2]")))
-                .await
-                .unwrap();
-            sink.send(Outbound::Close(1000, "bye".into()))
-                .await
-                .unwrap();
-            sink.close().await.unwrap();
+            // The pong is nothing for the session: skipped, the next message comes.
+            let text = Inbound::Text(Text::from("[5,\"t\"]"));
+            assert_eq!(io.next().await, Some(text));
+            assert_eq!(io.next().await, Some(Inbound::Ping(3)));
+            assert_eq!(io.next().await, Some(Inbound::Binary));
+            assert_eq!(io.next().await, None);
+            let one = Outbound::Text(Text::from("[8,\"t\",1]"));
+            io.feed(one).await.unwrap();
+            let two = Outbound::Text(Text::from("[8,\"t\",2]"));
+            io.feed(two).await.unwrap();
+            io.send(Outbound::Close(1000, "bye".into())).await.unwrap();
+            io.close().await.unwrap();
         });
         // The stream ends only because the sink's close reached the channel.
-        let got: Vec<_> = futures::executor::block_on(futures::StreamExt::collect(&mut rx));
+        let got: Vec<_> = futures::executor::block_on(futures::StreamExt::collect(&mut sent));
         assert_eq!(got.len(), 3);
-        assert_eq!(got[0], tungstenite::Message::Text("[8,\"t\",1]".into()));
-        assert_eq!(got[1], tungstenite::Message::Text("[8,\"t\",2]".into()));
-        let tungstenite::Message::Close(Some(close)) = &got[2] else {
+        assert_eq!(got[0], M::Text("[8,\"t\",1]".into()));
+        assert_eq!(got[1], M::Text("[8,\"t\",2]".into()));
+        let M::Close(Some(close)) = &got[2] else {
             panic!("expected a close frame, got {:?}", got[2]);
         };
         assert_eq!(
