@@ -164,6 +164,12 @@ impl SessionHandle {
         }
     }
 
+    /// Frames queued and not yet taken by the writer.
+    #[cfg(test)]
+    pub(crate) fn queued(&self) -> usize {
+        self.queued.load(Ordering::Relaxed)
+    }
+
     /// The largest frame this outbox takes ([`crate::Options::outbox_max_bytes`]).
     pub(crate) fn max_frame(&self) -> usize {
         self.max_bytes
