@@ -124,6 +124,11 @@ where
     let end = if *shutdown.borrow_and_update() {
         End::Shutdown
     } else {
+        // Waited on for the session's life, not made anew per message: each new `changed()`
+        // registers with (and leaves) the router's one shutdown channel, a lock that every
+        // session shares, and the loop runs once per message read and per batch written.
+        let stopping = shutdown.changed();
+        tokio::pin!(stopping);
         loop {
             let fatal: Option<SessionError> = tokio::select! {
                 // The socket: frames queued for the client are written, and at the cap of
@@ -163,7 +168,7 @@ where
                 _ = sleep_if_some(&mut auth_timer), if !session.auth.is_authenticated() => {
                     Some(SessionError::AuthTimeout)
                 }
-                _ = shutdown.changed() => break End::Shutdown,
+                _ = &mut stopping => break End::Shutdown,
             };
             if let Some(e) = fatal {
                 // The session id as a field too: the session span is INFO, and may be off.
