@@ -44,7 +44,8 @@
 //! ([`RouterBuilder::backplane`]; [`Router::backplane_status`],
 //! [`Router::cluster_subscribers`], [`Router::cluster_close_session`]).
 //!
-//! An axum app with pages beside the WAMP endpoint: [`serve_app`]. TLS (`wss://`,
+//! An axum app with pages beside the WAMP endpoint: [`serve_app`] ([`serve_app_at`] takes the
+//! endpoint's upgrades before the app, the way [`serve`] does). TLS (`wss://`,
 //! `https://`; cargo feature `tls`, on by default, rustls with the ring provider):
 //! `serve_tls` and `serve_app_tls` with a `tls::TlsConfig` from PEM files or your own rustls
 //! `ServerConfig`. Every accept path bounds its handshakes ([`Options::handshake_timeout`],
@@ -157,9 +158,9 @@ pub mod transport;
 pub mod tutorial;
 
 #[cfg(feature = "axum")]
-pub use app_server::serve_app;
+pub use app_server::{serve_app, serve_app_at};
 #[cfg(all(feature = "axum", feature = "tls"))]
-pub use app_server::serve_app_tls;
+pub use app_server::{serve_app_tls, serve_app_tls_at};
 pub use auth::{AuthConfig, AuthProvider, AuthUser, InMemoryAuth, ProviderError};
 #[cfg(feature = "axum")]
 pub use axum_mount::{axum_handler, axum_handler_with_peer};

@@ -165,6 +165,11 @@ enum LogFormat {
     Json,
 }
 
+/// The WAMP endpoint. Its upgrades are taken before the axum app (the way `serve` takes
+/// them: no HTTP connection or upgrade task beside the session); the app serves the pages,
+/// and `/ws` too for a request on a kept-alive connection or a plain GET.
+const WS_PATH: &str = "/ws";
+
 /// File descriptors kept free beside the connections (listener, stdio, logs, libraries).
 const RESERVED_FDS: u64 = 64;
 
@@ -397,11 +402,11 @@ async fn main() -> std::process::ExitCode {
     }
     #[cfg(feature = "tls")]
     let served = match tls {
-        Some(tls) => wamp_server::serve_app_tls(listener, router, app, tls, stop).await,
-        None => wamp_server::serve_app(listener, router, app, stop).await,
+        Some(tls) => wamp_server::serve_app_tls_at(listener, router, app, tls, WS_PATH, stop).await,
+        None => wamp_server::serve_app_at(listener, router, app, WS_PATH, stop).await,
     };
     #[cfg(not(feature = "tls"))]
-    let served = wamp_server::serve_app(listener, router, app, stop).await;
+    let served = wamp_server::serve_app_at(listener, router, app, WS_PATH, stop).await;
     match served {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
