@@ -31,10 +31,19 @@ struct Running {
 }
 
 async fn start(args: &[&str]) -> Running {
-    let mut child = Command::new(BIN)
+    start_with_log(args, Some("info")).await
+}
+
+/// [`start`] with `RUST_LOG` set to `rust_log`, or unset.
+async fn start_with_log(args: &[&str], rust_log: Option<&str>) -> Running {
+    let mut command = Command::new(BIN);
+    match rust_log {
+        Some(filter) => command.env("RUST_LOG", filter),
+        None => command.env_remove("RUST_LOG"),
+    };
+    let mut child = command
         .args(["--port", "0"])
         .args(args)
-        .env("RUST_LOG", "info")
         .env_remove("WAMP_ALLOW_ORIGINS")
         .env_remove("WAMP_MAX_CONNECTIONS")
         .stdout(Stdio::piped())
@@ -390,4 +399,45 @@ async fn sigterm_with_a_taken_session_open_ends_it_and_exits_cleanly() {
     let end = tokio::time::timeout(WAIT, s.read_to_end(&mut rest)).await;
     assert!(end.is_ok(), "the session outlived the server");
     assert!(log.contains("session closed"), "{log}");
+}
+
+/// Without `RUST_LOG` the binary logs at INFO (a plain level filter); `RUST_LOG` still decides
+/// when it is set, in either log format.
+#[tokio::test]
+async fn the_log_level_is_info_by_default_and_rust_log_decides_when_set() {
+    for (rust_log, format, opened, debug) in [
+        (None, "text", true, false),
+        (None, "json", true, false),
+        (Some("warn"), "text", false, false),
+        (Some("debug"), "text", true, true),
+        (Some("wamp_server=debug"), "json", true, true),
+    ] {
+        let server = start_with_log(&["--log-format", format], rust_log).await;
+        let (mut s, head, _) = exchange(server.addr, &upgrade("/ws", "")).await;
+        assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+        let welcome: serde_json::Value = serde_json::from_str(&text(&mut s).await).unwrap();
+        let id = welcome[1].as_str().unwrap().to_string();
+        if opened {
+            let line = server
+                .log_line(&["session opened", &id, "127.0.0.1:"])
+                .await;
+            assert_eq!(line.starts_with('{'), format == "json", "{line}");
+        }
+        s.write_all(&client_frame(0x88, &1000u16.to_be_bytes()))
+            .await
+            .unwrap();
+        let mut rest = Vec::new();
+        let _ = tokio::time::timeout(WAIT, s.read_to_end(&mut rest)).await;
+        if opened {
+            server.log_line(&["session closed", &id]).await;
+        }
+        let log = server.stop().await;
+        let what = format!("RUST_LOG={rust_log:?} --log-format {format}:\n{log}");
+        assert_eq!(log.contains("session opened"), opened, "{what}");
+        assert_eq!(log.contains("DEBUG"), debug, "{what}");
+        assert!(
+            log.contains("shutting down") != (rust_log == Some("warn")),
+            "{what}"
+        );
+    }
 }
