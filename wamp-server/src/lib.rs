@@ -119,7 +119,8 @@
 //! - `transport.rs`: the seam a session reads and writes ([`transport::Text`] in shared
 //!   bytes), with the tokio-tungstenite adapter; `server.rs` (the accept loop, handshake
 //!   bounds) and `axum_mount.rs` (axum) turn a connection into that seam; `app_server.rs`
-//!   serves an axum app on the same accept loop, `tls.rs` adds TLS to both. `handshake.rs`:
+//!   serves an axum app on the same accept loop (with `serve_app_at`, the endpoint's
+//!   upgrades go down `server.rs`'s path instead of axum's), `tls.rs` adds TLS to both. `handshake.rs`:
 //!   the upgrade rules. `close.rs`: close codes and [`SessionError`].
 //! - `stats.rs`: the router's counters as plain atomics and the [`RouterStats`] snapshot;
 //!   sessions, the broker, outboxes and transports count into it. `metrics.rs` (feature
