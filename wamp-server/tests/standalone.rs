@@ -869,6 +869,238 @@ url = "http://127.0.0.1:{down}/rpc"
     assert_eq!(r.stop().await, 0);
 }
 
+/// A backend on bare TCP, to see what the proxy does with its connections: it counts the
+/// connections it accepts and the ones open, records each request's path, and answers by
+/// path: `/keep` a small answer on a kept-alive connection, `/close` the same with
+/// `Connection: close`, `/drop` closes without answering, `/big` and `/chunked` answers
+/// larger than the router takes, `/gather` waits until `GATHER` requests are in, then
+/// answers them all. `close_idle` closes every connection waiting for its next request.
+struct RawBackend {
+    port: u16,
+    accepted: Arc<AtomicUsize>,
+    open: Arc<AtomicUsize>,
+    paths: Arc<Mutex<Vec<String>>>,
+    close: tokio::sync::watch::Sender<u64>,
+}
+
+/// How many `/gather` requests the raw backend waits for before answering.
+const GATHER: usize = 8;
+
+impl RawBackend {
+    async fn start() -> RawBackend {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let open = Arc::new(AtomicUsize::new(0));
+        let paths = Arc::new(Mutex::new(Vec::new()));
+        let (close, closed) = tokio::sync::watch::channel(0u64);
+        let gather = Arc::new(tokio::sync::Barrier::new(GATHER));
+        let (a, o, p) = (accepted.clone(), open.clone(), paths.clone());
+        tokio::spawn(async move {
+            while let Ok((tcp, _)) = listener.accept().await {
+                a.fetch_add(1, Ordering::SeqCst);
+                o.fetch_add(1, Ordering::SeqCst);
+                let (o, p, mut closed, gather) =
+                    (o.clone(), p.clone(), closed.clone(), gather.clone());
+                closed.mark_unchanged();
+                tokio::spawn(async move {
+                    raw_connection(tcp, &p, &mut closed, &gather).await;
+                    o.fetch_sub(1, Ordering::SeqCst);
+                });
+            }
+        });
+        RawBackend {
+            port,
+            accepted,
+            open,
+            paths,
+            close,
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    fn accepted(&self) -> usize {
+        self.accepted.load(Ordering::SeqCst)
+    }
+
+    /// Closes the idle connections and waits until none is open.
+    async fn close_idle(&self) {
+        self.close.send_modify(|n| *n += 1);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while self.open.load(Ordering::SeqCst) > 0 {
+            assert!(
+                Instant::now() < deadline,
+                "the backend's connections stay open"
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+}
+
+/// Serves one connection of the raw backend until it closes.
+async fn raw_connection(
+    tcp: tokio::net::TcpStream,
+    paths: &Mutex<Vec<String>>,
+    closed: &mut tokio::sync::watch::Receiver<u64>,
+    gather: &tokio::sync::Barrier,
+) {
+    use tokio::io::AsyncWriteExt;
+    let mut io = BufReader::new(tcp);
+    loop {
+        // The request line and headers, or the end.
+        let mut line = String::new();
+        let read = tokio::select! {
+            r = io.read_line(&mut line) => r,
+            _ = closed.changed() => return,
+        };
+        if !matches!(read, Ok(n) if n > 0) {
+            return;
+        }
+        let path = line.split(' ').nth(1).unwrap_or_default().to_string();
+        let mut length = 0;
+        loop {
+            let mut header = String::new();
+            if io.read_line(&mut header).await.unwrap_or(0) == 0 {
+                return;
+            }
+            if header == "\r\n" {
+                break;
+            }
+            if let Some((name, value)) = header.split_once(':') {
+                if name.eq_ignore_ascii_case("content-length") {
+                    length = value.trim().parse().unwrap();
+                }
+            }
+        }
+        let mut body = vec![0; length];
+        io.read_exact(&mut body).await.unwrap();
+        paths.lock().unwrap().push(path.clone());
+        let answer = |extra: &str, body: &str| {
+            format!(
+                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n{extra}\r\n{body}",
+                body.len()
+            )
+        };
+        let big = format!("{{\"result\": \"{}\"}}", "x".repeat(5000));
+        let out = match path.as_str() {
+            "/keep" => answer("", "{\"result\": \"kept\"}"),
+            "/close" => answer("Connection: close\r\n", "{\"result\": \"closed\"}"),
+            "/gather" => {
+                gather.wait().await;
+                answer("", "{\"result\": \"gathered\"}")
+            }
+            "/big" => answer("", &big),
+            "/chunked" => format!(
+                "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n{:x}\r\n{big}\r\n0\r\n\r\n",
+                big.len()
+            ),
+            // "/drop" and anything else: no answer.
+            _ => return,
+        };
+        if io.get_mut().write_all(out.as_bytes()).await.is_err()
+            || path != "/keep" && path != "/gather"
+        {
+            return;
+        }
+    }
+}
+
+#[tokio::test]
+async fn rpc_proxy_keeps_connections_alive_and_recovers_from_closed_ones() {
+    let backend = RawBackend::start().await;
+    let mut text = String::from(
+        "[server]\nport = 0\nmax_message_size = 2000\n[prefixes]\nrpc = \"http://example.com/rpc#\"\n\
+         [auth]\ntimeout = 0\n[auth.unauthenticated]\n\
+         rpc = [{uri = \"http://example.com/\", prefix = true, call = true}]\n",
+    );
+    for path in ["keep", "close", "drop", "big", "chunked", "gather"] {
+        text.push_str(&format!(
+            "[[rpc.proxy]]\nuri = \"rpc:{path}\"\nurl = \"{}\"\n",
+            backend.url(&format!("/{path}"))
+        ));
+    }
+    let r = Running::start_with("toml", &text, &[], &[]).await;
+    let mut c = r.client().await;
+    let internal = "http://api.wamp.ws/error#internal";
+
+    // Calls one after another share one kept-alive connection.
+    for i in 0..5 {
+        let id = format!("k{i}");
+        assert_eq!(c.call(&id, "rpc:keep", &[]).await, json!([3, id, "kept"]));
+    }
+    assert_eq!(backend.accepted(), 1);
+
+    // Calls at the same time each get a connection (the backend answers none of them until
+    // all are in); afterwards they are all kept.
+    for i in 0..GATHER {
+        c.send_json(json!([2, format!("g{i}"), "rpc:gather"])).await;
+    }
+    let mut ids = Vec::new();
+    for _ in 0..GATHER {
+        let reply = c.recv().await;
+        assert_eq!(reply[0], 3, "{reply}");
+        assert_eq!(reply[2], "gathered");
+        ids.push(reply[1].as_str().unwrap().to_string());
+    }
+    ids.sort();
+    assert_eq!(
+        ids,
+        (0..GATHER).map(|i| format!("g{i}")).collect::<Vec<_>>()
+    );
+    assert_eq!(backend.accepted(), GATHER);
+    for i in 0..GATHER {
+        let id = format!("k2{i}");
+        assert_eq!(c.call(&id, "rpc:keep", &[]).await, json!([3, id, "kept"]));
+    }
+    assert_eq!(backend.accepted(), GATHER);
+
+    // The backend closes its idle connections (as its keep-alive timeout would): the next
+    // call still succeeds, on a new connection, and is sent once.
+    backend.close_idle().await;
+    let sent = backend.paths.lock().unwrap().len();
+    assert_eq!(
+        c.call("k3", "rpc:keep", &[]).await,
+        json!([3, "k3", "kept"])
+    );
+    assert_eq!(backend.accepted(), GATHER + 1);
+    assert_eq!(backend.paths.lock().unwrap().len(), sent + 1);
+
+    // An answer with `Connection: close` is used, and its connection is not.
+    assert_eq!(
+        c.call("c1", "rpc:close", &[]).await,
+        json!([3, "c1", "closed"])
+    );
+    assert_eq!(c.call("c2", "rpc:close", &[]).await[2], "closed");
+    assert_eq!(c.call("k4", "rpc:keep", &[]).await[2], "kept");
+
+    // A backend that closes the connection after reading the call: #internal, and the call
+    // is not sent again (a POST may have done its work).
+    let before = backend.paths.lock().unwrap().len();
+    let reply = c.call("d", "rpc:drop", &[]).await;
+    assert_eq!(reply[2], internal, "{reply}");
+    assert_eq!(
+        reply[4], "the backend closed the connection before it answered",
+        "{reply}"
+    );
+    assert_eq!(backend.paths.lock().unwrap().len(), before + 1);
+
+    // Answers over max_message_size, announced or chunked: #internal, naming the limit.
+    for (id, proc_) in [("b1", "rpc:big"), ("b2", "rpc:chunked")] {
+        let reply = c.call(id, proc_, &[]).await;
+        assert_eq!(reply[2], internal, "{reply}");
+        assert_eq!(
+            reply[4], "the backend's answer is larger than 2000 bytes",
+            "{proc_}: {reply}"
+        );
+    }
+    // And the router goes on calling.
+    assert_eq!(c.call("k5", "rpc:keep", &[]).await[2], "kept");
+    assert_eq!(r.stop().await, 0);
+}
+
 // ---------------------------------------------------------------- auth and topic rules
 
 #[tokio::test]
