@@ -2,11 +2,10 @@
 //! configuration files, driven over real HTTP (publish API) and WebSocket, answering calls
 //! through a real backend HTTP server (RPC proxy); plus procedure prefixes at the wire level.
 
+mod binary_support;
 mod common;
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
-use std::process::Stdio;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -14,6 +13,7 @@ use std::time::{Duration, Instant};
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
 use axum::Json;
+use binary_support::{after, assert_no_panic, config_command, ConfigFile, BIN};
 use common::{Client, TestServer};
 use serde_json::{json, Value};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
@@ -22,35 +22,10 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use wamp_proto::cra;
 use wamp_server::{CallError, Router};
 
-const BIN: &str = env!("CARGO_BIN_EXE_wamp-server");
 const API_KEY: &str = "test-key-0123456789abcdef";
 const AUTHREQ: &str = "http://api.wamp.ws/procedure#authreq";
 const AUTH: &str = "http://api.wamp.ws/procedure#auth";
 const CHAT: &str = "http://wamptutorial/event#chat";
-/// How long the binary may take to start on a loaded machine.
-const START: Duration = Duration::from_secs(60);
-
-/// A configuration file in the temp directory, removed when dropped.
-struct ConfigFile(PathBuf);
-
-impl ConfigFile {
-    fn new(ext: &str, text: &str) -> ConfigFile {
-        static N: AtomicUsize = AtomicUsize::new(0);
-        let path = std::env::temp_dir().join(format!(
-            "wamp-standalone-{}-{}.{ext}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::Relaxed)
-        ));
-        std::fs::write(&path, text).unwrap();
-        ConfigFile(path)
-    }
-}
-
-impl Drop for ConfigFile {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
-    }
-}
 
 /// The binary, running.
 struct Running {
@@ -68,49 +43,14 @@ fn http_client() -> reqwest::Client {
     reqwest::Client::new()
 }
 
-fn command(path: &std::path::Path, args: &[&str], env: &[(&str, &str)]) -> Command {
-    let mut cmd = Command::new(BIN);
-    cmd.arg("--config")
-        .arg(path)
-        .args(args)
-        .env_remove("WAMP_BIND")
-        .env_remove("WAMP_PORT")
-        .env_remove("WAMP_CONFIG")
-        .env_remove("WAMP_METRICS_BIND")
-        .env_remove("WAMP_REDIS_URL")
-        .env_remove("WAMP_REDIS_HEARTBEAT")
-        .env("RUST_LOG", "info")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true);
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    cmd
-}
-
-/// Runs the binary to completion: its exit code, stdout and stderr.
+/// Runs the binary on `file` to completion: its exit code, stdout and stderr.
 async fn run_to_end(
     file: &ConfigFile,
     args: &[&str],
     env: &[(&str, &str)],
 ) -> (i32, String, String) {
-    let out = tokio::time::timeout(START, command(&file.0, args, env).output())
-        .await
-        .expect("the binary did not exit")
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8(out.stdout).unwrap(),
-        String::from_utf8(out.stderr).unwrap(),
-    )
-}
-
-/// The address after `marker` in the listening line, up to the next space.
-fn after<'a>(line: &'a str, marker: &str) -> Option<&'a str> {
-    let rest = &line[line.find(marker)? + marker.len()..];
-    Some(rest.split_whitespace().next().unwrap_or(rest))
+    let (code, out, err) = binary_support::run_to_end(config_command(&file.0, args, env)).await;
+    (code.unwrap_or(-1), out, err)
 }
 
 impl Running {
@@ -120,28 +60,8 @@ impl Running {
 
     async fn start_with(ext: &str, text: &str, args: &[&str], env: &[(&str, &str)]) -> Running {
         let file = ConfigFile::new(ext, text);
-        let mut child = command(&file.0, args, env).spawn().unwrap();
-        let stderr = Arc::new(Mutex::new(String::new()));
-        let mut err_pipe = child.stderr.take().unwrap();
-        let sink = stderr.clone();
-        tokio::spawn(async move {
-            let mut buf = [0u8; 4096];
-            while let Ok(n) = err_pipe.read(&mut buf).await {
-                if n == 0 {
-                    break;
-                }
-                sink.lock()
-                    .unwrap()
-                    .push_str(&String::from_utf8_lossy(&buf[..n]));
-            }
-        });
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        let line = tokio::time::timeout(START, lines.next_line())
-            .await
-            .expect("no listening line")
-            .unwrap()
-            .unwrap_or_else(|| panic!("the binary exited: {}", stderr.lock().unwrap()));
-        assert!(line.starts_with("wamp-server listening: "), "{line}");
+        let started = binary_support::start(config_command(&file.0, args, env)).await;
+        let (child, line, stderr) = (started.child, started.line, started.stderr);
         let ws = format!("ws://{}", after(&line, "WAMP ws://").unwrap());
         let api = after(&line, "API http://").map(|a| format!("http://{a}"));
         let metrics = after(&line, "metrics http://").map(|a| format!("http://{a}"));
@@ -252,11 +172,7 @@ impl Running {
     }
 
     fn assert_no_panic(&self) {
-        let log = self.stderr.lock().unwrap();
-        assert!(
-            !log.contains("panicked"),
-            "the server log shows a panic:\n{log}"
-        );
+        assert_no_panic(&self.stderr);
     }
 }
 
