@@ -248,6 +248,8 @@ async fn pages_plain_gets_and_malformed_upgrades_are_the_apps() {
             .contains("sec-websocket-protocol: wamp"),
         "{head}"
     );
+    // hyper's answer (it dates its responses; tungstenite does not).
+    assert!(head.contains("date:"), "{head}");
     assert!(text(&mut s).await.starts_with("[0,"), "no WELCOME");
     server.stop().await;
 }
@@ -267,6 +269,8 @@ async fn a_taken_upgrade_serves_wamp_and_logs_its_peer() {
             .contains("sec-websocket-protocol: wamp"),
         "{head}"
     );
+    // Taken before axum: tungstenite's answer, which has no Date header (hyper's has).
+    assert!(!head.contains("date:"), "{head}");
     let welcome: serde_json::Value = serde_json::from_str(&text(&mut s).await).unwrap();
     assert_eq!(welcome[0], 0, "{welcome}");
     let id = welcome[1].as_str().unwrap().to_string();
@@ -439,5 +443,62 @@ async fn the_log_level_is_info_by_default_and_rust_log_decides_when_set() {
             log.contains("shutting down") != (rust_log == Some("warn")),
             "{what}"
         );
+    }
+}
+
+/// The library call behind the binary: `serve_app_at` takes upgrades to its own path only
+/// (here `/wamp`, with the app's route beside it), and `serve_app` takes none.
+#[tokio::test]
+async fn serve_app_at_takes_only_its_own_path_and_serve_app_none() {
+    use axum::extract::{ConnectInfo, State, WebSocketUpgrade};
+    use axum::{http::HeaderMap, routing::get, Extension};
+    let app = |router: wamp_server::Router| {
+        let endpoint = get(
+            |State(r): State<wamp_server::Router>,
+             peer: Option<Extension<ConnectInfo<SocketAddr>>>,
+             headers: HeaderMap,
+             ws: WebSocketUpgrade| async move {
+                wamp_server::axum_handler_with_peer(r, peer.map(|p| p.0 .0), headers, ws)
+            },
+        );
+        axum::Router::new()
+            .route("/", get(|| async { "page" }))
+            .route("/wamp", endpoint.clone())
+            .route("/ws", endpoint)
+            .with_state(router)
+    };
+    for at in [Some("/wamp"), None] {
+        let router = wamp_server::tutorial::router();
+        let app = app(router.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let stop = async move {
+            let _ = stop_rx.await;
+        };
+        let served = tokio::spawn(async move {
+            match at {
+                Some(path) => wamp_server::serve_app_at(listener, router, app, path, stop).await,
+                None => wamp_server::serve_app(listener, router, app, stop).await,
+            }
+        });
+        for target in ["/wamp", "/ws"] {
+            let (mut s, head, _) = exchange(addr, &upgrade(target, "")).await;
+            assert!(head.starts_with("HTTP/1.1 101"), "{at:?} {target}: {head}");
+            let taken = at == Some(target);
+            assert_eq!(!head.contains("date:"), taken, "{at:?} {target}: {head}");
+            assert!(text(&mut s).await.starts_with("[0,"), "{at:?} {target}");
+        }
+        let (_, head, body) = exchange(addr, "GET / HTTP/1.1\r\nHost: x\r\n\r\n").await;
+        assert!(
+            head.starts_with("HTTP/1.1 200") && body == "page",
+            "{head}{body}"
+        );
+        stop_tx.send(()).unwrap();
+        tokio::time::timeout(WAIT, served)
+            .await
+            .expect("serve_app did not stop")
+            .unwrap()
+            .unwrap();
     }
 }
