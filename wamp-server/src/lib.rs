@@ -44,7 +44,8 @@
 //! ([`RouterBuilder::backplane`]; [`Router::backplane_status`],
 //! [`Router::cluster_subscribers`], [`Router::cluster_close_session`]).
 //!
-//! An axum app with pages beside the WAMP endpoint: [`serve_app`]. TLS (`wss://`,
+//! An axum app with pages beside the WAMP endpoint: [`serve_app`] ([`serve_app_at`] takes the
+//! endpoint's upgrades before the app, the way [`serve`] does). TLS (`wss://`,
 //! `https://`; cargo feature `tls`, on by default, rustls with the ring provider):
 //! `serve_tls` and `serve_app_tls` with a `tls::TlsConfig` from PEM files or your own rustls
 //! `ServerConfig`. Every accept path bounds its handshakes ([`Options::handshake_timeout`],
@@ -118,7 +119,8 @@
 //! - `transport.rs`: the seam a session reads and writes ([`transport::Text`] in shared
 //!   bytes), with the tokio-tungstenite adapter; `server.rs` (the accept loop, handshake
 //!   bounds) and `axum_mount.rs` (axum) turn a connection into that seam; `app_server.rs`
-//!   serves an axum app on the same accept loop, `tls.rs` adds TLS to both. `handshake.rs`:
+//!   serves an axum app on the same accept loop (with `serve_app_at`, the endpoint's
+//!   upgrades go down `server.rs`'s path instead of axum's), `tls.rs` adds TLS to both. `handshake.rs`:
 //!   the upgrade rules. `close.rs`: close codes and [`SessionError`].
 //! - `stats.rs`: the router's counters as plain atomics and the [`RouterStats`] snapshot;
 //!   sessions, the broker, outboxes and transports count into it. `metrics.rs` (feature
@@ -157,9 +159,9 @@ pub mod transport;
 pub mod tutorial;
 
 #[cfg(feature = "axum")]
-pub use app_server::serve_app;
+pub use app_server::{serve_app, serve_app_at};
 #[cfg(all(feature = "axum", feature = "tls"))]
-pub use app_server::serve_app_tls;
+pub use app_server::{serve_app_tls, serve_app_tls_at};
 pub use auth::{AuthConfig, AuthProvider, AuthUser, InMemoryAuth, ProviderError};
 #[cfg(feature = "axum")]
 pub use axum_mount::{axum_handler, axum_handler_with_peer};

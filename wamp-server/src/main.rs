@@ -165,6 +165,45 @@ enum LogFormat {
     Json,
 }
 
+/// The WAMP endpoint. Its upgrades are taken before the axum app (the way `serve` takes
+/// them: no HTTP connection or upgrade task beside the session); the app serves the pages,
+/// and `/ws` too for a request on a kept-alive connection or a plain GET.
+const WS_PATH: &str = "/ws";
+
+/// Installs the log subscriber: stderr (colour only on a terminal; stdout carries the
+/// "listening" line), `format`, filtered by `RUST_LOG` when it is set and valid, else at INFO.
+///
+/// Without `RUST_LOG` the filter is a plain level, not an `EnvFilter` saying `info`: the same
+/// lines, but an `EnvFilter` also looks every span up in a locked map on each enter and exit,
+/// and every session's span is entered on each poll of its tasks.
+fn init_logs(format: LogFormat) {
+    use tracing_subscriber::filter::LevelFilter;
+    use tracing_subscriber::EnvFilter;
+    match std::env::var_os(EnvFilter::DEFAULT_ENV)
+        .and_then(|_| EnvFilter::try_from_default_env().ok())
+    {
+        Some(filter) => init_filtered(filter, format),
+        None => init_filtered(LevelFilter::INFO, format),
+    }
+}
+
+/// [`init_logs`] with one filter.
+fn init_filtered<F>(filter: F, format: LogFormat)
+where
+    F: tracing_subscriber::Layer<tracing_subscriber::Registry> + Send + Sync + 'static,
+{
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    let logs = tracing_subscriber::registry().with(filter);
+    let layer = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => logs
+            .with(layer.with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr())))
+            .init(),
+        LogFormat::Json => logs.with(layer.json()).init(),
+    }
+}
+
 /// File descriptors kept free beside the connections (listener, stdio, logs, libraries).
 const RESERVED_FDS: u64 = 64;
 
@@ -274,18 +313,7 @@ fn stop_signal() -> impl std::future::Future<Output = ()> {
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let args = Args::parse();
-    // Logs go to stderr (colour only on a terminal); stdout carries the "listening" line.
-    let logs = tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        );
-    match args.log_format {
-        LogFormat::Text => logs
-            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-            .init(),
-        LogFormat::Json => logs.json().init(),
-    }
+    init_logs(args.log_format);
     if let Some(config) = &args.config {
         #[allow(unused_mut)] // the TLS flags exist only with the `tls` feature
         let mut overrides = standalone::config::Overrides {
@@ -397,11 +425,11 @@ async fn main() -> std::process::ExitCode {
     }
     #[cfg(feature = "tls")]
     let served = match tls {
-        Some(tls) => wamp_server::serve_app_tls(listener, router, app, tls, stop).await,
-        None => wamp_server::serve_app(listener, router, app, stop).await,
+        Some(tls) => wamp_server::serve_app_tls_at(listener, router, app, tls, WS_PATH, stop).await,
+        None => wamp_server::serve_app_at(listener, router, app, WS_PATH, stop).await,
     };
     #[cfg(not(feature = "tls"))]
-    let served = wamp_server::serve_app(listener, router, app, stop).await;
+    let served = wamp_server::serve_app_at(listener, router, app, WS_PATH, stop).await;
     match served {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {

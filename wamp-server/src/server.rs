@@ -184,7 +184,7 @@ pub(crate) fn ws_config(router: &Router) -> WebSocketConfig {
 /// Composed with `then` rather than written as one `async fn`: the task then holds either the
 /// handshake's state or the session's, never room for both (an `async fn` awaiting the session
 /// also keeps a second copy of its future: rust-lang/rust#62958). That halves a session's task.
-fn websocket_connection<S, T>(
+pub(crate) fn websocket_connection<S, T>(
     router: Router,
     peer: SocketAddr,
     permit: OwnedSemaphorePermit,

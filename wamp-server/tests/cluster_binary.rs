@@ -6,6 +6,7 @@
 
 #![cfg(feature = "bin")]
 
+mod binary_support;
 mod cluster_support;
 mod common;
 
@@ -13,11 +14,10 @@ use std::process::Stdio;
 #[cfg(feature = "redis")]
 use std::time::Duration;
 
+use binary_support::{config_command, ConfigFile, BIN};
 #[cfg(feature = "redis")]
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::Command;
-
-const BIN: &str = env!("CARGO_BIN_EXE_wamp-server");
 
 #[cfg(feature = "redis")]
 /// Starts the binary with `args` (and `--port 0`); returns it and its WAMP URL.
@@ -106,62 +106,13 @@ async fn redis_url_without_the_feature_says_how_to_rebuild() {
     );
 }
 
-/// A configuration file in the temp directory, removed when dropped.
-struct ConfigFile(std::path::PathBuf);
-
-impl ConfigFile {
-    fn new(text: &str) -> ConfigFile {
-        use std::sync::atomic::{AtomicUsize, Ordering};
-        static N: AtomicUsize = AtomicUsize::new(0);
-        let path = std::env::temp_dir().join(format!(
-            "wamp-cluster-config-{}-{}.toml",
-            std::process::id(),
-            N.fetch_add(1, Ordering::Relaxed)
-        ));
-        std::fs::write(&path, text).unwrap();
-        ConfigFile(path)
-    }
-}
-
-impl Drop for ConfigFile {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
-    }
-}
-
-/// The binary on a config file, with the cluster variables of the test's environment removed.
-fn config_command(file: &ConfigFile, args: &[&str], env: &[(&str, &str)]) -> Command {
-    let mut cmd = Command::new(BIN);
-    cmd.arg("--config").arg(&file.0).args(args);
-    for var in [
-        "WAMP_PORT",
-        "WAMP_REDIS_URL",
-        "WAMP_NODE_NAME",
-        "WAMP_REDIS_PREFIX",
-        "WAMP_REDIS_QUEUE_CAPACITY",
-        "WAMP_REDIS_HEARTBEAT",
-        "WAMP_METRICS_BIND",
-    ] {
-        cmd.env_remove(var);
-    }
-    cmd.envs(env.iter().copied())
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true);
-    cmd
-}
-
 /// `--check` on `text`: the exit code and stderr.
 async fn check(text: &str, args: &[&str], env: &[(&str, &str)]) -> (Option<i32>, String) {
-    let file = ConfigFile::new(text);
-    let mut cmd = config_command(&file, &["--check"], env);
+    let file = ConfigFile::new("toml", text);
+    let mut cmd = config_command(&file.0, &["--check"], env);
     cmd.args(args);
-    let out = tokio::time::timeout(std::time::Duration::from_secs(60), cmd.output())
-        .await
-        .expect("--check did not exit")
-        .unwrap();
-    (out.status.code(), String::from_utf8(out.stderr).unwrap())
+    let (code, _, err) = binary_support::run_to_end(cmd).await;
+    (code, err)
 }
 
 #[cfg(not(feature = "redis"))]
@@ -179,8 +130,8 @@ async fn a_cluster_section_without_the_feature_says_how_to_rebuild() {
         "{err}"
     );
     // The same without --check, and --redis-url with a file that has no [cluster].
-    let file = ConfigFile::new(text);
-    let out = config_command(&file, &[], &[]).output().await.unwrap();
+    let file = ConfigFile::new("toml", text);
+    let out = config_command(&file.0, &[], &[]).output().await.unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(out.stdout.is_empty(), "no listening line");
     let (code, err) = check(
@@ -203,67 +154,31 @@ async fn a_cluster_section_without_the_feature_says_how_to_rebuild() {
 mod with_redis {
     use super::*;
     use serde_json::{json, Value};
-    use std::sync::{Arc, Mutex};
-    use tokio::io::AsyncReadExt;
 
     const API_KEY: &str = "cluster-test-key-0123456789";
     const TOPIC: &str = "http://x/room";
 
     /// A standalone router started on a config file.
     struct Node {
-        child: tokio::process::Child,
+        started: binary_support::Started,
         _file: ConfigFile,
-        line: String,
-        stderr: Arc<Mutex<String>>,
     }
 
     impl Node {
         async fn start(text: &str, args: &[&str], env: &[(&str, &str)]) -> Node {
-            let file = ConfigFile::new(text);
-            let mut child = config_command(&file, args, env).spawn().unwrap();
-            let stderr = Arc::new(Mutex::new(String::new()));
-            let mut pipe = child.stderr.take().unwrap();
-            let sink = stderr.clone();
-            tokio::spawn(async move {
-                let mut buf = [0u8; 4096];
-                while let Ok(n) = pipe.read(&mut buf).await {
-                    if n == 0 {
-                        break;
-                    }
-                    sink.lock()
-                        .unwrap()
-                        .push_str(&String::from_utf8_lossy(&buf[..n]));
-                }
-            });
-            let mut line = String::new();
-            tokio::time::timeout(
-                Duration::from_secs(60),
-                BufReader::new(child.stdout.take().unwrap()).read_line(&mut line),
-            )
-            .await
-            .expect("no listening line within 60 s")
-            .unwrap();
-            assert!(
-                line.starts_with("wamp-server listening: "),
-                "{line} {}",
-                stderr.lock().unwrap()
-            );
+            let file = ConfigFile::new("toml", text);
+            let started = binary_support::start(config_command(&file.0, args, env)).await;
             Node {
-                child,
+                started,
                 _file: file,
-                line,
-                stderr,
             }
         }
 
         /// The URL after `marker` in the listening line.
         fn url(&self, marker: &str, scheme: &str) -> String {
-            let at = self
-                .line
-                .find(marker)
-                .unwrap_or_else(|| panic!("{}", self.line));
-            let rest = &self.line[at + marker.len()..];
-            format!("{scheme}{}", rest.split_whitespace().next().unwrap())
+            let line = &self.started.line;
+            let rest = binary_support::after(line, marker).unwrap_or_else(|| panic!("{line}"));
+            format!("{scheme}{rest}")
         }
 
         fn ws(&self) -> String {
@@ -276,14 +191,8 @@ mod with_redis {
             url.strip_suffix("/metrics").unwrap_or(&url).to_string()
         }
 
-        async fn stop(mut self) {
-            let _ = self.child.start_kill();
-            let _ = self.child.wait().await;
-            let log = self.stderr.lock().unwrap();
-            assert!(
-                !log.contains("panicked"),
-                "the node's log shows a panic:\n{log}"
-            );
+        async fn stop(self) {
+            self.started.kill().await;
         }
     }
 

@@ -2,11 +2,10 @@
 //! configuration files, driven over real HTTP (publish API) and WebSocket, answering calls
 //! through a real backend HTTP server (RPC proxy); plus procedure prefixes at the wire level.
 
+mod binary_support;
 mod common;
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
-use std::process::Stdio;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -14,6 +13,7 @@ use std::time::{Duration, Instant};
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
 use axum::Json;
+use binary_support::{after, assert_no_panic, config_command, ConfigFile, BIN};
 use common::{Client, TestServer};
 use serde_json::{json, Value};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
@@ -22,35 +22,10 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use wamp_proto::cra;
 use wamp_server::{CallError, Router};
 
-const BIN: &str = env!("CARGO_BIN_EXE_wamp-server");
 const API_KEY: &str = "test-key-0123456789abcdef";
 const AUTHREQ: &str = "http://api.wamp.ws/procedure#authreq";
 const AUTH: &str = "http://api.wamp.ws/procedure#auth";
 const CHAT: &str = "http://wamptutorial/event#chat";
-/// How long the binary may take to start on a loaded machine.
-const START: Duration = Duration::from_secs(60);
-
-/// A configuration file in the temp directory, removed when dropped.
-struct ConfigFile(PathBuf);
-
-impl ConfigFile {
-    fn new(ext: &str, text: &str) -> ConfigFile {
-        static N: AtomicUsize = AtomicUsize::new(0);
-        let path = std::env::temp_dir().join(format!(
-            "wamp-standalone-{}-{}.{ext}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::Relaxed)
-        ));
-        std::fs::write(&path, text).unwrap();
-        ConfigFile(path)
-    }
-}
-
-impl Drop for ConfigFile {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
-    }
-}
 
 /// The binary, running.
 struct Running {
@@ -68,49 +43,14 @@ fn http_client() -> reqwest::Client {
     reqwest::Client::new()
 }
 
-fn command(path: &std::path::Path, args: &[&str], env: &[(&str, &str)]) -> Command {
-    let mut cmd = Command::new(BIN);
-    cmd.arg("--config")
-        .arg(path)
-        .args(args)
-        .env_remove("WAMP_BIND")
-        .env_remove("WAMP_PORT")
-        .env_remove("WAMP_CONFIG")
-        .env_remove("WAMP_METRICS_BIND")
-        .env_remove("WAMP_REDIS_URL")
-        .env_remove("WAMP_REDIS_HEARTBEAT")
-        .env("RUST_LOG", "info")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true);
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    cmd
-}
-
-/// Runs the binary to completion: its exit code, stdout and stderr.
+/// Runs the binary on `file` to completion: its exit code, stdout and stderr.
 async fn run_to_end(
     file: &ConfigFile,
     args: &[&str],
     env: &[(&str, &str)],
 ) -> (i32, String, String) {
-    let out = tokio::time::timeout(START, command(&file.0, args, env).output())
-        .await
-        .expect("the binary did not exit")
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8(out.stdout).unwrap(),
-        String::from_utf8(out.stderr).unwrap(),
-    )
-}
-
-/// The address after `marker` in the listening line, up to the next space.
-fn after<'a>(line: &'a str, marker: &str) -> Option<&'a str> {
-    let rest = &line[line.find(marker)? + marker.len()..];
-    Some(rest.split_whitespace().next().unwrap_or(rest))
+    let (code, out, err) = binary_support::run_to_end(config_command(&file.0, args, env)).await;
+    (code.unwrap_or(-1), out, err)
 }
 
 impl Running {
@@ -120,28 +60,8 @@ impl Running {
 
     async fn start_with(ext: &str, text: &str, args: &[&str], env: &[(&str, &str)]) -> Running {
         let file = ConfigFile::new(ext, text);
-        let mut child = command(&file.0, args, env).spawn().unwrap();
-        let stderr = Arc::new(Mutex::new(String::new()));
-        let mut err_pipe = child.stderr.take().unwrap();
-        let sink = stderr.clone();
-        tokio::spawn(async move {
-            let mut buf = [0u8; 4096];
-            while let Ok(n) = err_pipe.read(&mut buf).await {
-                if n == 0 {
-                    break;
-                }
-                sink.lock()
-                    .unwrap()
-                    .push_str(&String::from_utf8_lossy(&buf[..n]));
-            }
-        });
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        let line = tokio::time::timeout(START, lines.next_line())
-            .await
-            .expect("no listening line")
-            .unwrap()
-            .unwrap_or_else(|| panic!("the binary exited: {}", stderr.lock().unwrap()));
-        assert!(line.starts_with("wamp-server listening: "), "{line}");
+        let started = binary_support::start(config_command(&file.0, args, env)).await;
+        let (child, line, stderr) = (started.child, started.line, started.stderr);
         let ws = format!("ws://{}", after(&line, "WAMP ws://").unwrap());
         let api = after(&line, "API http://").map(|a| format!("http://{a}"));
         let metrics = after(&line, "metrics http://").map(|a| format!("http://{a}"));
@@ -252,11 +172,7 @@ impl Running {
     }
 
     fn assert_no_panic(&self) {
-        let log = self.stderr.lock().unwrap();
-        assert!(
-            !log.contains("panicked"),
-            "the server log shows a panic:\n{log}"
-        );
+        assert_no_panic(&self.stderr);
     }
 }
 
@@ -866,6 +782,238 @@ url = "http://127.0.0.1:{down}/rpc"
     assert_eq!(reply[2]["seen"]["authkey"], "alice");
 
     // The log names the backend's status.
+    assert_eq!(r.stop().await, 0);
+}
+
+/// A backend on bare TCP, to see what the proxy does with its connections: it counts the
+/// connections it accepts and the ones open, records each request's path, and answers by
+/// path: `/keep` a small answer on a kept-alive connection, `/close` the same with
+/// `Connection: close`, `/drop` closes without answering, `/big` and `/chunked` answers
+/// larger than the router takes, `/gather` waits until `GATHER` requests are in, then
+/// answers them all. `close_idle` closes every connection waiting for its next request.
+struct RawBackend {
+    port: u16,
+    accepted: Arc<AtomicUsize>,
+    open: Arc<AtomicUsize>,
+    paths: Arc<Mutex<Vec<String>>>,
+    close: tokio::sync::watch::Sender<u64>,
+}
+
+/// How many `/gather` requests the raw backend waits for before answering.
+const GATHER: usize = 8;
+
+impl RawBackend {
+    async fn start() -> RawBackend {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let open = Arc::new(AtomicUsize::new(0));
+        let paths = Arc::new(Mutex::new(Vec::new()));
+        let (close, closed) = tokio::sync::watch::channel(0u64);
+        let gather = Arc::new(tokio::sync::Barrier::new(GATHER));
+        let (a, o, p) = (accepted.clone(), open.clone(), paths.clone());
+        tokio::spawn(async move {
+            while let Ok((tcp, _)) = listener.accept().await {
+                a.fetch_add(1, Ordering::SeqCst);
+                o.fetch_add(1, Ordering::SeqCst);
+                let (o, p, mut closed, gather) =
+                    (o.clone(), p.clone(), closed.clone(), gather.clone());
+                closed.mark_unchanged();
+                tokio::spawn(async move {
+                    raw_connection(tcp, &p, &mut closed, &gather).await;
+                    o.fetch_sub(1, Ordering::SeqCst);
+                });
+            }
+        });
+        RawBackend {
+            port,
+            accepted,
+            open,
+            paths,
+            close,
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    fn accepted(&self) -> usize {
+        self.accepted.load(Ordering::SeqCst)
+    }
+
+    /// Closes the idle connections and waits until none is open.
+    async fn close_idle(&self) {
+        self.close.send_modify(|n| *n += 1);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while self.open.load(Ordering::SeqCst) > 0 {
+            assert!(
+                Instant::now() < deadline,
+                "the backend's connections stay open"
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+}
+
+/// Serves one connection of the raw backend until it closes.
+async fn raw_connection(
+    tcp: tokio::net::TcpStream,
+    paths: &Mutex<Vec<String>>,
+    closed: &mut tokio::sync::watch::Receiver<u64>,
+    gather: &tokio::sync::Barrier,
+) {
+    use tokio::io::AsyncWriteExt;
+    let mut io = BufReader::new(tcp);
+    loop {
+        // The request line and headers, or the end.
+        let mut line = String::new();
+        let read = tokio::select! {
+            r = io.read_line(&mut line) => r,
+            _ = closed.changed() => return,
+        };
+        if !matches!(read, Ok(n) if n > 0) {
+            return;
+        }
+        let path = line.split(' ').nth(1).unwrap_or_default().to_string();
+        let mut length = 0;
+        loop {
+            let mut header = String::new();
+            if io.read_line(&mut header).await.unwrap_or(0) == 0 {
+                return;
+            }
+            if header == "\r\n" {
+                break;
+            }
+            if let Some((name, value)) = header.split_once(':') {
+                if name.eq_ignore_ascii_case("content-length") {
+                    length = value.trim().parse().unwrap();
+                }
+            }
+        }
+        let mut body = vec![0; length];
+        io.read_exact(&mut body).await.unwrap();
+        paths.lock().unwrap().push(path.clone());
+        let answer = |extra: &str, body: &str| {
+            format!(
+                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n{extra}\r\n{body}",
+                body.len()
+            )
+        };
+        let big = format!("{{\"result\": \"{}\"}}", "x".repeat(5000));
+        let out = match path.as_str() {
+            "/keep" => answer("", "{\"result\": \"kept\"}"),
+            "/close" => answer("Connection: close\r\n", "{\"result\": \"closed\"}"),
+            "/gather" => {
+                gather.wait().await;
+                answer("", "{\"result\": \"gathered\"}")
+            }
+            "/big" => answer("", &big),
+            "/chunked" => format!(
+                "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n{:x}\r\n{big}\r\n0\r\n\r\n",
+                big.len()
+            ),
+            // "/drop" and anything else: no answer.
+            _ => return,
+        };
+        if io.get_mut().write_all(out.as_bytes()).await.is_err()
+            || path != "/keep" && path != "/gather"
+        {
+            return;
+        }
+    }
+}
+
+#[tokio::test]
+async fn rpc_proxy_keeps_connections_alive_and_recovers_from_closed_ones() {
+    let backend = RawBackend::start().await;
+    let mut text = String::from(
+        "[server]\nport = 0\nmax_message_size = 2000\n[prefixes]\nrpc = \"http://example.com/rpc#\"\n\
+         [auth]\ntimeout = 0\n[auth.unauthenticated]\n\
+         rpc = [{uri = \"http://example.com/\", prefix = true, call = true}]\n",
+    );
+    for path in ["keep", "close", "drop", "big", "chunked", "gather"] {
+        text.push_str(&format!(
+            "[[rpc.proxy]]\nuri = \"rpc:{path}\"\nurl = \"{}\"\n",
+            backend.url(&format!("/{path}"))
+        ));
+    }
+    let r = Running::start_with("toml", &text, &[], &[]).await;
+    let mut c = r.client().await;
+    let internal = "http://api.wamp.ws/error#internal";
+
+    // Calls one after another share one kept-alive connection.
+    for i in 0..5 {
+        let id = format!("k{i}");
+        assert_eq!(c.call(&id, "rpc:keep", &[]).await, json!([3, id, "kept"]));
+    }
+    assert_eq!(backend.accepted(), 1);
+
+    // Calls at the same time each get a connection (the backend answers none of them until
+    // all are in); afterwards they are all kept.
+    for i in 0..GATHER {
+        c.send_json(json!([2, format!("g{i}"), "rpc:gather"])).await;
+    }
+    let mut ids = Vec::new();
+    for _ in 0..GATHER {
+        let reply = c.recv().await;
+        assert_eq!(reply[0], 3, "{reply}");
+        assert_eq!(reply[2], "gathered");
+        ids.push(reply[1].as_str().unwrap().to_string());
+    }
+    ids.sort();
+    assert_eq!(
+        ids,
+        (0..GATHER).map(|i| format!("g{i}")).collect::<Vec<_>>()
+    );
+    assert_eq!(backend.accepted(), GATHER);
+    for i in 0..GATHER {
+        let id = format!("k2{i}");
+        assert_eq!(c.call(&id, "rpc:keep", &[]).await, json!([3, id, "kept"]));
+    }
+    assert_eq!(backend.accepted(), GATHER);
+
+    // The backend closes its idle connections (as its keep-alive timeout would): the next
+    // call still succeeds, on a new connection, and is sent once.
+    backend.close_idle().await;
+    let sent = backend.paths.lock().unwrap().len();
+    assert_eq!(
+        c.call("k3", "rpc:keep", &[]).await,
+        json!([3, "k3", "kept"])
+    );
+    assert_eq!(backend.accepted(), GATHER + 1);
+    assert_eq!(backend.paths.lock().unwrap().len(), sent + 1);
+
+    // An answer with `Connection: close` is used, and its connection is not.
+    assert_eq!(
+        c.call("c1", "rpc:close", &[]).await,
+        json!([3, "c1", "closed"])
+    );
+    assert_eq!(c.call("c2", "rpc:close", &[]).await[2], "closed");
+    assert_eq!(c.call("k4", "rpc:keep", &[]).await[2], "kept");
+
+    // A backend that closes the connection after reading the call: #internal, and the call
+    // is not sent again (a POST may have done its work).
+    let before = backend.paths.lock().unwrap().len();
+    let reply = c.call("d", "rpc:drop", &[]).await;
+    assert_eq!(reply[2], internal, "{reply}");
+    assert_eq!(
+        reply[4], "the backend closed the connection before it answered",
+        "{reply}"
+    );
+    assert_eq!(backend.paths.lock().unwrap().len(), before + 1);
+
+    // Answers over max_message_size, announced or chunked: #internal, naming the limit.
+    for (id, proc_) in [("b1", "rpc:big"), ("b2", "rpc:chunked")] {
+        let reply = c.call(id, proc_, &[]).await;
+        assert_eq!(reply[2], internal, "{reply}");
+        assert_eq!(
+            reply[4], "the backend's answer is larger than 2000 bytes",
+            "{proc_}: {reply}"
+        );
+    }
+    // And the router goes on calling.
+    assert_eq!(c.call("k5", "rpc:keep", &[]).await[2], "kept");
     assert_eq!(r.stop().await, 0);
 }
 

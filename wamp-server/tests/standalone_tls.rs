@@ -5,51 +5,27 @@
 
 #![cfg(feature = "tls")]
 
+mod binary_support;
 mod common;
 mod tls_support;
 
 use std::net::SocketAddr;
-use std::process::Stdio;
 use std::time::Duration;
 
+use binary_support::{after, config_command, run_to_end, Started};
 use serde_json::{json, Value};
 use tls_support::{temp_dir, TestCerts, WssClient};
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, Command};
 
-const BIN: &str = env!("CARGO_BIN_EXE_wamp-server");
 const API_KEY: &str = "tls-test-key-0123456789";
 
-/// Starts the binary on `config` with `args`; the child, its WAMP address and API URL.
-async fn start(config: &std::path::Path, args: &[&std::ffi::OsStr]) -> (Child, SocketAddr, String) {
-    let mut child = Command::new(BIN)
-        .arg("--config")
-        .arg(config)
-        .args(args)
-        .env_remove("WAMP_TLS_CERT")
-        .env_remove("WAMP_TLS_KEY")
-        .env_remove("WAMP_PORT")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    tokio::time::timeout(
-        Duration::from_secs(60),
-        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line),
-    )
-    .await
-    .expect("no listening line")
-    .unwrap();
-    let wss = line
-        .split("WAMP wss://")
-        .nth(1)
-        .unwrap_or_else(|| panic!("{line}"));
+/// Starts the binary on `config` with `args`: it, its WAMP address and API URL.
+async fn start(config: &std::path::Path, args: &[&str]) -> (Started, SocketAddr, String) {
+    let started = binary_support::start(config_command(config, args, &[])).await;
+    let line = &started.line;
+    let wss = after(line, "WAMP wss://").unwrap_or_else(|| panic!("{line}"));
     let addr: SocketAddr = wss.split('/').next().unwrap().parse().unwrap();
-    let api = line.split("API ").nth(1).unwrap().trim().to_string();
-    (child, addr, api)
+    let api = after(line, "API ").unwrap().to_string();
+    (started, addr, api)
 }
 
 fn config(dir: &std::path::Path, tls: &str) -> std::path::PathBuf {
@@ -99,8 +75,9 @@ async fn tls_from_the_file_and_from_the_flags() {
         &dir,
         "[tls]\ncert_pem_file = \"cert.pem\"\nkey_pem_file = \"key.pem\"",
     );
-    let (_child, addr, api) = start(&path, &[]).await;
+    let (started, addr, api) = start(&path, &[]).await;
     publish_reaches(addr, &api, &certs).await;
+    started.kill().await;
 
     // The flags replace a [tls] whose files do not exist.
     let path = config(
@@ -108,17 +85,10 @@ async fn tls_from_the_file_and_from_the_flags() {
         "[tls]\ncert_pem_file = \"gone.pem\"\nkey_pem_file = \"gone.pem\"",
     );
     let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
-    let (_child, addr, api) = start(
-        &path,
-        &[
-            "--tls-cert".as_ref(),
-            cert.as_os_str(),
-            "--tls-key".as_ref(),
-            key.as_os_str(),
-        ],
-    )
-    .await;
+    let (cert, key) = (cert.to_str().unwrap(), key.to_str().unwrap());
+    let (started, addr, api) = start(&path, &["--tls-cert", cert, "--tls-key", key]).await;
     publish_reaches(addr, &api, &certs).await;
+    started.kill().await;
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -131,17 +101,8 @@ async fn a_key_that_does_not_fit_is_refused_in_one_line() {
         &dir,
         "[tls]\ncert_pem_file = \"cert.pem\"\nkey_pem_file = \"other-key.pem\"",
     );
-    let out = Command::new(BIN)
-        .arg("--config")
-        .arg(&path)
-        .arg("--check")
-        .env_remove("WAMP_TLS_CERT")
-        .env_remove("WAMP_TLS_KEY")
-        .output()
-        .await
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    let err = String::from_utf8(out.stderr).unwrap();
+    let (code, _, err) = run_to_end(config_command(&path, &["--check"], &[])).await;
+    assert_eq!(code, Some(2));
     assert_eq!(err.lines().count(), 1, "{err}");
     let expected = format!(
         "error: {}:5: tls: the private key does not fit the certificate",
@@ -181,14 +142,8 @@ async fn https_backend(certs: &TestCerts) -> u16 {
 async fn check(dir: &std::path::Path, text: &str) -> (Option<i32>, String) {
     let path = dir.join("check.toml");
     std::fs::write(&path, text).unwrap();
-    let out = Command::new(BIN)
-        .arg("--config")
-        .arg(&path)
-        .arg("--check")
-        .output()
-        .await
-        .unwrap();
-    (out.status.code(), String::from_utf8(out.stderr).unwrap())
+    let (code, _, err) = run_to_end(config_command(&path, &["--check"], &[])).await;
+    (code, err)
 }
 
 #[tokio::test]
@@ -206,29 +161,8 @@ async fn a_private_https_backend_through_its_ca_file() {
     );
     let path = dir.join("router.toml");
     std::fs::write(&path, text).unwrap();
-    let mut child = Command::new(BIN)
-        .arg("--config")
-        .arg(&path)
-        .env_remove("WAMP_PORT")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    tokio::time::timeout(
-        Duration::from_secs(60),
-        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line),
-    )
-    .await
-    .expect("no listening line")
-    .unwrap();
-    let ws = line
-        .split_whitespace()
-        .find(|w| w.starts_with("ws://"))
-        .unwrap_or_else(|| panic!("{line}"))
-        .to_string();
+    let started = binary_support::start(config_command(&path, &[], &[])).await;
+    let ws = format!("ws://{}", after(&started.line, "WAMP ws://").unwrap());
     let mut c = common::Client::connect(&ws).await;
     assert_eq!(
         c.call("c1", "http://x/private#echo", &[json!(1)]).await,
@@ -248,10 +182,7 @@ async fn a_private_https_backend_through_its_ca_file() {
         json!(3)
     );
     drop(c);
-    let _ = child.start_kill();
-    let out = child.wait_with_output().await.unwrap();
-    let log = String::from_utf8_lossy(&out.stderr);
-    assert!(!log.contains("panicked"), "{log}");
+    started.kill().await;
     let _ = std::fs::remove_dir_all(&dir);
 }
 

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
+use http::header::{HeaderMap, HeaderName, HeaderValue};
 use serde::de::{self, Deserializer, Visitor};
 use serde::Deserialize;
 use wamp_proto::cra::AuthExtra;
@@ -369,14 +369,16 @@ pub struct ProxyPlan {
     /// Whether `uri` is a prefix (`prefix*` in the file).
     pub prefix: bool,
     /// Where calls are POSTed.
-    pub url: reqwest::Url,
+    pub url: url::Url,
+    /// Where `url` is, checked for the HTTP client.
+    pub target: super::http_pool::Target,
     /// How long the backend has to answer.
     pub timeout: Duration,
     /// Headers added to each request.
     pub headers: HeaderMap,
-    /// This backend's own HTTP client, when it has a `ca_file` (trusting only those CAs);
-    /// `None`: the shared client with the built-in roots.
-    pub client: Option<reqwest::Client>,
+    /// The CAs of this backend's `ca_file` (trusted instead of the built-in roots);
+    /// `None`: the built-in roots.
+    pub roots: Option<Arc<rustls::RootCertStore>>,
 }
 
 /// The HTTP API's settings, validated.
@@ -974,7 +976,7 @@ fn validate(
                 format!("{:?} is given twice", rule.uri),
             ));
         }
-        let url = reqwest::Url::parse(&rule.url)
+        let url = url::Url::parse(&rule.url)
             .ok()
             .filter(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some())
             .ok_or_else(|| {
@@ -984,6 +986,13 @@ fn validate(
                     format!("{:?} is not an http:// or https:// URL", rule.url),
                 )
             })?;
+        let target = super::http_pool::Target::parse(&url).map_err(|why| {
+            ctx.err(
+                &rule.url,
+                &format!("{key}.url"),
+                format!("{:?} {why}", rule.url),
+            )
+        })?;
         let mut headers = HeaderMap::new();
         let mut values = rule.headers.clone();
         for (name, var) in &rule.headers_env {
@@ -1022,7 +1031,7 @@ fn validate(
             })?;
             headers.insert(hname, hvalue);
         }
-        let client = match &rule.ca_file {
+        let roots = match &rule.ca_file {
             None => None,
             Some(_) if url.scheme() != "https" => {
                 return Err(ctx.err(
@@ -1034,15 +1043,16 @@ fn validate(
                 ),
                 ))
             }
-            Some(file) => Some(ca_client(ctx, &key, file)?),
+            Some(file) => Some(Arc::new(ca_roots(ctx, &key, file)?)),
         };
         proxies.push(ProxyPlan {
             uri,
             prefix,
             url,
+            target,
             timeout: rule.timeout.map_or(Duration::from_secs(10), |s| s.0),
             headers,
-            client,
+            roots,
         });
     }
 
@@ -1129,22 +1139,12 @@ fn validate(
     })
 }
 
-/// The message and its causes, on one line (reqwest's own message is often only "builder
-/// error").
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    one_line(&text)
-}
+/// The CAs of `file` (PEM, relative to the configuration file), which one backend is
+/// checked against instead of the built-in roots, like curl's `--cacert`.
+fn ca_roots(ctx: &Ctx<'_>, key: &str, file: &Path) -> Result<rustls::RootCertStore, ConfigError> {
+    use rustls_pki_types::pem::PemObject;
+    use rustls_pki_types::CertificateDer;
 
-/// An HTTP client for one backend that trusts only the CAs of `file` (PEM, relative to the
-/// configuration file), like curl's `--cacert`.
-fn ca_client(ctx: &Ctx<'_>, key: &str, file: &Path) -> Result<reqwest::Client, ConfigError> {
     let needle = format!("\"{}\"", file.display());
     let field = format!("{key}.ca_file");
     let path = ctx.dir.join(file);
@@ -1156,13 +1156,15 @@ fn ca_client(ctx: &Ctx<'_>, key: &str, file: &Path) -> Result<reqwest::Client, C
             format!("cannot read {shown}: {e} (relative paths start at the configuration file's directory)"),
         )
     })?;
-    let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
-        ctx.err(
-            &needle,
-            &field,
-            format!("{shown} is not PEM certificates ({})", error_chain(&e)),
-        )
-    })?;
+    let certs = CertificateDer::pem_slice_iter(&pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| {
+            ctx.err(
+                &needle,
+                &field,
+                format!("{shown} is not PEM certificates ({e})"),
+            )
+        })?;
     if certs.is_empty() {
         return Err(ctx.err(
             &needle,
@@ -1173,20 +1175,17 @@ fn ca_client(ctx: &Ctx<'_>, key: &str, file: &Path) -> Result<reqwest::Client, C
             ),
         ));
     }
-    let mut builder = super::proxy::client_builder().tls_built_in_root_certs(false);
+    let mut roots = rustls::RootCertStore::empty();
     for cert in certs {
-        builder = builder.add_root_certificate(cert);
+        roots.add(cert).map_err(|e| {
+            ctx.err(
+                &needle,
+                &field,
+                format!("{shown}: a certificate in it cannot be used as a CA ({e})"),
+            )
+        })?;
     }
-    builder.build().map_err(|e| {
-        ctx.err(
-            &needle,
-            &field,
-            format!(
-                "{shown}: a certificate in it cannot be used as a CA ({})",
-                error_chain(&e)
-            ),
-        )
-    })
+    Ok(roots)
 }
 
 /// The line a build without the `redis` feature answers cluster settings with.

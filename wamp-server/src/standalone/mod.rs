@@ -4,6 +4,7 @@
 
 pub mod api;
 pub mod config;
+pub mod http_pool;
 pub mod proxy;
 
 use std::future::{Future, IntoFuture};
@@ -29,14 +30,11 @@ const BAD_CONFIG: u8 = 2;
 /// API's topic list needs.
 fn build(plan: Plan, topics: Arc<api::TopicSet>) -> Router {
     let mut builder = plan.builder;
-    // One client for every backend: its connections are pooled and kept alive.
-    let client = proxy::client_builder()
-        .build()
-        .expect("the HTTP client builds");
     // The backend's answer becomes one WAMP message: the same size limit applies.
     let max_body = plan.max_message_size;
+    let mut pools = proxy::Pools::default();
     for p in &plan.proxies {
-        let backend = Arc::new(proxy::Backend::new(client.clone(), p, max_body));
+        let backend = Arc::new(proxy::Backend::new(p, pools.get(p), max_body));
         let handler = move |ctx, args| {
             let backend = backend.clone();
             async move { backend.call(ctx, args).await }

@@ -2,34 +2,41 @@
 //! `{"session", "authkey", "procedure", "args"}`, and its `{"result"}` or `{"error"}` answer
 //! becomes the CALLRESULT or CALLERROR (docs/PROTOCOL.md section 10).
 
+use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
-use reqwest::header::HeaderMap;
-use serde::Deserialize;
-use serde_json::{json, Value};
+use bytes::Bytes;
+use http::header::HeaderMap;
+use http::Uri;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
 use tracing::{debug, warn};
+use url::Url;
 use wamp_server::{CallContext, CallError, CallResult};
 
 use super::config::ProxyPlan;
-
-/// The HTTP client settings every backend shares: rustls, pooled and kept-alive
-/// connections.
-pub fn client_builder() -> reqwest::ClientBuilder {
-    reqwest::Client::builder()
-        .use_rustls_tls()
-        .tcp_nodelay(true)
-        .pool_idle_timeout(Duration::from_secs(60))
-}
+use super::http_pool::{Failure, Origin, Pool};
 
 /// One backend: where its calls go, and how long it has to answer.
-#[derive(Debug, Clone)]
 pub struct Backend {
-    client: reqwest::Client,
-    url: reqwest::Url,
+    /// The connections to its server (shared with the other backends on that server).
+    pool: Arc<Pool>,
+    path: Uri,
+    url: Url,
     timeout: Duration,
     headers: HeaderMap,
     /// The largest answer read from the backend.
     max_body: usize,
+}
+
+/// What the backend is sent for one call.
+#[derive(Serialize)]
+struct Request<'a> {
+    session: &'a str,
+    authkey: Option<&'a str>,
+    procedure: &'a str,
+    args: &'a [Value],
 }
 
 /// A backend's application error.
@@ -42,11 +49,11 @@ struct BackendError {
 }
 
 impl Backend {
-    /// A backend from its configuration, sharing `client`'s connection pool (unless it has
-    /// its own client, for its `ca_file`).
-    pub fn new(client: reqwest::Client, plan: &ProxyPlan, max_body: usize) -> Backend {
+    /// A backend from its configuration, whose calls go through `pool`.
+    pub fn new(plan: &ProxyPlan, pool: Arc<Pool>, max_body: usize) -> Backend {
         Backend {
-            client: plan.client.clone().unwrap_or(client),
+            pool,
+            path: plan.target.path.clone(),
             url: plan.url.clone(),
             timeout: plan.timeout,
             headers: plan.headers.clone(),
@@ -56,43 +63,33 @@ impl Backend {
 
     /// Answers one call by asking the backend.
     pub async fn call(&self, ctx: CallContext, args: Vec<Value>) -> CallResult {
-        let body = json!({
-            "session": &*ctx.session_id,
-            "authkey": ctx.auth_key.as_deref(),
-            "procedure": &*ctx.procedure,
-            "args": args,
-        });
+        let body = Request {
+            session: &ctx.session_id,
+            authkey: ctx.auth_key.as_deref(),
+            procedure: &ctx.procedure,
+            args: &args,
+        };
         let fail = |cause: String| {
             warn!(procedure = %ctx.procedure, url = %self.url, %cause, "RPC backend failed");
             CallError::internal(cause)
         };
-        let request = self
-            .client
-            .post(self.url.clone())
-            .headers(self.headers.clone())
-            .timeout(self.timeout)
-            .json(&body);
-        let mut response = match request.send().await {
-            Ok(r) => r,
-            Err(e) => return Err(fail(self.describe(&e))),
-        };
-        let status = response.status();
-        let mut bytes = Vec::new();
-        loop {
-            match response.chunk().await {
-                Ok(Some(chunk)) => {
-                    if bytes.len() + chunk.len() > self.max_body {
-                        return Err(fail(format!(
-                            "the backend's answer is larger than {} bytes",
-                            self.max_body
-                        )));
-                    }
-                    bytes.extend_from_slice(&chunk);
-                }
-                Ok(None) => break,
-                Err(e) => return Err(fail(self.describe(&e))),
+        let body = Bytes::from(serde_json::to_vec(&body).expect("JSON values serialise"));
+        let answer = tokio::time::timeout(
+            self.timeout,
+            self.pool
+                .post(&self.path, body, &self.headers, self.max_body),
+        )
+        .await;
+        let (status, bytes) = match answer {
+            Ok(Ok(answer)) => answer,
+            Ok(Err(e)) => return Err(fail(describe(e))),
+            Err(_) => {
+                return Err(fail(format!(
+                    "the backend did not answer within {:?}",
+                    self.timeout
+                )))
             }
-        }
+        };
         if !status.is_success() {
             return Err(fail(format!("the backend answered HTTP {status}")));
         }
@@ -127,50 +124,71 @@ impl Backend {
             )),
         }
     }
+}
 
-    fn describe(&self, e: &reqwest::Error) -> String {
-        if e.is_timeout() {
-            format!("the backend did not answer within {:?}", self.timeout)
-        } else if let Some(tls) = tls_cause(e) {
-            tls
-        } else if e.is_connect() {
-            "the backend is unreachable (connection failed)".to_string()
-        } else {
-            format!("the request to the backend failed ({e})")
+/// The cause of a failed request, for the caller and the log.
+fn describe(failure: Failure) -> String {
+    match failure {
+        Failure::Connect(e) => format!("the backend is unreachable (connection failed: {e})"),
+        Failure::Tls(e) => tls_cause(&e),
+        Failure::Http(e) if e.is_incomplete_message() => {
+            "the backend closed the connection before it answered".to_string()
         }
+        Failure::Http(e) => format!("the request to the backend failed ({e})"),
+        Failure::TooLarge(max) => format!("the backend's answer is larger than {max} bytes"),
     }
 }
 
-/// What went wrong in the TLS handshake with an https backend, if that is why `e` failed
-/// (rustls's error sits inside `io::Error`s in the chain, whose `source` skips them).
-#[cfg(feature = "tls")]
-fn tls_cause(e: &reqwest::Error) -> Option<String> {
-    let mut source = std::error::Error::source(e);
-    while let Some(s) = source {
-        // io::Errors may nest (hyper-util wraps tokio-rustls's).
-        let mut inner: &(dyn std::error::Error + 'static) = s;
-        while let Some(wrapped) = inner
-            .downcast_ref::<std::io::Error>()
-            .and_then(|io| io.get_ref())
-        {
-            inner = wrapped;
-        }
-        let rustls_error = inner.downcast_ref::<rustls::Error>();
-        match rustls_error {
-            Some(rustls::Error::InvalidCertificate(why)) => {
-                return Some(format!(
-                    "the backend's TLS certificate is not accepted ({why:?}); a backend \
-                     signed by a private CA needs `ca_file` in its [[rpc.proxy]]"
-                ))
-            }
-            Some(other) => return Some(format!("TLS with the backend failed ({other})")),
-            None => source = s.source(),
-        }
+/// What went wrong in the TLS handshake with an https backend (rustls's error sits inside
+/// the `io::Error` tokio-rustls returns).
+fn tls_cause(e: &std::io::Error) -> String {
+    match e
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+    {
+        Some(rustls::Error::InvalidCertificate(why)) => format!(
+            "the backend's TLS certificate is not accepted ({why:?}); a backend signed by a \
+             private CA needs `ca_file` in its [[rpc.proxy]]"
+        ),
+        Some(other) => format!("TLS with the backend failed ({other})"),
+        None => format!("TLS with the backend failed ({e})"),
     }
-    None
 }
 
-#[cfg(not(feature = "tls"))]
-fn tls_cause(_: &reqwest::Error) -> Option<String> {
-    None
+/// One pool per server (and per `ca_file`): backends on the same server share its
+/// kept-alive connections.
+#[derive(Default)]
+pub struct Pools(HashMap<(Origin, usize), Arc<Pool>>);
+
+impl Pools {
+    /// The pool for `plan`'s server.
+    pub fn get(&mut self, plan: &ProxyPlan) -> Arc<Pool> {
+        let origin = &plan.target.origin;
+        // A backend with its own `ca_file` has its own roots, so its own pool.
+        let roots = plan.roots.as_ref().map_or(0, |r| Arc::as_ptr(r) as usize);
+        self.0
+            .entry((origin.clone(), roots))
+            .or_insert_with(|| {
+                let tls = origin.is_tls().then(|| tls_config(plan.roots.as_deref()));
+                Pool::new(origin.clone(), tls)
+            })
+            .clone()
+    }
+}
+
+/// The TLS settings of an https backend: rustls with ring, checked against `roots` (its
+/// `ca_file`) or else the built-in (Mozilla) roots; HTTP/1.1 by ALPN.
+fn tls_config(roots: Option<&rustls::RootCertStore>) -> Arc<rustls::ClientConfig> {
+    let roots = roots.cloned().unwrap_or_else(|| rustls::RootCertStore {
+        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+    });
+    let mut config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .expect("ring supports the default TLS versions")
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Arc::new(config)
 }
