@@ -335,6 +335,33 @@ pub(crate) enum WriterEvent {
     Done,
 }
 
+/// Goes through the steps of a close; `Ready` once the sink is closed (or failed).
+fn poll_close<Si>(stage: &mut CloseStage, sink: &mut Si, cx: &mut Context<'_>) -> Poll<()>
+where
+    Si: Sink<Outbound> + Unpin,
+{
+    loop {
+        match stage {
+            CloseStage::Send(code, reason) => match Pin::new(&mut *sink).poll_ready(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Ok(())) => {
+                    let close = Outbound::Close(*code, std::mem::take(reason));
+                    *stage = match Pin::new(&mut *sink).start_send(close) {
+                        Ok(()) => CloseStage::Flush,
+                        Err(_) => CloseStage::Close,
+                    };
+                }
+                Poll::Ready(Err(_)) => *stage = CloseStage::Close,
+            },
+            CloseStage::Flush => match Pin::new(&mut *sink).poll_flush(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(_) => *stage = CloseStage::Close,
+            },
+            CloseStage::Close => return Pin::new(&mut *sink).poll_close(cx).map(|_| ()),
+        }
+    }
+}
+
 /// Where a writer stands.
 enum State {
     /// Draining the queue.
@@ -552,33 +579,15 @@ impl Batch {
                     }
                 }
                 State::Closing { stage, timer } => {
-                    if timer.as_mut().poll(cx).is_ready() {
-                        return Poll::Ready(WriterEvent::Done);
-                    }
-                    match stage {
-                        CloseStage::Send(code, reason) => match Pin::new(&mut *sink).poll_ready(cx)
-                        {
-                            Poll::Pending => return Poll::Pending,
-                            Poll::Ready(Ok(())) => {
-                                let close = Outbound::Close(*code, std::mem::take(reason));
-                                *stage = match Pin::new(&mut *sink).start_send(close) {
-                                    Ok(()) => CloseStage::Flush,
-                                    Err(_) => CloseStage::Close,
-                                };
-                            }
-                            Poll::Ready(Err(_)) => *stage = CloseStage::Close,
-                        },
-                        CloseStage::Flush => match Pin::new(&mut *sink).poll_flush(cx) {
-                            Poll::Pending => return Poll::Pending,
-                            Poll::Ready(_) => *stage = CloseStage::Close,
-                        },
-                        CloseStage::Close => {
-                            return match Pin::new(&mut *sink).poll_close(cx) {
-                                Poll::Pending => Poll::Pending,
-                                Poll::Ready(_) => Poll::Ready(WriterEvent::Done),
-                            }
+                    // The close first, then the timer (as `tokio::time::timeout` does): even
+                    // a zero close_wait sends the close frame if the socket takes it at once.
+                    return match poll_close(stage, sink, cx) {
+                        Poll::Ready(()) => Poll::Ready(WriterEvent::Done),
+                        Poll::Pending if timer.as_mut().poll(cx).is_ready() => {
+                            Poll::Ready(WriterEvent::Done)
                         }
-                    }
+                        Poll::Pending => Poll::Pending,
+                    };
                 }
                 State::Done => return Poll::Ready(WriterEvent::Done),
             }
@@ -906,6 +915,22 @@ mod tests {
             .finish(&mut sink.clone())
             .await;
         assert_eq!(*sink.0.lock().unwrap(), ["a", "flush"]);
+    }
+
+    #[tokio::test]
+    async fn a_zero_close_wait_still_sends_the_close_frame_the_socket_takes_at_once() {
+        let (handle, rx) = SessionHandle::new(Arc::from("s"), 1000, 1 << 20, Arc::default());
+        assert!(handle.send(Text::from("a")));
+        handle.abort(close::KILLED, "now");
+        let sink = Recorder::default();
+        Writer::new(rx, Duration::ZERO)
+            .finish(&mut sink.clone())
+            .await;
+        // The abort drops the queued frame; the close goes out.
+        assert_eq!(
+            *sink.0.lock().unwrap(),
+            ["close 3000 now", "flush", "closed"]
+        );
     }
 
     #[test]
