@@ -5,11 +5,11 @@ use std::collections::{HashSet, VecDeque};
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::Duration;
 
 use futures::{FutureExt, Sink, Stream, StreamExt};
 use serde_json::Value;
-use std::task::Poll;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tracing::{debug, info, info_span, warn, Instrument};
@@ -140,23 +140,23 @@ where
                         writer_done = true;
                         break End::Lost;
                     }
-                    Event::Inbound(inbound) => match inbound {
                     // Never waits: a slow call or topic policy goes on beside the reader.
-                    Some(Inbound::Text(text)) => {
+                    Event::Inbound(Some(Inbound::Text(text))) => {
                         router.counters().received_bytes(text.len());
                         session.handle_text(&text).err()
                     }
-                    Some(Inbound::Binary) => Some(SessionError::Binary),
-                    Some(Inbound::TooBig) => Some(SessionError::TooBig(options.max_message_size)),
-                    Some(Inbound::Ping(len)) => {
+                    Event::Inbound(Some(Inbound::Binary)) => Some(SessionError::Binary),
+                    Event::Inbound(Some(Inbound::TooBig)) => {
+                        Some(SessionError::TooBig(options.max_message_size))
+                    }
+                    Event::Inbound(Some(Inbound::Ping(len))) => {
                         handle.charge_pong(len);
                         None
                     }
-                    Some(Inbound::Violation(code, reason)) => {
+                    Event::Inbound(Some(Inbound::Violation(code, reason))) => {
                         Some(SessionError::WebSocket(code, reason))
                     }
-                    Some(Inbound::Close) | None => break End::Client,
-                    },
+                    Event::Inbound(Some(Inbound::Close) | None) => break End::Client,
                 },
                 Some(done) = session.calls.join_next(), if !session.calls.is_empty() => {
                     session.finished(done);
