@@ -61,11 +61,9 @@ struct Args {
     max_connections: Option<u64>,
     /// TLS certificate chain (PEM, leaf first): serve https:// and wss:// instead of http://
     /// and ws://. Needs --tls-key.
-    #[cfg(feature = "tls")]
     #[arg(long, value_name = "FILE", env = "WAMP_TLS_CERT", requires = "tls_key")]
     tls_cert: Option<std::path::PathBuf>,
     /// The TLS certificate's private key (PEM: PKCS#8, PKCS#1 or SEC1). Needs --tls-cert.
-    #[cfg(feature = "tls")]
     #[arg(long, value_name = "FILE", env = "WAMP_TLS_KEY", requires = "tls_cert")]
     tls_key: Option<std::path::PathBuf>,
     /// Serve Prometheus metrics (`/metrics`, OpenMetrics text) and health checks (`/healthz`,
@@ -329,15 +327,11 @@ async fn main() -> std::process::ExitCode {
             redis_heartbeat: args.cluster.redis_heartbeat,
             ..Default::default()
         };
-        #[cfg(feature = "tls")]
-        {
-            overrides.tls_cert = args.tls_cert.clone();
-            overrides.tls_key = args.tls_key.clone();
-        }
+        overrides.tls_cert = args.tls_cert.clone();
+        overrides.tls_key = args.tls_key.clone();
         raise_open_file_limit();
         return standalone::run(config, overrides, args.check, stop_signal()).await;
     }
-    #[cfg(feature = "tls")]
     let tls = match (&args.tls_cert, &args.tls_key) {
         (Some(cert), Some(key)) => match wamp_server::tls::TlsConfig::from_pem_files(cert, key) {
             Ok(tls) => Some(tls),
@@ -348,10 +342,7 @@ async fn main() -> std::process::ExitCode {
         },
         _ => None,
     };
-    #[cfg(feature = "tls")]
     let secure = tls.is_some();
-    #[cfg(not(feature = "tls"))]
-    let secure = false;
     let addr = SocketAddr::new(
         args.bind.unwrap_or(IpAddr::from([127, 0, 0, 1])),
         args.port.unwrap_or(8080),
@@ -423,13 +414,10 @@ async fn main() -> std::process::ExitCode {
             std::future::pending(),
         ));
     }
-    #[cfg(feature = "tls")]
     let served = match tls {
         Some(tls) => wamp_server::serve_app_tls_at(listener, router, app, tls, WS_PATH, stop).await,
         None => wamp_server::serve_app_at(listener, router, app, WS_PATH, stop).await,
     };
-    #[cfg(not(feature = "tls"))]
-    let served = wamp_server::serve_app_at(listener, router, app, WS_PATH, stop).await;
     match served {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {

@@ -441,7 +441,6 @@ pub struct Plan {
     /// The router's message size limit (also the largest backend answer read).
     pub max_message_size: usize,
     /// TLS for the public listener.
-    #[cfg(feature = "tls")]
     pub tls: Option<wamp_server::tls::TlsConfig>,
     /// Where `/metrics`, `/healthz` and `/readyz` are served, if anywhere.
     pub metrics_bind: Option<SocketAddr>,
@@ -1085,7 +1084,6 @@ fn validate(
             .tls
             .map(|t| (ctx.dir.join(t.cert_pem_file), ctx.dir.join(t.key_pem_file))),
     };
-    #[cfg(feature = "tls")]
     let tls = match tls_files {
         None => None,
         Some((cert, key)) => Some(
@@ -1093,24 +1091,6 @@ fn validate(
                 .map_err(|e| ctx.err("[tls]", "tls", e))?,
         ),
     };
-    #[cfg(not(feature = "tls"))]
-    if tls_files.is_some() {
-        return Err(ctx.err(
-            "[tls]",
-            "tls",
-            "this wamp-server is built without TLS: build it with the `tls` feature, or remove [tls]",
-        ));
-    }
-
-    #[cfg(not(feature = "metrics"))]
-    if file.metrics.is_some() {
-        return Err(ctx.err(
-            "[metrics]",
-            "metrics",
-            "this wamp-server is built without metrics: rebuild with the `metrics` feature \
-             (on by default), or remove [metrics]",
-        ));
-    }
     let metrics_bind = overrides.metrics_bind.or(file.metrics.map(|m| m.bind));
     let cluster = cluster_plan(file.cluster, ctx, overrides, env)?;
 
@@ -1126,7 +1106,6 @@ fn validate(
     }
     Ok(Plan {
         max_message_size,
-        #[cfg(feature = "tls")]
         tls,
         builder,
         listen,

@@ -112,12 +112,8 @@ pub async fn run(
     };
     let (path_ws, page, api_plan) = (plan.path.clone(), plan.page, plan.api.clone());
     let metrics_bind = plan.metrics_bind;
-    #[cfg(feature = "tls")]
     let tls = plan.tls.clone();
-    #[cfg(feature = "tls")]
     let secure = tls.is_some();
-    #[cfg(not(feature = "tls"))]
-    let secure = false;
     let topics = Arc::new(api::TopicSet::default());
     let router = build(plan, topics.clone());
 
@@ -196,8 +192,9 @@ pub async fn run(
     println!("{line}");
     info!(%local, tls = secure, "listening");
 
-    // On the stop signal the API answers 503 while the sessions drain (serve_app shuts the
-    // router down and waits for them), then it stops too.
+    // On the stop signal the API answers 503 while the sessions drain (serve_app_at shuts the
+    // router down and waits for them), then it stops too. WebSocket upgrades to the endpoint
+    // are taken before axum (less memory and CPU per session); axum has the rest.
     let flag = shutting_down.clone();
     let shutdown = async move {
         if !stopped_early {
@@ -205,13 +202,12 @@ pub async fn run(
         }
         flag.store(true, Ordering::Release);
     };
-    #[cfg(feature = "tls")]
     let served = match tls {
-        Some(tls) => wamp_server::serve_app_tls(listener, router, app, tls, shutdown).await,
-        None => wamp_server::serve_app(listener, router, app, shutdown).await,
+        Some(tls) => {
+            wamp_server::serve_app_tls_at(listener, router, app, tls, &path_ws, shutdown).await
+        }
+        None => wamp_server::serve_app_at(listener, router, app, &path_ws, shutdown).await,
     };
-    #[cfg(not(feature = "tls"))]
-    let served = wamp_server::serve_app(listener, router, app, shutdown).await;
     let _ = stop_api.send(true);
     if let Some(task) = api_task {
         let _ = tokio::time::timeout(Duration::from_secs(2), task).await;
