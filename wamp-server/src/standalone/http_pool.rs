@@ -337,6 +337,12 @@ impl Conn {
 
 /// Polls `work` to its end while driving `conn` (which does the reading and writing).
 /// Returns what `work` came to and whether the connection is still open.
+///
+/// Each poll goes back and forth between the two a few times, so what one makes possible
+/// the other does at once: a request `work` queues is written in the same poll (also in the
+/// session's first, inline poll of a call), and an answer `conn` reads reaches `work`
+/// without a trip through the scheduler. Both are polled last with the task's waker, so a
+/// `Pending` always has both registered.
 async fn drive<F: Future>(
     conn: &mut http1::Connection<Stream, Full<Bytes>>,
     work: F,
@@ -344,15 +350,20 @@ async fn drive<F: Future>(
     let mut work = pin!(work);
     let mut open = true;
     poll_fn(|cx| {
-        if open && conn.poll_unpin(cx).is_ready() {
-            // Closed (by either side, or failed): what it had read is already handed over
-            // to `work`, which sees the end too.
-            open = false;
+        for _ in 0..3 {
+            if let Poll::Ready(out) = work.as_mut().poll(cx) {
+                return Poll::Ready((out, open));
+            }
+            if !open {
+                // Closed (by either side, or failed): what it had read is already handed
+                // over to `work`, which sees the end too.
+                break;
+            }
+            if conn.poll_unpin(cx).is_ready() {
+                open = false;
+            }
         }
-        match work.as_mut().poll(cx) {
-            Poll::Ready(out) => Poll::Ready((out, open)),
-            Poll::Pending => Poll::Pending,
-        }
+        Poll::Pending
     })
     .await
 }
