@@ -6,28 +6,26 @@
 
 #![cfg(feature = "bin")]
 
+mod binary_support;
 mod common;
 
 use std::net::SocketAddr;
 use std::process::Stdio;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use binary_support::{Started, BIN};
 use common::{client_frame, read_frame};
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::process::{Child, Command};
+use tokio::process::Command;
 
-const BIN: &str = env!("CARGO_BIN_EXE_wamp-server");
 /// Generous: the machine may be loaded.
 const WAIT: Duration = Duration::from_secs(30);
 
 /// The binary on a free port, with its stderr collected.
 struct Running {
-    child: Child,
+    started: Started,
     addr: SocketAddr,
-    log: Arc<Mutex<String>>,
-    reader: tokio::task::JoinHandle<()>,
 }
 
 async fn start(args: &[&str]) -> Running {
@@ -41,39 +39,17 @@ async fn start_with_log(args: &[&str], rust_log: Option<&str>) -> Running {
         Some(filter) => command.env("RUST_LOG", filter),
         None => command.env_remove("RUST_LOG"),
     };
-    let mut child = command
+    command
         .args(["--port", "0"])
         .args(args)
         .env_remove("WAMP_ALLOW_ORIGINS")
         .env_remove("WAMP_MAX_CONNECTIONS")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let log = Arc::new(Mutex::new(String::new()));
-    let mut err = child.stderr.take().unwrap();
-    let sink = log.clone();
-    let reader = tokio::spawn(async move {
-        let mut buf = vec![0; 8192];
-        while let Ok(n) = err.read(&mut buf).await {
-            if n == 0 {
-                break;
-            }
-            sink.lock()
-                .unwrap()
-                .push_str(&String::from_utf8_lossy(&buf[..n]));
-        }
-    });
-    let mut line = String::new();
-    tokio::time::timeout(
-        WAIT,
-        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line),
-    )
-    .await
-    .expect("no listening line")
-    .unwrap();
-    let port: u16 = line
+        .kill_on_drop(true);
+    let started = binary_support::start(command).await;
+    let port: u16 = started
+        .line
         .split_whitespace()
         .last()
         .unwrap()
@@ -84,10 +60,8 @@ async fn start_with_log(args: &[&str], rust_log: Option<&str>) -> Running {
         .parse()
         .unwrap();
     Running {
-        child,
+        started,
         addr: SocketAddr::from(([127, 0, 0, 1], port)),
-        log,
-        reader,
     }
 }
 
@@ -97,7 +71,8 @@ impl Running {
         let deadline = tokio::time::Instant::now() + WAIT;
         loop {
             let found = self
-                .log
+                .started
+                .stderr
                 .lock()
                 .unwrap()
                 .lines()
@@ -109,28 +84,34 @@ impl Running {
             assert!(
                 tokio::time::Instant::now() < deadline,
                 "no log line with {needles:?} in:\n{}",
-                self.log.lock().unwrap()
+                self.started.stderr.lock().unwrap()
             );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
 
     /// SIGTERM; asserts a clean exit and no panic or error line; returns the log.
-    async fn stop(mut self) -> String {
-        let pid = self.child.id().unwrap().to_string();
+    async fn stop(self) -> String {
+        let Started {
+            mut child,
+            stderr,
+            capture,
+            ..
+        } = self.started;
+        let pid = child.id().unwrap().to_string();
         let status = Command::new("kill")
             .args(["-TERM", &pid])
             .status()
             .await
             .unwrap();
         assert!(status.success());
-        let exit = tokio::time::timeout(WAIT, self.child.wait())
+        let exit = tokio::time::timeout(WAIT, child.wait())
             .await
             .expect("the server did not exit after SIGTERM")
             .unwrap();
         assert!(exit.success(), "{exit}");
-        let _ = tokio::time::timeout(WAIT, self.reader).await;
-        let log = self.log.lock().unwrap().clone();
+        let _ = tokio::time::timeout(WAIT, capture).await;
+        let log = stderr.lock().unwrap().clone();
         assert!(!log.contains("panicked"), "{log}");
         assert!(!log.contains(" ERROR "), "{log}");
         log

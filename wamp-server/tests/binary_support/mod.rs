@@ -97,7 +97,7 @@ pub struct Started {
     /// Everything written to stderr so far.
     pub stderr: Arc<Mutex<String>>,
     /// The task copying stderr, which ends with the process.
-    capture: tokio::task::JoinHandle<()>,
+    pub capture: tokio::task::JoinHandle<()>,
 }
 
 impl Started {
