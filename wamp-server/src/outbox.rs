@@ -437,6 +437,14 @@ impl Writer {
         }
     }
 
+    /// Whether the outbox holds a quarter of its byte bound or more, so that the session
+    /// should let the writer go before it reads on: replies to a run of large calls read in
+    /// a row would otherwise pile up past the bound and close a client that does read
+    /// (cheap: one atomic load).
+    pub(crate) fn much_queued(&self) -> bool {
+        self.handle.queued_bytes.load(Ordering::Relaxed) >= self.handle.max_bytes / 4
+    }
+
     /// Whether an abort waits for this writer to take it (cheap: one atomic load).
     pub(crate) fn abort_waiting(&self) -> bool {
         matches!(self.batch.state, State::Open) && self.handle.aborted.load(Ordering::Acquire)

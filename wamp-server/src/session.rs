@@ -258,9 +258,11 @@ impl<T> Connection<T>
 where
     T: Stream<Item = Inbound> + Sink<Outbound> + Unpin,
 {
-    /// Reads at most this many messages in a row before the writer gets its turn. Reading
-    /// first lets the replies to everything one read brought leave in one write; the bound
-    /// keeps a client that never stops sending from starving its own replies.
+    /// Reads at most this many messages in a row before the writer gets its turn (sooner
+    /// once the outbox holds a quarter of its byte bound). Reading first lets the replies to
+    /// everything one read brought leave in one write; the bounds keep a client that never
+    /// stops sending from starving its own replies, or from being closed for a full outbox
+    /// while it does read.
     const READS_PER_WRITE: usize = 64;
 
     /// The next thing that happened on the socket, writing what is queued meanwhile; reads
@@ -272,7 +274,11 @@ where
 
     fn poll_event(&mut self, cx: &mut std::task::Context<'_>, read: bool) -> Poll<Event> {
         let mut read_polled = false;
-        if read && self.reads < Self::READS_PER_WRITE && !self.writer.abort_waiting() {
+        if read
+            && self.reads < Self::READS_PER_WRITE
+            && !self.writer.abort_waiting()
+            && !self.writer.much_queued()
+        {
             read_polled = true;
             if let Poll::Ready(inbound) = self.socket.poll_next_unpin(cx) {
                 self.reads += 1;

@@ -122,3 +122,39 @@ async fn a_client_that_never_reads_but_keeps_sending_is_closed_for_its_outbox() 
     server.client().await.assert_alive().await;
     common::assert_no_panic();
 }
+
+/// A client that sends a run of large calls at once (more replies than the outbox's byte
+/// bound, 4 MiB) and reads all the while: the session must let its writer go before the
+/// queued replies reach the bound, not read the whole run first and close the client (1008).
+#[tokio::test]
+async fn a_run_of_large_calls_sent_at_once_does_not_close_a_client_that_reads() {
+    use tokio::io::AsyncWriteExt;
+    common::count_panics();
+    const CALLS: usize = 100;
+    let server = TestServer::start(test_router().build()).await;
+    let stream = common::raw_ws(server.addr).await.into_std().unwrap();
+    let mut write = tokio::net::TcpStream::from_std(stream.try_clone().unwrap()).unwrap();
+    let mut read = tokio::net::TcpStream::from_std(stream).unwrap();
+    let (op, welcome) = common::read_frame(&mut read).await.expect("WELCOME");
+    assert_eq!((op, welcome.first()), (1, Some(&b'[')));
+    // 100 calls of 70 KiB each, all sent in one go: 7 MB of replies, and any 64 of them
+    // (the most a session reads in a row) are over the bound.
+    let blob = "x".repeat(70 * 1024);
+    let mut frames = Vec::new();
+    for i in 0..CALLS {
+        let call = json!([2, format!("c{i}"), "http://test/rpc#echo", blob]).to_string();
+        frames.extend(common::client_frame(0x81, call.as_bytes()));
+    }
+    let sender = tokio::spawn(async move { write.write_all(&frames).await });
+    for i in 0..CALLS {
+        let (op, payload) = common::read_frame(&mut read).await.expect("a reply");
+        let text = String::from_utf8_lossy(&payload);
+        assert_eq!(op, 1, "reply {i}: opcode {op} ({text:.120})");
+        let reply: serde_json::Value = serde_json::from_slice(&payload).unwrap();
+        assert_eq!(reply[0], 3, "{text:.120}");
+        assert_eq!(reply[1], format!("c{i}"));
+        assert_eq!(reply[2].as_str().map(str::len), Some(blob.len()));
+    }
+    sender.await.unwrap().unwrap();
+    common::assert_no_panic();
+}
