@@ -168,9 +168,14 @@ impl Pool {
         max_body: usize,
     ) -> Result<(StatusCode, Bytes), Failure> {
         let mut request = self.request(path, body, headers);
-        // A kept-alive connection may turn out closed only when the request is written to
-        // it: then the request comes back unsent, and goes again on a fresh connection.
-        while let Some(mut conn) = self.checkout() {
+        loop {
+            // A kept-alive connection may turn out closed only when the request is written
+            // to it: then the request comes back unsent, and goes again on another (in the
+            // end a fresh one).
+            let (mut conn, kept) = match self.checkout() {
+                Some(conn) => (conn, true),
+                None => (self.connect().await?, false),
+            };
             match conn.exchange(request, max_body).await {
                 Exchange::Done(answer, reusable) => {
                     if reusable {
@@ -178,24 +183,17 @@ impl Pool {
                     }
                     return answer;
                 }
-                Exchange::Unsent(back) => {
+                Exchange::Unsent(back) if kept => {
                     debug!("a kept-alive backend connection was closed; trying another");
                     request = *back;
                 }
-            }
-        }
-        let mut conn = self.connect().await?;
-        match conn.exchange(request, max_body).await {
-            Exchange::Done(answer, reusable) => {
-                if reusable {
-                    self.checkin(conn);
+                Exchange::Unsent(_) => {
+                    return Err(Failure::Connect(io::Error::new(
+                        io::ErrorKind::ConnectionReset,
+                        "the backend closed the connection before the request was sent",
+                    )))
                 }
-                answer
             }
-            Exchange::Unsent(_) => Err(Failure::Connect(io::Error::new(
-                io::ErrorKind::ConnectionReset,
-                "the backend closed the connection before the request was sent",
-            ))),
         }
     }
 
